@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The admin HTTP port (libevent's evhttp, on the main thread): /healthz
+ * answers while the process lives, /readyz once the server is ready and not
+ * draining, /metrics in Prometheus text format as the server's user renders
+ * it.  Only GET and HEAD; everything else is 404 or 405.
+ */
+#include "config.h"
+
+#include "transport/gx_worker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "util/gx_error.h"
+
+static void
+reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    if (buf == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evbuffer_add(buf, body, strlen(body));
+    evhttp_send_reply(req, code, reason, buf);
+    evbuffer_free(buf);
+}
+
+static void
+admin_cb(struct evhttp_request *req, void *arg)
+{
+    gx_server_t *srv = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct evbuffer *buf;
+
+    if (path == NULL)
+        path = "/";
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        reply_text(req, 200, "OK", "ok\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        int ready = !gx_server_draining(srv) &&
+                    (srv->admin.ready == NULL || srv->admin.ready(srv->admin.arg));
+        if (ready)
+            reply_text(req, 200, "OK", "ready\n");
+        else
+            reply_text(req, 503, "Service Unavailable",
+                       gx_server_draining(srv) ? "draining\n" : "not ready\n");
+    } else if (strcmp(path, "/metrics") == 0 && srv->admin.metrics != NULL) {
+        buf = evbuffer_new();
+        if (buf == NULL) {
+            evhttp_send_error(req, HTTP_INTERNAL, NULL);
+            return;
+        }
+        srv->admin.metrics(buf, srv->admin.arg);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", buf);
+        evbuffer_free(buf);
+    } else {
+        reply_text(req, 404, "Not Found", "not found\n");
+    }
+}
+
+int
+gx__admin_start(gx_server_t *srv, char *err, size_t errlen)
+{
+    srv->http = evhttp_new(srv->main_base);
+    if (srv->http == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return GX_ENOMEM;
+    }
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_max_headers_size(srv->http, 8192);
+    evhttp_set_max_body_size(srv->http, 4096);
+    evhttp_set_timeout(srv->http, 10);
+    evhttp_set_gencb(srv->http, admin_cb, srv);
+    if (evhttp_accept_socket(srv->http, srv->adm.fd) != 0) {
+        snprintf(err, errlen, "cannot serve on %s", srv->adm.str);
+        return GX_EIO;
+    }
+    srv->adm.fd = -1; /* evhttp owns it now */
+    return 0;
+}
+
+void
+gx__admin_stop(gx_server_t *srv)
+{
+    if (srv->http != NULL)
+        evhttp_free(srv->http);
+    srv->http = NULL;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's TLS context: TLS 1.2 or later, ALPN "h2" required (a client
+ * that does not offer it fails the handshake, as gRPC clients expect), no
+ * renegotiation, and, with tls_client_ca, verified client certificates.  A
+ * client without a certificate is let through: API keys or anonymous access
+ * decide for it.
+ */
+#include "config.h"
+
+#include "transport/gx_worker.h"
+
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "util/gx_error.h"
+
+static int
+alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+               unsigned int inlen, void *arg)
+{
+    static const unsigned char h2[] = "\x02h2";
+    unsigned char *sel;
+
+    if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+tls_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what, const char *file)
+{
+    char reason[160];
+
+    ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
+    snprintf(err, errlen, "%s %s: %s", what, file, reason);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return GX_EIO;
+}
+
+int
+gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+
+    if (conf->tls_cert == NULL || conf->tls_key == NULL) {
+        snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
+        return GX_EINVAL;
+    }
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return tls_fail(NULL, err, errlen, "cannot create", "TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1)
+        return tls_fail(ctx, err, errlen, "tls_cert", conf->tls_cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1)
+        return tls_fail(ctx, err, errlen, "tls_key", conf->tls_key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return tls_fail(ctx, err, errlen, "tls_key does not match", conf->tls_cert);
+    if (conf->tls_client_ca != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->tls_client_ca);
+        if (names == NULL || SSL_CTX_load_verify_locations(ctx, conf->tls_client_ca, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            return tls_fail(ctx, err, errlen, "tls_client_ca", conf->tls_client_ca);
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    *out = ctx;
+    return 0;
+}

@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server object and its worker threads.
+ *
+ * gx_server_new() binds every socket up front, one per worker and listener
+ * with SO_REUSEPORT (the first one resolves port 0 for the others), so a bad
+ * address fails the start-up and the ready file can name real ports.  Each
+ * worker runs its own event loop with its own listeners and owns its
+ * connections from accept to close.  The main thread runs the admin HTTP port
+ * and the signal handlers; SIGINT/SIGTERM start the drain: every worker
+ * closes its listeners, sends GOAWAY, lets its calls finish and stops when
+ * its last connection is gone or when drain_timeout_ms has passed.
+ *
+ * The only cross-thread paths are a worker's resume queue (a mutex-guarded
+ * intrusive list, one per worker) and the drain request.
+ */
+#include "config.h"
+
+#include "transport/gx_worker.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "transport/gx_conn.h"
+#include "util/gx_error.h"
+#include "util/gx_log.h"
+
+#define TICK_MS 100
+
+/* ------------------------------------------------------------------ addresses */
+
+static int
+addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *colon, *port, *h = s;
+    size_t hlen;
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+
+    if (s[0] == '[') {
+        colon = strstr(s, "]:");
+        if (colon == NULL)
+            return GX_EINVAL;
+        h = s + 1;
+        hlen = (size_t)(colon - h);
+        port = colon + 2;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return GX_EINVAL;
+        hlen = (size_t)(colon - s);
+        port = colon + 1;
+    }
+    if (hlen >= sizeof(host) || *port == '\0')
+        return GX_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (getaddrinfo(hlen ? host : NULL, port, &hints, &res) != 0 || res == NULL)
+        return GX_EINVAL;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void
+addr_format(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const void *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, ntohs(s4->sin_port));
+    }
+}
+
+static int
+socket_bind(const struct sockaddr_storage *ss, socklen_t len)
+{
+    int one = 1;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* Binds the first socket of @spec (resolving port 0) into @la. */
+static int
+listen_addr_bind(gx_listen_addr_t *la, const char *what, const char *spec, char *err,
+                 size_t errlen)
+{
+    int fd;
+
+    la->fd = -1;
+    if (addr_parse(spec, &la->ss, &la->len) != 0) {
+        snprintf(err, errlen, "%s: cannot parse address \"%s\" (want HOST:PORT)", what, spec);
+        return GX_EINVAL;
+    }
+    fd = socket_bind(&la->ss, la->len);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot listen on %s: %s", what, spec, strerror(-fd));
+        return fd == -EADDRINUSE ? GX_EADDRINUSE : GX_EIO;
+    }
+    la->len = sizeof(la->ss);
+    getsockname(fd, (struct sockaddr *)&la->ss, &la->len);
+    addr_format(&la->ss, la->str, sizeof(la->str));
+    la->fd = fd;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ workers */
+
+static void
+accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+          void *arg)
+{
+    gx_worker_t *w = arg;
+
+    gx__conn_accept(w, fd, sa, lis == w->lis_tls);
+}
+
+static void
+worker_stop(gx_worker_t *w)
+{
+    event_base_loopbreak(w->base);
+}
+
+void
+gx__worker_conn_gone(gx_worker_t *w)
+{
+    if (w->draining && w->n_conns == 0)
+        worker_stop(w);
+}
+
+void
+gx__worker_post_resume(gx_worker_t *w, gx_call_t *call)
+{
+    pthread_mutex_lock(&w->post_lock);
+    call->post_next = w->posted;
+    w->posted = call;
+    pthread_mutex_unlock(&w->post_lock);
+    event_active(w->post_ev, EV_READ, 0);
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_worker_t *w = arg;
+
+    if (w->n_conns > 0)
+        gx_log(GX_LOG_WARN, "drain timeout: closing connections worker=%u connections=%u",
+               w->id, w->n_conns);
+    while (w->conns != NULL)
+        gx__conn_free(w->conns);
+    worker_stop(w);
+}
+
+static void
+worker_drain(gx_worker_t *w)
+{
+    uint32_t ms = w->srv->conf.limits.drain_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    if (w->lis_h2c != NULL)
+        evconnlistener_free(w->lis_h2c);
+    if (w->lis_tls != NULL)
+        evconnlistener_free(w->lis_tls);
+    w->lis_h2c = w->lis_tls = NULL;
+    for (gx_conn_t *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        gx__conn_drain(c);
+    }
+    evtimer_add(w->drain_ev, &tv);
+    gx__worker_conn_gone(w);
+}
+
+static void
+post_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_worker_t *w = arg;
+    gx_call_t *list, *fifo = NULL;
+    int drain;
+
+    pthread_mutex_lock(&w->post_lock);
+    list = w->posted;
+    w->posted = NULL;
+    drain = w->post_drain;
+    w->post_drain = 0;
+    pthread_mutex_unlock(&w->post_lock);
+    while (list != NULL) {
+        gx_call_t *next = list->post_next;
+        list->post_next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo != NULL) {
+        gx_call_t *call = fifo;
+        gx_conn_t *c = call->conn;
+        fifo = call->post_next;
+        if (c != NULL)
+            gx__conn_io_begin(c);
+        w->srv->dispatch.on_resume(call, w->srv->dispatch.arg);
+        if (c != NULL)
+            gx__conn_io_end(c);
+    }
+    if (drain)
+        worker_drain(w);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_worker_t *w = arg;
+
+    if (w->srv->dispatch.on_tick != NULL)
+        w->srv->dispatch.on_tick(w->id, 0, w->srv->dispatch.arg);
+}
+
+static int
+worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t errlen)
+{
+    struct timeval tick = {0, TICK_MS * 1000};
+    int fd;
+
+    w->srv = srv;
+    w->id = id;
+    pthread_mutex_init(&w->post_lock, NULL);
+    w->base = event_base_new();
+    if (w->base == NULL)
+        goto nomem;
+    w->post_ev = event_new(w->base, -1, 0, post_cb, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+    w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
+    if (w->post_ev == NULL || w->tick_ev == NULL || w->drain_ev == NULL)
+        goto nomem;
+    event_add(w->tick_ev, &tick);
+    for (int tls = 0; tls < 2; tls++) {
+        gx_listen_addr_t *la = tls ? &srv->tls : &srv->h2c;
+        if (la->len == 0)
+            continue;
+        fd = id == 0 ? la->fd : socket_bind(&la->ss, la->len);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: cannot listen on %s: %s", tls ? "tls_listen" : "listen",
+                     la->str, strerror(-fd));
+            return GX_EIO;
+        }
+        if (id == 0)
+            la->fd = -1; /* the listener owns it now */
+        struct evconnlistener *lis = evconnlistener_new(w->base, accept_cb, w,
+                                                        LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (lis == NULL) {
+            close(fd);
+            goto nomem;
+        }
+        *(tls ? &w->lis_tls : &w->lis_h2c) = lis;
+    }
+    gx_stats_bind(&w->stats); /* registers the block; the worker thread binds it again */
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return GX_ENOMEM;
+}
+
+static void
+worker_deinit(gx_worker_t *w)
+{
+    while (w->conns != NULL)
+        gx__conn_free(w->conns);
+    if (w->lis_h2c != NULL)
+        evconnlistener_free(w->lis_h2c);
+    if (w->lis_tls != NULL)
+        evconnlistener_free(w->lis_tls);
+    if (w->post_ev != NULL)
+        event_free(w->post_ev);
+    if (w->tick_ev != NULL)
+        event_free(w->tick_ev);
+    if (w->drain_ev != NULL)
+        event_free(w->drain_ev);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->post_lock);
+}
+
+static void *
+worker_main(void *arg)
+{
+    gx_worker_t *w = arg;
+    gx_server_t *srv = w->srv;
+
+    gx_stats_bind(&w->stats);
+    event_base_dispatch(w->base);
+    while (w->conns != NULL)
+        gx__conn_free(w->conns);
+    if (srv->dispatch.on_tick != NULL)
+        srv->dispatch.on_tick(w->id, 1, srv->dispatch.arg);
+    __atomic_fetch_sub(&srv->n_running, 1, __ATOMIC_ACQ_REL);
+    event_active(srv->done_ev, EV_READ, 0);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ server */
+
+static void
+conf_copy(gx_server_conf_t *dst, const gx_server_conf_t *src)
+{
+    *dst = *src;
+    dst->listen = src->listen ? strdup(src->listen) : NULL;
+    dst->tls_listen = src->tls_listen ? strdup(src->tls_listen) : NULL;
+    dst->tls_cert = src->tls_cert ? strdup(src->tls_cert) : NULL;
+    dst->tls_key = src->tls_key ? strdup(src->tls_key) : NULL;
+    dst->tls_client_ca = src->tls_client_ca ? strdup(src->tls_client_ca) : NULL;
+    dst->admin_listen = src->admin_listen ? strdup(src->admin_listen) : NULL;
+}
+
+static void
+conf_free(gx_server_conf_t *c)
+{
+    free((char *)c->listen);
+    free((char *)c->tls_listen);
+    free((char *)c->tls_cert);
+    free((char *)c->tls_key);
+    free((char *)c->tls_client_ca);
+    free((char *)c->admin_listen);
+}
+
+static void
+done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_server_t *srv = arg;
+
+    if (__atomic_load_n(&srv->n_running, __ATOMIC_ACQUIRE) == 0)
+        event_base_loopbreak(srv->main_base);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    gx_server_t *srv = arg;
+
+    gx_log(GX_LOG_INFO, "signal %s: draining timeout_ms=%u", sig == SIGINT ? "INT" : "TERM",
+           srv->conf.limits.drain_timeout_ms);
+    gx_server_drain(srv);
+}
+
+static int
+server_bind(gx_server_t *srv, char *err, size_t errlen)
+{
+    int rv;
+
+    if (srv->conf.listen != NULL) {
+        rv = listen_addr_bind(&srv->h2c, "listen", srv->conf.listen, err, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    if (srv->conf.tls_listen != NULL) {
+        rv = gx__tls_ctx_new(&srv->conf, &srv->ssl_ctx, err, errlen);
+        if (rv != 0)
+            return rv;
+        rv = listen_addr_bind(&srv->tls, "tls_listen", srv->conf.tls_listen, err, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    if (srv->conf.admin_listen != NULL) {
+        rv = listen_addr_bind(&srv->adm, "admin_listen", srv->conf.admin_listen, err, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
+int
+gx_server_new(const gx_server_conf_t *conf, const gx_dispatch_t *dispatch,
+              const gx_admin_handler_t *admin, gx_server_t **out, char *err, size_t errlen)
+{
+    gx_server_t *srv;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int rv = GX_ENOMEM;
+
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return GX_ENOMEM;
+    conf_copy(&srv->conf, conf);
+    srv->dispatch = *dispatch;
+    if (admin != NULL)
+        srv->admin = *admin;
+    srv->h2c.fd = srv->tls.fd = srv->adm.fd = -1;
+    srv->n_workers = conf->workers ? conf->workers : (unsigned)(cores > 0 ? cores : 1);
+    srv->main_base = event_base_new();
+    srv->workers = calloc(srv->n_workers, sizeof(*srv->workers));
+    if (srv->main_base == NULL || srv->workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    rv = server_bind(srv, err, errlen);
+    if (rv != 0)
+        goto fail;
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        rv = worker_init(srv, &srv->workers[i], i, err, errlen);
+        if (rv != 0)
+            goto fail;
+    }
+    *out = srv;
+    return 0;
+fail:
+    gx_server_free(srv);
+    return rv;
+}
+
+const char *
+gx_server_addr(const gx_server_t *srv, const char *which)
+{
+    const gx_listen_addr_t *la = strcmp(which, "tls") == 0     ? &srv->tls
+                                 : strcmp(which, "admin") == 0 ? &srv->adm
+                                                               : &srv->h2c;
+
+    return la->len != 0 ? la->str : NULL;
+}
+
+unsigned
+gx_server_workers(const gx_server_t *srv)
+{
+    return srv->n_workers;
+}
+
+int
+gx_server_start(gx_server_t *srv)
+{
+    char err[256];
+    int rv;
+
+    srv->sig_int = evsignal_new(srv->main_base, SIGINT, signal_cb, srv);
+    srv->sig_term = evsignal_new(srv->main_base, SIGTERM, signal_cb, srv);
+    srv->done_ev = event_new(srv->main_base, -1, 0, done_cb, srv);
+    if (srv->sig_int == NULL || srv->sig_term == NULL || srv->done_ev == NULL)
+        return GX_ENOMEM;
+    event_add(srv->sig_int, NULL);
+    event_add(srv->sig_term, NULL);
+    if (srv->adm.len != 0) {
+        rv = gx__admin_start(srv, err, sizeof(err));
+        if (rv != 0) {
+            gx_log(GX_LOG_ERROR, "admin listener: %s", err);
+            return rv;
+        }
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        __atomic_fetch_add(&srv->n_running, 1, __ATOMIC_ACQ_REL);
+        if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0) {
+            __atomic_fetch_sub(&srv->n_running, 1, __ATOMIC_ACQ_REL);
+            gx_log(GX_LOG_ERROR, "cannot start worker %u", i);
+            gx_server_drain(srv);
+            return GX_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int
+gx_server_draining(const gx_server_t *srv)
+{
+    return __atomic_load_n(&srv->draining, __ATOMIC_ACQUIRE);
+}
+
+void
+gx_server_drain(gx_server_t *srv)
+{
+    if (__atomic_exchange_n(&srv->draining, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        gx_worker_t *w = &srv->workers[i];
+        pthread_mutex_lock(&w->post_lock);
+        w->post_drain = 1;
+        pthread_mutex_unlock(&w->post_lock);
+        event_active(w->post_ev, EV_READ, 0);
+    }
+}
+
+void
+gx_server_run(gx_server_t *srv)
+{
+    if (__atomic_load_n(&srv->n_running, __ATOMIC_ACQUIRE) > 0)
+        event_base_dispatch(srv->main_base);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        if (srv->workers[i].thread)
+            pthread_join(srv->workers[i].thread, NULL);
+}
+
+void
+gx_server_free(gx_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    gx__admin_stop(srv);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++)
+        if (srv->workers[i].srv != NULL)
+            worker_deinit(&srv->workers[i]);
+    free(srv->workers);
+    gx_listen_addr_t *las[] = {&srv->h2c, &srv->tls, &srv->adm};
+    for (size_t i = 0; i < sizeof(las) / sizeof(las[0]); i++)
+        if (las[i]->fd >= 0)
+            close(las[i]->fd);
+    if (srv->sig_int != NULL)
+        event_free(srv->sig_int);
+    if (srv->sig_term != NULL)
+        event_free(srv->sig_term);
+    if (srv->sig_int != NULL) {
+        /* on the way out: a repeated signal must not kill the teardown (libevent
+         * has just put the default disposition back) */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+    }
+    if (srv->done_ev != NULL)
+        event_free(srv->done_ev);
+    if (srv->main_base != NULL)
+        event_base_free(srv->main_base);
+    if (srv->ssl_ctx != NULL)
+        SSL_CTX_free(srv->ssl_ctx);
+    conf_free(&srv->conf);
+    free(srv);
+}

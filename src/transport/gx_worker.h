@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file gx_worker.h
+ * Worker threads and the server object shared by the transport's files.
+ * Each worker owns an event loop, its own SO_REUSEPORT listeners and its
+ * connections end to end.  Internal to src/transport/.
+ */
+#ifndef GX_TRANSPORT_GX_WORKER_H
+#define GX_TRANSPORT_GX_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "transport/gx_call.h"
+#include "transport/gx_server.h"
+#include "util/gx_stats.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct evhttp;
+
+typedef struct gx_worker_s {
+    gx_server_t *srv;
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evconnlistener *lis_h2c, *lis_tls;
+    struct event *post_ev, *tick_ev, *drain_ev;
+    pthread_mutex_t post_lock;
+    gx_call_t *posted;            /* calls resumed from any thread */
+    int post_drain;               /* a drain request is pending */
+    gx_conn_t *conns;
+    unsigned n_conns;
+    int draining;
+    gx_stats_t stats;
+} gx_worker_t;
+
+typedef struct {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;                       /* worker 0's socket */
+    char str[80];
+} gx_listen_addr_t;
+
+struct gx_server_s {
+    gx_server_conf_t conf;
+    gx_dispatch_t dispatch;
+    gx_admin_handler_t admin;
+    unsigned n_workers;
+    gx_worker_t *workers;
+    gx_listen_addr_t h2c, tls, adm;
+    SSL_CTX *ssl_ctx;
+    struct event_base *main_base;
+    struct evhttp *http;
+    struct event *sig_int, *sig_term, *done_ev;
+    int draining;                 /* atomic */
+    unsigned n_conns;             /* atomic, all workers */
+    unsigned n_running;           /* atomic, workers not yet stopped */
+};
+
+/** Posts @p call's resume to its worker. @note thread: any */
+void gx__worker_post_resume(gx_worker_t *w, gx_call_t *call);
+/** A connection was closed: the worker may stop once draining and empty. */
+void gx__worker_conn_gone(gx_worker_t *w);
+
+/* gx_tls.c */
+/** Builds the server TLS context (TLS 1.2+, ALPN h2, optional client CA). */
+int gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t errlen);
+
+/* gx_admin_http.c */
+/** Starts the admin HTTP listener on the main loop. */
+int gx__admin_start(gx_server_t *srv, char *err, size_t errlen);
+void gx__admin_stop(gx_server_t *srv);
+
+#endif /* GX_TRANSPORT_GX_WORKER_H */

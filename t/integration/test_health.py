@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: MIT
+"""grpc.health.v1.Health over h2c and TLS, and the admin HTTP port."""
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import wait_for
+
+
+def check(ch, pb, service="", timeout=5):
+    stub = ch.unary_unary("/grpc.health.v1.Health/Check",
+                          request_serializer=pb.HealthCheckRequest.SerializeToString,
+                          response_deserializer=pb.HealthCheckResponse.FromString)
+    return stub(pb.HealthCheckRequest(service=service), timeout=timeout)
+
+
+def watch(ch, pb, service="", timeout=5):
+    stub = ch.unary_stream("/grpc.health.v1.Health/Watch",
+                           request_serializer=pb.HealthCheckRequest.SerializeToString,
+                           response_deserializer=pb.HealthCheckResponse.FromString)
+    return stub(pb.HealthCheckRequest(service=service), timeout=timeout)
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+def test_check_serving(server, health_pb2, transport):
+    with server.channel(transport) as ch:
+        assert check(ch, health_pb2).status == health_pb2.HealthCheckResponse.SERVING
+        resp = check(ch, health_pb2, "grpc.health.v1.Health")
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_check_unknown_service_not_found(server, health_pb2):
+    with server.channel() as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            check(ch, health_pb2, "no.such.Service")
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "service" in e.value.details()
+
+
+def test_watch_sends_status_then_not_serving_on_drain(server, health_pb2):
+    with server.channel() as ch:
+        stream = watch(ch, health_pb2, "", timeout=20)
+        assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+        server.proc.send_signal(15)
+        assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as e:
+            next(stream)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert server.stop() == 0
+
+
+def test_watch_unknown_service_is_service_unknown(server, health_pb2):
+    with server.channel() as ch:
+        stream = watch(ch, health_pb2, "no.such.Service")
+        assert next(stream).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        stream.cancel()
+
+
+def _get(url):
+    try:
+        r = urllib.request.urlopen(url, timeout=5)
+        return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_admin_endpoints(server, health_pb2):
+    assert _get("http://%s/healthz" % server.admin)[0] == 200
+    assert _get("http://%s/readyz" % server.admin)[0] == 200
+    assert _get("http://%s/nope" % server.admin)[0] == 404
+    with server.channel() as ch:
+        check(ch, health_pb2)
+        with pytest.raises(grpc.RpcError):
+            check(ch, health_pb2, "x")
+    key_ok = 'galaxy_grpc_calls_total{method="/grpc.health.v1.Health/Check",code="OK"}'
+    key_nf = 'galaxy_grpc_calls_total{method="/grpc.health.v1.Health/Check",code="NOT_FOUND"}'
+    assert wait_for(lambda: server.metrics().get(key_ok) == 1)
+    m = server.metrics()
+    assert m[key_nf] == 1
+    assert m["galaxy_connections_accepted_total"] >= 1
+    assert "galaxy_h2_rapid_reset_total" in m
+    assert "galaxy_h2_ping_flood_total" in m
+
+
+def test_access_log_line_per_call(server, health_pb2):
+    with server.channel() as ch:
+        check(ch, health_pb2)
+    assert wait_for(lambda: "method=/grpc.health.v1.Health/Check status=OK" in server.log())
+    line = [l for l in server.log().splitlines() if "access method=/grpc.health" in l][0]
+    assert "duration_us=" in line and "peer=127.0.0.1:" in line
