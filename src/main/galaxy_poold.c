@@ -191,10 +191,31 @@ config_read(const flags_t *f, gx_conf_t *conf)
     return 0;
 }
 
+/* mkdir -p */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int
 data_dir_open(const gx_conf_t *conf)
 {
-    if (mkdir(conf->data_dir, 0750) != 0 && errno != EEXIST) {
+    if (mkdirs(conf->data_dir, 0750) != 0) {
         fprintf(stderr, "galaxy-poold: data_dir %s: %s\n", conf->data_dir, strerror(errno));
         return GX_EIO;
     }
