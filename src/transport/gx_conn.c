@@ -33,6 +33,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <zlib.h>
 
 #include "transport/gx_grpc.h"
@@ -196,8 +197,8 @@ conn_send(gx_conn_t *c)
         if (rv != 0) {
             if (rv == NGHTTP2_ERR_FLOODED)
                 gx_stats_inc(H2_FLOOD);
-            gx_log(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
-                   (unsigned long long)c->id, c->peer, nghttp2_strerror(rv));
+            gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
+                          (unsigned long long)c->id, c->peer, nghttp2_strerror(rv));
             c->free_pending = 1;
             break;
         }
@@ -598,7 +599,7 @@ on_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name
     call->header_bytes += nlen + vlen + 32;
     if (call->header_bytes > limits(c)->max_header_list_bytes) {
         gx_stats_inc(H2_HEADER_LIST_TOO_LARGE);
-        gx_log(GX_LOG_INFO, "stream reset conn=%llu peer=%s stream=%d "
+        gx_log_remote(GX_LOG_INFO, "stream reset conn=%llu peer=%s stream=%d "
                "reason=\"header list over max_header_list_bytes\"",
                (unsigned long long)c->id, c->peer, frame->hd.stream_id);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -637,6 +638,10 @@ on_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
         return 0;
     if (c->n_streams >= limits(c)->max_concurrent_streams) {
         gx_stats_inc(H2_STREAMS_REFUSED);
+        gx_log_remote(GX_LOG_INFO, "stream refused conn=%llu peer=%s stream=%d "
+                      "reason=\"over max_concurrent_streams\" limit=%u",
+                      (unsigned long long)c->id, c->peer, frame->hd.stream_id,
+                      limits(c)->max_concurrent_streams);
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -763,7 +768,7 @@ on_ping(gx_conn_t *c)
     c->last_ping_ns = now;
     if (c->ping_strikes > limits(c)->ping_max_strikes) {
         gx_stats_inc(H2_PING_FLOOD);
-        gx_log(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"too many pings\"",
+        gx_log_remote(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"too many pings\"",
                (unsigned long long)c->id, c->peer);
         conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM, "too_many_pings");
         c->closing = 1;
@@ -810,7 +815,7 @@ on_invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *frame, int err, voi
     gx_stats_inc(H2_INVALID_FRAMES);
     if (++c->invalid_frames > limits(c)->max_invalid_frames && !c->goaway_by_us) {
         gx_stats_inc(H2_INVALID_FRAMES_GOAWAY);
-        gx_log(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"too many invalid "
+        gx_log_remote(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"too many invalid "
                "frames\" last_error=\"%s\"", (unsigned long long)c->id, c->peer,
                nghttp2_strerror(err));
         conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM, "too many invalid frames");
@@ -844,7 +849,7 @@ on_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
                 gx_stats_inc(H2_RAPID_RESET);
             else
                 gx_stats_inc(H2_PROTOCOL_ERROR);
-            gx_log(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"%s\" resets=%u",
+            gx_log_remote(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"%s\" resets=%u",
                    (unsigned long long)c->id, c->peer,
                    nghttp2_http2_strerror(frame->goaway.error_code), c->rst_recv);
             c->goaway_by_us = 1;
@@ -956,8 +961,8 @@ read_cb(struct bufferevent *bev, void *arg)
                 gx_stats_inc(H2_FLOOD);
             else
                 gx_stats_inc(H2_PROTOCOL_ERROR);
-            gx_log(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
-                   (unsigned long long)c->id, c->peer, nghttp2_strerror((int)rv));
+            gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
+                          (unsigned long long)c->id, c->peer, nghttp2_strerror((int)rv));
             c->free_pending = 1;
             io_end(c);
             return;
@@ -1001,8 +1006,12 @@ event_cb(struct bufferevent *bev, short events, void *arg)
         conn_send(c);
         return;
     }
-    if ((events & BEV_EVENT_ERROR) && c->tls && c->timer_state == GX_CT_HANDSHAKE)
+    if ((events & BEV_EVENT_ERROR) && c->tls && c->timer_state == GX_CT_HANDSHAKE) {
         gx_stats_inc(TLS_HANDSHAKE_FAILED);
+        gx_log_remote(GX_LOG_INFO, "tls handshake failed conn=%llu peer=%s reason=\"%s\"",
+                      (unsigned long long)c->id, c->peer,
+                      ERR_reason_error_string(bufferevent_get_openssl_error(bev)) ?: "eof");
+    }
     gx__conn_free(c);
 }
 
@@ -1014,13 +1023,13 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (c->timer_state) {
     case GX_CT_HANDSHAKE:
         gx_stats_inc(TLS_HANDSHAKE_TIMEOUT);
-        gx_log(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"tls handshake "
+        gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"tls handshake "
                "timeout\"", (unsigned long long)c->id, c->peer);
         gx__conn_free(c);
         return;
     case GX_CT_FIRST_REQUEST:
         gx_stats_inc(CONN_FIRST_REQUEST_TIMEOUT);
-        gx_log(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"no request within "
+        gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"no request within "
                "first_request_timeout\"", (unsigned long long)c->id, c->peer);
         break;
     case GX_CT_IDLE:
@@ -1169,6 +1178,9 @@ gx__conn_accept(gx_worker_t *w, int fd, const struct sockaddr *sa, int tls)
         w->draining) {
         __atomic_fetch_sub(&srv->n_conns, 1, __ATOMIC_RELAXED);
         gx_stats_inc(CONN_REJECTED);
+        gx_log_remote(GX_LOG_WARN, "connection refused reason=\"%s\" limit=%u",
+                      w->draining ? "draining" : "over max_connections",
+                      srv->conf.limits.max_connections);
         evutil_closesocket(fd);
         return;
     }

@@ -58,6 +58,28 @@ gx__log_v(int level, const char *prefix, const char *fmt, va_list ap)
     }
 }
 
+#define REMOTE_LINES_PER_SEC 10
+
+int
+gx__log_remote_allow(unsigned *suppressed)
+{
+    static __thread time_t window;
+    static __thread unsigned lines, dropped;
+    time_t now = time(NULL);
+
+    if (now != window) {
+        window = now;
+        lines = 0;
+    }
+    if (++lines > REMOTE_LINES_PER_SEC) {
+        dropped++;
+        return 0;
+    }
+    *suppressed = dropped;
+    dropped = 0;
+    return 1;
+}
+
 void
 gx__log(int level, const char *fmt, ...)
 {

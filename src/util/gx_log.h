@@ -21,6 +21,21 @@ int gx_log_level_parse(const char *name);
 void gx__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gx__log_v(int level, const char *prefix, const char *fmt, va_list ap);
 
+/**
+ * For events a remote peer can trigger (rejects, limits): at most a few lines
+ * per second per thread; the next line that passes says how many were dropped.
+ * @return 1 when the caller may log now.  @note thread: any
+ */
+int gx__log_remote_allow(unsigned *suppressed);
+
+/** gx_log() for remote-triggered events, rate-limited per thread. */
+#define gx_log_remote(level, fmt, ...)                                               \
+    do {                                                                             \
+        unsigned gx__dropped;                                                        \
+        if ((level) <= gx__log_level && gx__log_remote_allow(&gx__dropped))          \
+            gx__log((level), fmt " suppressed=%u", __VA_ARGS__, gx__dropped);        \
+    } while (0)
+
 /** @note thread: any */
 #define gx_log(level, ...)                    \
     do {                                      \
