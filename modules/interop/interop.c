@@ -5,8 +5,9 @@
  * so that galaxy-poold's transport can be checked against real gRPC stacks.
  *
  * Unary methods answer from start().  The three streaming-output methods share
- * one engine: accepted requests are queued (they already live in call memory),
- * and interop_stream_pump() sends one response per ResponseParameters, sleeping
+ * one engine: each accepted request's ResponseParameters are copied into call
+ * memory (a streamed request is freed after on_message), and
+ * interop_stream_pump() sends one response per ResponseParameters, sleeping
  * interval_us on a call timer and stopping when gx_call_send() reports a full
  * buffer until on_writable.  An echoed status is applied once the responses of
  * the request that carried it are out.
@@ -43,7 +44,6 @@
 #define INTEROP_CACHE_CONTROL "max-age=60"
 
 typedef Grpc__Testing__StreamingOutputCallRequest interop_out_req_t;
-typedef Grpc__Testing__ResponseParameters interop_param_t;
 
 /* ------------------------------------------------------------------------ */
 /* Configuration                                                            */
@@ -153,6 +153,7 @@ interop_fini(gx_module_t *mod, void *mod_ctx)
 {
     interop_ctx_t *ctx = mod_ctx;
 
+    (void)mod;
     if (ctx == NULL)
         return;
     free(ctx->zeros);
@@ -296,6 +297,8 @@ interop_empty_call(gx_call_t *call, const ProtobufCMessage *msg, void *mod_ctx)
     Grpc__Testing__Empty resp = GRPC__TESTING__EMPTY__INIT;
     int rc;
 
+    (void)msg;
+    (void)mod_ctx;
     rc = interop_echo_metadata(call);
     if (rc != GX_OK)
         return rc;
@@ -356,6 +359,8 @@ interop_cacheable_unary_call(gx_call_t *call, const ProtobufCMessage *msg, void 
     char stamp[24];
     int len, rc;
 
+    (void)msg;
+    (void)mod_ctx;
     rc = interop_echo_metadata(call);
     if (rc != GX_OK)
         return rc;
@@ -374,6 +379,8 @@ interop_cacheable_unary_call(gx_call_t *call, const ProtobufCMessage *msg, void 
 static int
 interop_unimplemented_call(gx_call_t *call, const ProtobufCMessage *msg, void *mod_ctx)
 {
+    (void)msg;
+    (void)mod_ctx;
     return gx_call_fail(call, GX_STATUS_UNIMPLEMENTED, "%s is not implemented, on purpose",
                         gx_call_method(call));
 }
@@ -388,6 +395,7 @@ interop_streaming_input_call(gx_call_t *call, const ProtobufCMessage *msg, void 
     interop_input_t *in;
     int rc;
 
+    (void)msg; /* NULL: messages come through on_message */
     rc = interop_echo_metadata(call);
     if (rc != GX_OK)
         return rc;
@@ -432,21 +440,34 @@ interop_input_on_half_close(gx_call_t *call, void *mod_ctx)
 /* ------------------------------------------------------------------------ */
 /* The streaming-output engine                                              */
 
-typedef struct interop_req_s {
-    const interop_out_req_t *msg; /* call memory, lives as long as the call */
-    struct interop_req_s *next;
-} interop_req_t;
+/* What is kept of one ResponseParameters. */
+typedef struct {
+    int32_t size;
+    int32_t interval_us;
+} interop_param_t;
+
+/*
+ * The responses one request asks for.  Streamed requests are freed after
+ * on_message, so the parameters are copied into call memory.
+ */
+typedef struct interop_batch_s {
+    struct interop_batch_s *next;
+    size_t n;
+    interop_param_t params[];
+} interop_batch_t;
 
 typedef struct {
     gx_call_t *call;
     const interop_ctx_t *ctx;
-    interop_req_t *head; /* requests with responses still to send */
-    interop_req_t **tail;
-    size_t next_param;                       /* index into head's response_parameters */
-    const Grpc__Testing__EchoStatus *status; /* ends the call once the queue is empty */
-    uint64_t out_bytes;                      /* response bytes accepted so far */
-    uint64_t out_count;                      /* responses accepted so far */
+    interop_batch_t *head; /* responses still to send, oldest request first */
+    interop_batch_t **tail;
+    size_t next_param;          /* index into head->params */
+    gx_status_t status_code;    /* with has_status: ends the call once the queue is empty */
+    const char *status_message; /* a copy in call memory */
+    uint64_t out_bytes;         /* response bytes accepted so far */
+    uint64_t out_count;         /* responses accepted so far */
     interop_input_t in;
+    unsigned has_status : 1;  /* a request echoed a status: later ones are ignored */
     unsigned half_closed : 1; /* no more requests will come */
     unsigned hold : 1;        /* HalfDuplexCall: nothing is sent before half-close */
     unsigned sleeping : 1;    /* the timer for head's interval_us runs */
@@ -487,11 +508,11 @@ interop_stream_get(gx_call_t *call, const interop_ctx_t *ctx)
 }
 
 static int
-interop_stream_check_param(interop_stream_t *s, size_t i, const interop_param_t *p)
+interop_stream_check_param(interop_stream_t *s, size_t i,
+                           const Grpc__Testing__ResponseParameters *p)
 {
     const interop_limits_t *lim = &s->ctx->lim;
     char field[64];
-
     int rc;
 
     snprintf(field, sizeof(field), "response_parameters[%zu].size", i);
@@ -532,32 +553,62 @@ interop_stream_check(interop_stream_t *s, const interop_out_req_t *req)
     return GX_OK;
 }
 
-/* Validates @p req and queues its responses; an echoed status ends the queue. */
+static int
+interop_stream_keep_status(interop_stream_t *s, const Grpc__Testing__EchoStatus *st)
+{
+    size_t len;
+    char *msg;
+
+    if (!interop_wants_status(st))
+        return GX_OK;
+    len = strlen(st->message); /* at most INTEROP_STATUS_MESSAGE_MAX */
+    msg = gx_call_alloc(s->call, len + 1);
+    if (msg == NULL)
+        return gx_call_fail(s->call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    memcpy(msg, st->message, len + 1);
+    s->status_code = (gx_status_t)st->code;
+    s->status_message = msg;
+    s->has_status = 1;
+    return GX_OK;
+}
+
+static int
+interop_stream_queue(interop_stream_t *s, const interop_out_req_t *req)
+{
+    size_t i, n = req->n_response_parameters;
+    interop_batch_t *b;
+
+    if (n == 0)
+        return GX_OK;
+    /* n is at most max_responses: no overflow. */
+    b = gx_call_alloc(s->call, sizeof(*b) + n * sizeof(b->params[0]));
+    if (b == NULL)
+        return gx_call_fail(s->call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    b->next = NULL;
+    b->n = n;
+    for (i = 0; i < n; i++) {
+        b->params[i].size = req->response_parameters[i]->size;
+        b->params[i].interval_us = req->response_parameters[i]->interval_us;
+    }
+    *s->tail = b;
+    s->tail = &b->next;
+    return GX_OK;
+}
+
+/* Validates @p req and queues a copy of what it asks for. */
 static int
 interop_stream_add(interop_stream_t *s, const interop_out_req_t *req)
 {
-    interop_req_t *node;
     int rc;
 
     rc = interop_stream_check(s, req);
-    if (rc != GX_OK) {
+    if (rc == GX_OK)
+        rc = interop_stream_keep_status(s, req->response_status);
+    if (rc == GX_OK)
+        rc = interop_stream_queue(s, req);
+    if (rc != GX_OK)
         s->ended = 1;
-        return rc;
-    }
-    if (interop_wants_status(req->response_status))
-        s->status = req->response_status;
-    if (req->n_response_parameters == 0)
-        return GX_OK;
-    node = gx_call_alloc(s->call, sizeof(*node));
-    if (node == NULL) {
-        s->ended = 1;
-        return gx_call_fail(s->call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    node->msg = req;
-    node->next = NULL;
-    *s->tail = node;
-    s->tail = &node->next;
-    return GX_OK;
+    return rc;
 }
 
 /* The next response to send, or NULL when the queue is empty. */
@@ -565,8 +616,8 @@ static const interop_param_t *
 interop_stream_next(interop_stream_t *s)
 {
     while (s->head != NULL) {
-        if (s->next_param < s->head->msg->n_response_parameters)
-            return s->head->msg->response_parameters[s->next_param];
+        if (s->next_param < s->head->n)
+            return &s->head->params[s->next_param];
         s->head = s->head->next;
         s->next_param = 0;
     }
@@ -578,9 +629,9 @@ interop_stream_next(interop_stream_t *s)
 static void
 interop_stream_end_if_idle(interop_stream_t *s)
 {
-    if (s->status != NULL) {
+    if (s->has_status) {
         s->ended = 1;
-        gx_call_finish(s->call, (gx_status_t)s->status->code, s->status->message);
+        gx_call_finish(s->call, s->status_code, s->status_message);
     } else if (s->half_closed) {
         s->ended = 1;
         gx_call_finish(s->call, GX_STATUS_OK, NULL);
@@ -693,12 +744,14 @@ interop_duplex_start(gx_call_t *call, const interop_ctx_t *ctx, int hold)
 static int
 interop_full_duplex_call(gx_call_t *call, const ProtobufCMessage *msg, void *mod_ctx)
 {
+    (void)msg;
     return interop_duplex_start(call, mod_ctx, 0);
 }
 
 static int
 interop_half_duplex_call(gx_call_t *call, const ProtobufCMessage *msg, void *mod_ctx)
 {
+    (void)msg;
     return interop_duplex_start(call, mod_ctx, 1);
 }
 
@@ -709,7 +762,7 @@ interop_duplex_on_message(gx_call_t *call, const ProtobufCMessage *msg, void *mo
     const interop_out_req_t *req = (const interop_out_req_t *)msg;
     interop_stream_t *s = interop_stream_get(call, mod_ctx);
 
-    if (s == NULL || s->status != NULL)
+    if (s == NULL || s->has_status)
         return;
     if (interop_input_add(call, &s->ctx->lim, &s->in, req->payload) != GX_OK) {
         s->ended = 1;

@@ -621,6 +621,9 @@ on_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name
         gx_grpc_enc_t enc = gx_grpc_encoding_parse((const char *)value, vlen);
         header_check(call, GX__HDR_ENCODING, enc != GX_GRPC_ENC_UNKNOWN);
         call->gzip_in = enc == GX_GRPC_ENC_GZIP;
+        /* handlers may ask how the request was encoded */
+        if (keep_metadata(call, name, nlen, value, vlen) == GX_ENOMEM)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     } else if (nlen > 0 && name[0] != ':') {
         if (keep_metadata(call, name, nlen, value, vlen) == GX_ENOMEM)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
