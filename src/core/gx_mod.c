@@ -333,6 +333,8 @@ gx_mods_load(gx_mods_t *mods, const gx_conf_t *conf, const gx_module_desc_t *con
     int rv = 0;
 
     memset(mods, 0, sizeof(*mods));
+    if (errlen > 0)
+        err[0] = '\0';
     for (; builtins != NULL && builtins[n_builtin] != NULL; n_builtin++) {
         rv = mod_add(mods, builtins[n_builtin], NULL, "(built-in)", err, errlen);
         if (rv != 0)

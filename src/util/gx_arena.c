@@ -48,7 +48,7 @@ block_new(size_t size)
 {
     block_t *b;
 
-    if (injected_failure())
+    if (injected_failure() || size > SIZE_MAX - sizeof(*b))
         return NULL;
     b = malloc(sizeof(*b) + size);
     if (b == NULL)
