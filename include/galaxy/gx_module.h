@@ -188,6 +188,11 @@ typedef struct {
 GX_API const char *gx_mod_conf_get(const gx_mod_conf_t *conf, const char *key);
 /** "file:line" of @p key (or of the section when the key is absent). */
 GX_API const char *gx_mod_conf_where(const gx_mod_conf_t *conf, const char *key);
+/**
+ * The @p i-th key of the module's `config:` mapping (in file order), or NULL
+ * past the last: lets init() refuse keys it does not know.
+ */
+GX_API const char *gx_mod_conf_key(const gx_mod_conf_t *conf, size_t i);
 
 /* ------------------------------------------------------------------------ */
 /* Logging                                                                  */
@@ -260,7 +265,10 @@ GX_API int gx_call_is_done(const gx_call_t *call);
  * Continues a call parked by a phase handler's GX_AGAIN as if that handler had
  * returned GX_OK (a parked HANDLER-phase call only needs gx_call_finish()).
  * Each GX_AGAIN must be matched by exactly one gx_call_resume(); the call is
- * kept alive until then even if the peer resets it.
+ * kept alive until then even if the peer resets it or its deadline passes.
+ * Such a call still runs its LOG phase when its stream ends, and its
+ * gx_call_timer() is dropped then: a module that parked a call on a timer
+ * resumes it from its LOG hook when the call is done (gx_call_is_done()).
  * @note thread: any; the call continues on its own worker.
  */
 GX_API void gx_call_resume(gx_call_t *call);

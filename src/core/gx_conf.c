@@ -998,3 +998,9 @@ gx_mod_conf_where(const gx_mod_conf_t *conf, const char *key)
         return kv->where;
     return conf != NULL && conf->where != NULL ? conf->where : "";
 }
+
+GX_API const char *
+gx_mod_conf_key(const gx_mod_conf_t *conf, size_t i)
+{
+    return conf != NULL && i < conf->n_kv ? conf->kv[i].key : NULL;
+}

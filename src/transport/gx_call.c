@@ -282,15 +282,35 @@ gx_call_reply(gx_call_t *call, const ProtobufCMessage *msg)
     return GX_DONE;
 }
 
+/* Drops a UTF-8 sequence that the cut at @len left unfinished. */
+static void
+utf8_cut(char *s, size_t len)
+{
+    size_t lead = len, need;
+    unsigned char c;
+
+    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return;
+    c = (unsigned char)s[lead - 1];
+    need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    if (len - (lead - 1) < need)
+        s[lead - 1] = '\0';
+}
+
 int
 gx_call_fail(gx_call_t *call, gx_status_t status, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
+    int n;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(msg))
+        utf8_cut(msg, sizeof(msg) - 1);
     gx_call_finish(call, status, msg);
     return GX_DONE;
 }

@@ -223,14 +223,8 @@ send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ar
     gx_conn_t *c = arg;
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    if (evbuffer_get_length(out) >= limits(c)->conn_output_bytes) {
-        if (!c->read_paused) {
-            /* the peer does not read: stop taking its requests until it does */
-            c->read_paused = 1;
-            bufferevent_disable(c->bev, EV_READ);
-        }
-        return NGHTTP2_ERR_WOULDBLOCK;
-    }
+    if (evbuffer_get_length(out) >= limits(c)->conn_output_bytes)
+        return NGHTTP2_ERR_WOULDBLOCK; /* write_cb sends the rest */
     if (bufferevent_write(c->bev, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
@@ -673,8 +667,15 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     gx_stats_inc(GRPC_DEADLINE_EXCEEDED);
     io_begin(c);
     gx__call_ref(call);
+    /* what was not sent is moot now; the status goes out at once */
+    evbuffer_drain(call->out, evbuffer_get_length(call->out));
     gx_call_finish(call, GX_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     call_cancel(call, GX_STATUS_DEADLINE_EXCEEDED);
+    if (call->headers_sent &&
+        nghttp2_session_get_stream_remote_window_size(c->session, call->stream_id) <= 0)
+        /* trailers would wait for a window the peer does not open: end the stream */
+        nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_CANCEL);
     gx__call_unref(call);
     io_end(c);
 }
@@ -717,7 +718,8 @@ call_start(gx_conn_t *c, gx_call_t *call)
         call_reject(call, GX_STATUS_UNAVAILABLE, "server is shutting down");
         return;
     }
-    if (call->timeout_us != 0) {
+    if (call->hdr_seen & GX__HDR_TIMEOUT) {
+        /* a zero timeout has already expired: the timer fires at once */
         struct timeval tv = {(time_t)(call->timeout_us / 1000000),
                              (suseconds_t)(call->timeout_us % 1000000)};
         call->deadline_ev = evtimer_new(c->worker->base, deadline_cb, call);
@@ -769,7 +771,7 @@ on_ping(gx_conn_t *c)
     if (c->last_ping_ns != 0 && now - c->last_ping_ns < min)
         c->ping_strikes++;
     c->last_ping_ns = now;
-    if (c->ping_strikes > limits(c)->ping_max_strikes) {
+    if (c->ping_strikes > limits(c)->ping_max_strikes && !c->goaway_by_us) {
         gx_stats_inc(H2_PING_FLOOD);
         gx_log_remote(GX_LOG_INFO, "connection ended conn=%llu peer=%s reason=\"too many pings\"",
                (unsigned long long)c->id, c->peer);
@@ -815,6 +817,15 @@ on_invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *frame, int err, voi
 {
     gx_conn_t *c = arg;
 
+    if (err == NGHTTP2_ERR_REFUSED_STREAM) {
+        /* nghttp2 enforces our SETTINGS_MAX_CONCURRENT_STREAMS itself */
+        gx_stats_inc(H2_STREAMS_REFUSED);
+        gx_log_remote(GX_LOG_INFO, "stream refused conn=%llu peer=%s stream=%d "
+                      "reason=\"over max_concurrent_streams\" limit=%u",
+                      (unsigned long long)c->id, c->peer, frame->hd.stream_id,
+                      limits(c)->max_concurrent_streams);
+        return 0;
+    }
     gx_stats_inc(H2_INVALID_FRAMES);
     if (++c->invalid_frames > limits(c)->max_invalid_frames && !c->goaway_by_us) {
         gx_stats_inc(H2_INVALID_FRAMES_GOAWAY);
@@ -976,6 +987,13 @@ read_cb(struct bufferevent *bev, void *arg)
     c->want_send = 1;
     if (io_end(c))
         return;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) >= limits(c)->conn_output_bytes &&
+        !c->read_paused) {
+        /* the peer does not read what we send: take no new requests until it does */
+        c->read_paused = 1;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
     /* more than 8 chunks: come back for the rest */
     if (evbuffer_get_length(in) > 0 && !c->read_paused)
         event_active(c->flush_ev, EV_READ, 0);

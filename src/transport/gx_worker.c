@@ -247,12 +247,19 @@ static int
 worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t errlen)
 {
     struct timeval tick = {0, TICK_MS * 1000};
+    struct event_config *cfg;
     int fd;
 
     w->srv = srv;
     w->id = id;
     pthread_mutex_init(&w->post_lock, NULL);
-    w->base = event_base_new();
+    /* precise timers: the coarse clock (4 ms ticks) fires deadlines early */
+    cfg = event_config_new();
+    if (cfg == NULL)
+        goto nomem;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     if (w->base == NULL)
         goto nomem;
     w->post_ev = event_new(w->base, -1, 0, post_cb, w);
@@ -318,6 +325,9 @@ worker_main(void *arg)
     event_base_dispatch(w->base);
     while (w->conns != NULL)
         gx__conn_free(w->conns);
+    /* resumes that arrived after the loop stopped still release their calls */
+    while (w->posted != NULL)
+        post_cb(-1, 0, w);
     if (srv->dispatch.on_tick != NULL)
         srv->dispatch.on_tick(w->id, 1, srv->dispatch.arg);
     __atomic_fetch_sub(&srv->n_running, 1, __ATOMIC_ACQ_REL);
