@@ -34,7 +34,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <zlib.h>
 
 #include "transport/gx_grpc.h"
 #include "util/gx_error.h"
@@ -383,60 +382,6 @@ consume(gx_call_t *call)
     call->unconsumed = 0;
 }
 
-/* Inflates a gzip message into a malloc()ed buffer of at most @max bytes. */
-static int
-gunzip(const uint8_t *in, size_t len, uint32_t max, uint8_t **out, size_t *outlen)
-{
-    z_stream z = {0};
-    size_t cap = len * 4 + 64 < max ? len * 4 + 64 : (size_t)max + 1;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    int rv, ret = GX_EPROTO;
-
-    if (buf == NULL || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-        free(buf);
-        return GX_ENOMEM;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len;
-    for (;;) {
-        z.next_out = buf + z.total_out;
-        z.avail_out = (uInt)(cap - z.total_out);
-        rv = inflate(&z, Z_FINISH);
-        if (rv == Z_STREAM_END)
-            break;
-        if (z.total_out > max) {
-            ret = GX_E2BIG;
-            goto fail;
-        }
-        if ((rv != Z_BUF_ERROR && rv != Z_OK) || z.avail_in == 0)
-            goto fail;
-        if (cap > max) {
-            ret = GX_E2BIG;
-            goto fail;
-        }
-        cap = cap * 2 < (size_t)max + 1 ? cap * 2 : (size_t)max + 1;
-        uint8_t *nbuf = realloc(buf, cap);
-        if (nbuf == NULL) {
-            ret = GX_ENOMEM;
-            goto fail;
-        }
-        buf = nbuf;
-    }
-    if (z.total_out > max) {
-        ret = GX_E2BIG;
-        goto fail;
-    }
-    *out = buf;
-    *outlen = z.total_out;
-    inflateEnd(&z);
-    return 0;
-
-fail:
-    inflateEnd(&z);
-    free(buf);
-    return ret;
-}
-
 /* Delivers one message whose @len bytes are at the head of call->in. */
 static void
 deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre)
@@ -455,7 +400,7 @@ deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre)
                         "compressed message without a grpc-encoding");
             return;
         }
-        rv = gunzip(data, pre->length, max, &plain, &plen);
+        rv = gx_grpc_gunzip(data, pre->length, max, &plain, &plen);
         if (rv != 0) {
             gx_stats_inc(GRPC_BAD_FRAME);
             if (rv == GX_E2BIG)
@@ -586,7 +531,7 @@ on_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name
 {
     gx_conn_t *c = arg;
     gx_call_t *call = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
-    uint64_t us;
+    uint64_t us = 0;
 
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS || call->dispatched)
         return 0;

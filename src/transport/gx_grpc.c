@@ -9,7 +9,10 @@
 
 #include "transport/gx_grpc.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "util/gx_error.h"
 
@@ -208,4 +211,58 @@ gx_base64_decode(const char *in, size_t len, uint8_t *out)
         }
     }
     return n;
+}
+
+/* Inflates a gzip member into a malloc()ed buffer of at most @max bytes. */
+int
+gx_grpc_gunzip(const uint8_t *in, size_t len, uint32_t max, uint8_t **out, size_t *outlen)
+{
+    z_stream z = {0};
+    size_t cap = 4096;
+    uint8_t *buf = malloc(cap), *nbuf;
+    int rv, ret = GX_EPROTO;
+
+    if (buf == NULL || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        free(buf);
+        return GX_ENOMEM;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    for (;;) {
+        z.next_out = buf + z.total_out;
+        z.avail_out = (uInt)(cap - z.total_out);
+        rv = inflate(&z, Z_NO_FLUSH);
+        if (z.total_out > max) {
+            ret = GX_E2BIG;
+            goto fail;
+        }
+        if (rv == Z_STREAM_END)
+            break;
+        if ((rv != Z_OK && rv != Z_BUF_ERROR) || (z.avail_out > 0 && z.avail_in == 0))
+            goto fail; /* corrupt, or truncated */
+        if (z.avail_out > 0)
+            continue;
+        cap = cap * 2 <= (size_t)max + 1 ? cap * 2 : (size_t)max + 1;
+        if (cap == z.total_out) {
+            ret = GX_E2BIG;
+            goto fail;
+        }
+        nbuf = realloc(buf, cap);
+        if (nbuf == NULL) {
+            ret = GX_ENOMEM;
+            goto fail;
+        }
+        buf = nbuf;
+    }
+    if (z.avail_in != 0)
+        goto fail; /* bytes after the gzip member */
+    *out = buf;
+    *outlen = z.total_out;
+    inflateEnd(&z);
+    return 0;
+
+fail:
+    inflateEnd(&z);
+    free(buf);
+    return ret;
 }

@@ -58,6 +58,14 @@ typedef enum { GX_GRPC_ENC_IDENTITY, GX_GRPC_ENC_GZIP, GX_GRPC_ENC_UNKNOWN } gx_
 gx_grpc_enc_t gx_grpc_encoding_parse(const char *s, size_t len);
 #define GX_GRPC_ACCEPT_ENCODING "identity,gzip"
 
+/**
+ * Inflates one gzip member (grpc-encoding: gzip) into a malloc()ed buffer.
+ * @param max  the largest inflated size allowed
+ * @return 0 with *out (caller frees) and *outlen; GX_E2BIG past @p max;
+ *         GX_EPROTO when @p in is not exactly one valid gzip member; GX_ENOMEM
+ */
+int gx_grpc_gunzip(const uint8_t *in, size_t len, uint32_t max, uint8_t **out, size_t *outlen);
+
 /** "OK", "CANCELLED", … for logs and metrics. */
 const char *gx_grpc_status_name(gx_status_t status);
 

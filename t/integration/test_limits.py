@@ -1,0 +1,405 @@
+# SPDX-License-Identifier: MIT
+"""Hostile peers against the transport's limits (src/transport/gx_limits.h):
+each test plays one misbehaving client with h2raw (or a bare socket), checks
+what it gets (RST_STREAM, GOAWAY, a closed socket), the counter in /metrics
+and the log line, and that the server still serves everybody else, including
+a client that was connected all along."""
+import socket
+import time
+
+import grpc
+import pytest
+
+from conftest import wait_for
+from h2raw import (CANCEL, ENHANCE_YOUR_CALM, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR,
+                   REFUSED_STREAM, H2Client, grpc_frame, grpc_headers, raw_frame)
+
+CHECK = "/grpc.health.v1.Health/Check"
+# libevent's coarse monotonic clock may fire a timer one 4 ms tick early
+TIMER_SLACK = 0.005
+
+
+def limits_conf(log_level="info", **limits):
+    return ("server:\n  log_level: %s\nlimits:\n" % log_level
+            + "".join("  %s: %s\n" % kv for kv in limits.items()))
+
+
+def counter(server, name):
+    return server.metrics().get("galaxy_" + name, 0)
+
+
+def check(ch, pb, timeout=5):
+    stub = ch.unary_unary(CHECK, request_serializer=pb.HealthCheckRequest.SerializeToString,
+                          response_deserializer=pb.HealthCheckResponse.FromString)
+    return stub(pb.HealthCheckRequest(), timeout=timeout)
+
+
+class Bystander:
+    """A well-behaved grpc client connected before the attack and checked after it."""
+
+    def __init__(self, server, pb):
+        self.server, self.pb = server, pb
+        self.ch = server.channel()
+        assert check(self.ch, pb).status == pb.HealthCheckResponse.SERVING
+
+    def assert_served(self):
+        assert self.server.alive()
+        assert check(self.ch, self.pb).status == self.pb.HealthCheckResponse.SERVING
+        with self.server.channel() as fresh:
+            assert check(fresh, self.pb).status == self.pb.HealthCheckResponse.SERVING
+        with H2Client(self.server.h2c) as c:
+            r = c.call(CHECK, grpc_frame(b""))
+            assert (r.http_status, r.status) == (200, 0), r
+        self.ch.close()
+
+
+@pytest.fixture
+def bystander(health_pb2):
+    made = []
+
+    def make(server):
+        b = Bystander(server, health_pb2)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.ch.close()
+
+
+def wait_log(server, text, timeout=3):
+    assert wait_for(lambda: text in server.log(), timeout), \
+        "no %r in the log:\n%s" % (text, server.log())
+
+
+def recv_until_eof(sock, timeout):
+    """Reads until the peer closes; (bytes, seconds).  AssertionError when it does not."""
+    sock.settimeout(timeout)
+    t0 = time.monotonic()
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the server did not close the connection in %s s" % timeout)
+    return data, time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- streams
+
+def test_header_list_too_large(make_server, bystander):
+    s = make_server(tls=False)
+    b = bystander(s)
+    with H2Client(s.h2c) as c:
+        pad = [("x-pad-%02d" % i, "p" * 1000) for i in range(20)]  # ~20 KiB > 16 KiB
+        sid = c.request(CHECK, grpc_frame(b""), extra=pad)
+        r = c.wait(sid)
+        assert r.reset is not None, r
+        assert r.headers is None
+        # only the stream paid: the connection goes on
+        r = c.call(CHECK, grpc_frame(b""))
+        assert (r.http_status, r.status) == (200, 0), r
+        assert c.goaway is None
+    assert counter(s, "h2_header_list_too_large_total") == 1
+    wait_log(s, 'reason="header list over max_header_list_bytes"')
+    b.assert_served()
+
+
+def test_header_list_just_under_limit_passes(make_server):
+    s = make_server(tls=False)
+    with H2Client(s.h2c) as c:
+        pad = [("x-pad-%02d" % i, "p" * 1000) for i in range(12)]  # ~12.5 KiB
+        r = c.call(CHECK, grpc_frame(b""), extra=pad)
+        assert (r.http_status, r.status) == (200, 0), r
+    assert counter(s, "h2_header_list_too_large_total") == 0
+
+
+def open_too_many(c, n_ok, n_extra):
+    """Opens n_ok + n_extra streams (request headers without END_STREAM keep
+    them open); h2 has not read the server's SETTINGS yet, so it lets us.
+    @return their ids, after the extra ones were reset."""
+    sids = [c.request(CHECK, end_stream=False) for _ in range(n_ok + n_extra)]
+    c.wait_until(lambda: all(c.response(x).reset is not None for x in sids[n_ok:]), 3)
+    return sids
+
+
+def test_max_concurrent_streams(make_server, bystander):
+    s = make_server(config=limits_conf(max_concurrent_streams=4), tls=False)
+    b = bystander(s)
+    with H2Client(s.h2c) as c:
+        sids = open_too_many(c, 4, 2)
+        assert [c.response(x).reset for x in sids[4:]] == [REFUSED_STREAM] * 2
+        # the first four are still open and can finish
+        for x in sids[:4]:
+            assert not c.response(x).done
+            c.send_data(x, grpc_frame(b""), end_stream=True)
+        for x in sids[:4]:
+            r = c.wait(x)
+            assert (r.http_status, r.status) == (200, 0), r
+        assert c.goaway is None
+        # and their places are free again
+        sids = [c.request(CHECK, grpc_frame(b"")) for _ in range(4)]
+        assert [c.wait(x).status for x in sids] == [0] * 4
+    b.assert_served()
+
+
+def test_refused_streams_counted(make_server):
+    s = make_server(config=limits_conf(max_concurrent_streams=4), tls=False)
+    with H2Client(s.h2c) as c:
+        open_too_many(c, 4, 2)
+    assert counter(s, "h2_streams_refused_total") == 2
+    assert counter(s, "h2_invalid_frames_total") == 0
+    wait_log(s, 'reason="over max_concurrent_streams"')
+
+
+def test_rapid_reset(make_server, bystander):
+    s = make_server(config=limits_conf(stream_reset_burst=50, stream_reset_rate=10), tls=False)
+    b = bystander(s)
+    with H2Client(s.h2c) as c:
+        # 100 streams opened and reset, sent in one write: the server reads it
+        # all at once, so it closes after its GOAWAY without unread bytes (an
+        # unread rest would turn its close into a TCP reset that can eat the
+        # GOAWAY) and without us writing into a closed socket
+        headers = [(k.encode(), v.encode()) for k, v in grpc_headers(CHECK)]
+        for _ in range(100):
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, headers)
+            c.conn.reset_stream(sid, CANCEL)
+        c.send_raw(b"")
+        assert c.wait_until(lambda: c.goaway is not None or c.closed, 3)
+        assert c.goaway is not None, "no GOAWAY after 100 resets"
+        assert c.goaway[0] in (INTERNAL_ERROR, ENHANCE_YOUR_CALM), c.goaway
+        assert c.wait_closed(3)
+    assert counter(s, "h2_rapid_reset_total") + counter(s, "h2_protocol_errors_total") == 1
+    assert counter(s, "h2_rapid_reset_total") == 1
+    wait_log(s, "resets=")
+    b.assert_served()
+
+
+def test_resets_under_the_burst_are_fine(make_server):
+    s = make_server(config=limits_conf(stream_reset_burst=50, stream_reset_rate=10), tls=False)
+    with H2Client(s.h2c) as c:
+        for _ in range(40):
+            c.reset(c.request(CHECK, end_stream=False))
+        r = c.call(CHECK, grpc_frame(b""))
+        assert (r.http_status, r.status) == (200, 0), r
+        assert c.goaway is None
+    assert counter(s, "h2_rapid_reset_total") == 0
+
+
+# ---------------------------------------------------------------- frames
+
+def ping_flood(s, n):
+    with H2Client(s.h2c) as c:
+        for i in range(n):
+            c.ping(b"flood%03d" % i)
+        assert c.wait_until(lambda: c.goaway is not None or c.closed, 3)
+        assert c.goaway is not None
+        assert c.goaway[0] == ENHANCE_YOUR_CALM
+        assert c.goaway[2] == b"too_many_pings"
+        assert c.wait_closed(3)
+
+
+def test_ping_flood(make_server, bystander):
+    s = make_server(tls=False)  # ping_min_interval_ms 300000, ping_max_strikes 2
+    b = bystander(s)
+    # the first ping sets the clock, the next two are strikes, the fourth is one too many
+    ping_flood(s, 4)
+    assert counter(s, "h2_ping_flood_total") == 1
+    wait_log(s, 'reason="too many pings"')
+    b.assert_served()
+
+
+def test_ping_flood_counts_connections(make_server):
+    s = make_server(tls=False)
+    ping_flood(s, 10)
+    assert counter(s, "h2_ping_flood_total") == 1
+
+
+def test_few_pings_are_fine(make_server):
+    s = make_server(tls=False)
+    with H2Client(s.h2c) as c:
+        for i in range(3):  # the first sets the clock, then two strikes: allowed
+            c.ping(b"ok%06d" % i)
+        c.wait_until(lambda: c.pings_acked == 3, 3)
+        r = c.call(CHECK, grpc_frame(b""))
+        assert (r.http_status, r.status) == (200, 0), r
+        assert c.goaway is None
+    assert counter(s, "h2_ping_flood_total") == 0
+
+
+def test_invalid_frames(make_server, bystander):
+    limit = 10
+    s = make_server(config=limits_conf(max_invalid_frames=limit), tls=False)
+    b = bystander(s)
+    with H2Client(s.h2c) as c:
+        # an upper-case header name is a malformed request (RFC 9113 8.2.1):
+        # a stream error each time, which nghttp2 reports as an invalid frame
+        for i in range(limit + 5):
+            c.request(CHECK, grpc_frame(b""), extra=[("X-Upper", "1")])
+            c.pump(0.01)
+            if c.goaway is not None or c.closed:
+                break
+        assert c.wait_until(lambda: c.goaway is not None or c.closed, 3)
+        assert c.goaway is not None
+        assert c.goaway[0] == ENHANCE_YOUR_CALM
+        assert c.goaway[2] == b"too many invalid frames"
+        assert c.wait_closed(3)
+        reset = [r for r in c.responses.values() if r.reset == PROTOCOL_ERROR]
+        assert len(reset) >= limit
+        assert not any(r.status == 0 for r in c.responses.values())
+    assert counter(s, "h2_invalid_frames_total") == limit + 1
+    assert counter(s, "h2_invalid_frames_goaway_total") == 1
+    wait_log(s, 'reason="too many invalid frames"')
+    b.assert_served()
+
+
+def test_data_on_closed_stream(make_server, bystander):
+    """DATA after the stream ended: the connection ends, the server does not."""
+    s = make_server(tls=False)
+    b = bystander(s)
+    with H2Client(s.h2c) as c:
+        r = c.call(CHECK, grpc_frame(b""))
+        assert r.status == 0
+        before = counter(s, "h2_protocol_errors_total")
+        c.send_raw(raw_frame(0x0, 0x1, r.stream_id, grpc_frame(b"")))
+        assert c.wait_until(lambda: c.goaway is not None or c.closed, 3)
+        assert c.goaway is None or c.goaway[0] != NO_ERROR
+        assert c.wait_closed(3)
+    assert counter(s, "h2_protocol_errors_total") == before + 1
+    b.assert_served()
+
+
+def test_bad_client_preface(make_server, bystander):
+    s = make_server(tls=False)
+    b = bystander(s)
+    host, _, port = s.h2c.rpartition(":")
+    junks = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",                   # HTTP/1.1
+             b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + b"\0" * 32,          # a broken preface
+             b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\0" * 64)  # TLS on h2c
+    for junk in junks:
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            sock.sendall(junk)
+            data, took = recv_until_eof(sock, 3)
+            assert took < 1.5
+    assert counter(s, "h2_protocol_errors_total") == 3
+    wait_log(s, "connection closed")
+    b.assert_served()
+
+
+# ---------------------------------------------------------------- timeouts
+
+def test_first_request_timeout(make_server, bystander):
+    s = make_server(config=limits_conf(first_request_timeout_ms=300), tls=False)
+    b = bystander(s)
+    host, _, port = s.h2c.rpartition(":")
+    # a bare TCP connection that never says anything
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=3) as sock:
+        data, _ = recv_until_eof(sock, 3)
+    took = time.monotonic() - t0
+    assert 0.3 - TIMER_SLACK <= took < 1.5, took
+    # the server said SETTINGS then GOAWAY (type 7) before closing
+    assert b"\x07\x00" in data
+    # an HTTP/2 client that sends its preface and SETTINGS but no request
+    t0 = time.monotonic()
+    with H2Client(s.h2c) as c:
+        assert c.wait_closed(3)
+        assert 0.3 - TIMER_SLACK <= time.monotonic() - t0 < 1.5
+        assert c.goaway is not None and c.goaway[0] == NO_ERROR
+    assert counter(s, "connections_first_request_timeout_total") == 2
+    wait_log(s, 'reason="no request within first_request_timeout"')
+    b.assert_served()
+
+
+def test_idle_timeout(make_server, bystander):
+    s = make_server(config=limits_conf(log_level="debug", idle_timeout_ms=300), tls=False)
+    with H2Client(s.h2c) as c:
+        r = c.call(CHECK, grpc_frame(b""))
+        assert r.status == 0
+        t0 = time.monotonic()
+        assert c.wait_closed(3)
+        took = time.monotonic() - t0
+        assert c.goaway is not None and c.goaway[0] == NO_ERROR
+    assert 0.3 - TIMER_SLACK - 0.05 <= took < 1.5, took
+    assert counter(s, "connections_idle_closed_total") >= 1
+    wait_log(s, "reason=idle")
+    # a connection in use is not idle: calls 100 ms apart keep it for 0.6 s
+    with H2Client(s.h2c) as c:
+        for _ in range(6):
+            r = c.call(CHECK, grpc_frame(b""))
+            assert r.status == 0, r
+            c.pump(0.1)
+        assert c.goaway is None and not c.closed
+    b = bystander(s)
+    b.assert_served()
+
+
+def test_idle_timeout_spares_open_streams(make_server):
+    """idle means no open stream: a stream left open keeps the connection."""
+    s = make_server(config=limits_conf(idle_timeout_ms=300), tls=False)
+    with H2Client(s.h2c) as c:
+        sid = c.request(CHECK, end_stream=False)
+        c.pump(0.8)
+        assert c.goaway is None and not c.closed
+        c.send_data(sid, grpc_frame(b""), end_stream=True)
+        assert c.wait(sid).status == 0
+        assert c.wait_closed(3)
+    assert counter(s, "connections_idle_closed_total") == 1
+
+
+def test_tls_handshake_timeout(make_server, bystander):
+    s = make_server(config=limits_conf(tls_handshake_timeout_ms=300))
+    b = bystander(s)
+    host, _, port = s.tls.rpartition(":")
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=3) as sock:
+        data, _ = recv_until_eof(sock, 3)
+    took = time.monotonic() - t0
+    assert data == b""
+    assert 0.3 - TIMER_SLACK <= took < 1.5, took
+    assert counter(s, "tls_handshake_timeout_total") == 1
+    wait_log(s, 'reason="tls handshake timeout"')
+    # a real TLS client still gets through
+    with s.channel("tls") as ch:
+        check(ch, b.pb)
+    b.assert_served()
+
+
+# ---------------------------------------------------------------- connections
+
+def test_max_connections(make_server, health_pb2):
+    s = make_server(config=limits_conf(max_connections=3), tls=False)
+    clients = []
+    try:
+        for _ in range(3):
+            c = H2Client(s.h2c)
+            r = c.call(CHECK, grpc_frame(b""))
+            assert r.status == 0, r
+            clients.append(c)
+        host, _, port = s.h2c.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            data, took = recv_until_eof(sock, 3)
+        assert data == b"" and took < 0.5, (data, took)
+        assert counter(s, "connections_rejected_total") == 1
+        wait_log(s, 'reason="over max_connections"')
+        # the three still work
+        for c in clients:
+            assert c.call(CHECK, grpc_frame(b"")).status == 0
+    finally:
+        for c in clients:
+            c.close()
+    # their places come free
+    def fresh_ok():
+        try:
+            with s.channel() as ch:
+                return check(ch, health_pb2, timeout=2).status == \
+                    health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+    assert wait_for(fresh_ok, 5)
