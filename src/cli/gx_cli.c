@@ -26,6 +26,7 @@
 
 #include "cli/gx_cli_json.h"
 #include "transport/gx_grpc.h"
+#include "util/gx_clock.h"
 #include "util/gx_error.h"
 
 #define PROG "galaxy-cli"
@@ -396,15 +397,6 @@ settings_check(gx_cli_t *cli)
 
 /* ------------------------------------------------------------------ calls */
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* What is left of --timeout (or @dflt without it; 0: no deadline). */
 static uint32_t
 time_left(const gx_cli_t *cli, uint32_t dflt)
@@ -413,7 +405,7 @@ time_left(const gx_cli_t *cli, uint32_t dflt)
 
     if (cli->timeout_ms == 0)
         return dflt;
-    spent = now_ms() - cli->start_ms;
+    spent = gx_now_ms() - cli->start_ms;
     return spent >= cli->timeout_ms ? 1 : (uint32_t)(cli->timeout_ms - spent);
 }
 
@@ -565,7 +557,7 @@ main(int argc, char **argv)
 
     /* a peer that closes first must not kill us with SIGPIPE (gx_client.h) */
     signal(SIGPIPE, SIG_IGN);
-    cli.start_ms = now_ms();
+    cli.start_ms = gx_now_ms();
     rv = cli_parse(&cli, argc, argv, &pos, &npos);
     if (rv < 0)
         rv = cli.cmd->fn(&cli, npos, pos);

@@ -19,6 +19,7 @@
 #include <galaxy/gx_module.h>
 
 #include "util/gx_arena.h"
+#include "util/gx_clock.h"
 
 struct evbuffer;
 struct event;
@@ -120,7 +121,5 @@ void gx__call_unref(gx_call_t *call);
 void gx__call_recv_pause(gx_call_t *call, int paused);
 /** The server's limits for this call. */
 uint32_t gx__call_max_recv(const gx_call_t *call);
-/** Monotonic nanoseconds. */
-uint64_t gx_now_ns(void);
 
 #endif /* GX_TRANSPORT_GX_CALL_H */

@@ -41,6 +41,7 @@
 #include <openssl/x509v3.h>
 
 #include "transport/gx_grpc.h"
+#include "util/gx_clock.h"
 #include "util/gx_error.h"
 
 #define OUTPUT_HIGH_WATER (256u << 10) /* bytes queued on the socket before nghttp2 waits */
@@ -855,22 +856,13 @@ tls_start(gx_client_t *c, int fd, const char *name, const struct timeval *tv, ch
     return 0;
 }
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Resolves the address and connects to the first that answers, within the connect timeout. */
 static int
 transport_open(gx_client_t *c, const gx_client_opts_t *o, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    uint64_t deadline = now_ms() + c->connect_timeout_ms, now;
+    uint64_t deadline = gx_now_ms() + c->connect_timeout_ms, now;
     struct timeval tv;
     int fd = -ETIMEDOUT, rv;
 
@@ -878,7 +870,7 @@ transport_open(gx_client_t *c, const gx_client_opts_t *o, char *err, size_t errl
     if (rv != 0)
         return open_fail(GX_EIO, err, errlen, "cannot resolve %s: %s", c->host, gai_strerror(rv));
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        now = now_ms();
+        now = gx_now_ms();
         if (now >= deadline)
             break;
         tv = ms_to_tv(deadline - now);
@@ -892,7 +884,7 @@ transport_open(gx_client_t *c, const gx_client_opts_t *o, char *err, size_t errl
                          strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
                          c->port, strerror(-fd));
     if (c->tls) {
-        now = now_ms();
+        now = gx_now_ms();
         tv = ms_to_tv(deadline > now ? deadline - now : 1);
         return tls_start(c, fd, o->server_name ? o->server_name : c->host, &tv, err, errlen);
     }

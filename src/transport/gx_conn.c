@@ -43,15 +43,6 @@
 
 static uint64_t next_conn_id;
 
-uint64_t
-gx_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static const gx_limits_t *
 limits(const gx_conn_t *c)
 {
