@@ -142,13 +142,16 @@ class Server:
             self.args += ["--tls-listen", "127.0.0.1:0", "--tls-cert", pki.server_cert,
                           "--tls-key", pki.server_key]
         self.args += list(args)
+        # GX_SERVER_WRAP="valgrind -q --error-exitcode=99 --leak-check=full" runs every
+        # server under that command (use a build without sanitizers)
+        self.args = os.environ.get("GX_SERVER_WRAP", "").split() + self.args
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self.proc = None
         self.returncode = None
         self.addr = {}
 
-    def start(self, timeout=15):
+    def start(self, timeout=60 if os.environ.get("GX_SERVER_WRAP") else 15):
         if os.path.exists(self.ready_path):
             os.unlink(self.ready_path)
         self.logf = open(self.log_path, "ab")
