@@ -214,6 +214,12 @@ GX_API const char *gx_call_peer(const gx_call_t *call);
 GX_API unsigned gx_call_worker(const gx_call_t *call);
 /** 1 when the call arrived over TLS. */
 GX_API int gx_call_is_tls(const gx_call_t *call);
+/**
+ * The identity of the client certificate that the server verified (mTLS):
+ * its first URI SAN, else its first DNS SAN; never the CN.  NULL when the
+ * call came without a verified certificate.  Lives as long as the call.
+ */
+GX_API const char *gx_call_tls_identity(const gx_call_t *call);
 
 /**
  * The first value of request metadata @p key (lowercase), or NULL.

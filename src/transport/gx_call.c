@@ -46,6 +46,12 @@ gx_call_is_tls(const gx_call_t *call)
 }
 
 const char *
+gx_call_tls_identity(const gx_call_t *call)
+{
+    return call->tls_identity;
+}
+
+const char *
 gx_call_metadata(const gx_call_t *call, const char *key, size_t *len)
 {
     for (const gx_md_t *md = call->md_in; md != NULL; md = md->next) {

@@ -44,6 +44,7 @@ struct gx_call_s {
 
     /* request */
     char *path;
+    char *tls_identity; /* copied from the connection: the call may outlive it */
     gx_md_t *md_in;
     size_t header_bytes;
     uint64_t timeout_us;

@@ -273,6 +273,11 @@ call_new(gx_conn_t *c, int32_t stream_id)
     call->worker = c->worker->id;
     call->refs = 1;
     call->start_ns = gx_now_ns();
+    if (c->tls_identity != NULL) {
+        call->tls_identity = gx_arena_strndup(arena, c->tls_identity, strlen(c->tls_identity));
+        if (call->tls_identity == NULL)
+            goto fail;
+    }
     call->in = evbuffer_new();
     call->out = evbuffer_new();
     if (call->in == NULL || call->out == NULL)
@@ -959,6 +964,7 @@ event_cb(struct bufferevent *bev, short events, void *arg)
 
     if (events & BEV_EVENT_CONNECTED) {
         /* TLS handshake done; ALPN was checked by the select callback */
+        c->tls_identity = gx__tls_peer_identity(c->ssl);
         timer_set(c, GX_CT_FIRST_REQUEST, limits(c)->first_request_timeout_ms);
         conn_send(c);
         return;
@@ -1053,6 +1059,7 @@ conn_destroy(gx_conn_t *c)
         c->next->prev = c->prev;
     w->n_conns--;
     __atomic_fetch_sub(&w->srv->n_conns, 1, __ATOMIC_RELAXED);
+    free(c->tls_identity);
     free(c);
     gx__worker_conn_gone(w);
 }

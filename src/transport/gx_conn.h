@@ -27,6 +27,7 @@ struct gx_conn_s {
     SSL *ssl;
     uint64_t id;
     char peer[72];
+    char *tls_identity; /* verified client certificate's SAN, or NULL */
     struct event *timer_ev, *flush_ev;
     gx_conn_timer_t timer_state;
     gx_call_t *calls;

@@ -12,8 +12,11 @@
 
 #include <stdio.h>
 
+#include <string.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "util/gx_error.h"
 
@@ -77,4 +80,42 @@ gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t e
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     *out = ctx;
     return 0;
+}
+
+/* The first SAN of @type in @names, as a NUL-terminated copy, or NULL. */
+static char *
+san_first(const GENERAL_NAMES *names, int type)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const ASN1_IA5STRING *v;
+        if (gn->type != type)
+            continue;
+        v = type == GEN_URI ? gn->d.uniformResourceIdentifier : gn->d.dNSName;
+        /* an embedded NUL would let one name pose as another */
+        if (v->length <= 0 || v->length > 1024 ||
+            memchr(v->data, '\0', (size_t)v->length) != NULL)
+            return NULL;
+        return strndup((const char *)v->data, (size_t)v->length);
+    }
+    return NULL;
+}
+
+char *
+gx__tls_peer_identity(SSL *ssl)
+{
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    GENERAL_NAMES *names;
+    char *id;
+
+    if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return NULL;
+    names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL)
+        return NULL;
+    id = san_first(names, GEN_URI);
+    if (id == NULL)
+        id = san_first(names, GEN_DNS);
+    GENERAL_NAMES_free(names);
+    return id;
 }

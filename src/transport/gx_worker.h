@@ -70,6 +70,11 @@ void gx__worker_conn_gone(gx_worker_t *w);
 /* gx_tls.c */
 /** Builds the server TLS context (TLS 1.2+, ALPN h2, optional client CA). */
 int gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t errlen);
+/**
+ * The verified client certificate's identity (first URI SAN, else first DNS
+ * SAN; never the CN) as a malloc()ed string, or NULL.
+ */
+char *gx__tls_peer_identity(SSL *ssl);
 
 /* gx_admin_http.c */
 /** Starts the admin HTTP listener on the main loop. */

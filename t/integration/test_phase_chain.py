@@ -350,3 +350,59 @@ def test_missing_module_refuses_start(tmp_path):
     rc, out = start_direct(tmp_path, module_conf(missing))
     assert rc == 1, out
     assert "cannot load module" in out and missing in out, out
+
+
+# ---------------------------------------------------------------- mTLS identity
+
+def _trace_identity(s, tag):
+    line = wait_for(lambda: next((l for l in s.log().splitlines()
+                                  if "trace " in l and "tag=%s " % tag in l), None))
+    assert line, s.log()
+    return line.rpartition("tls_identity=")[2].strip()
+
+
+def _mtls_server(make_server, pki):
+    return make_server(modules=(HOOKS_SO,), args=("--tls-client-ca", pki.ca_cert))
+
+
+def _mtls_channel(s, pki, cert, key):
+    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca_pem, private_key=key,
+                                         certificate_chain=cert)
+    return grpc.secure_channel(s.tls, creds,
+                               options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def test_mtls_identity_is_the_uri_san(make_server, pki, health_pb2):
+    s = _mtls_server(make_server, pki)
+    cert, key = pki.client("node-7", san="URI:spiffe://galaxy.test/node-7,DNS:node7.example")
+    with _mtls_channel(s, pki, cert, key) as ch:
+        check_stub(ch, health_pb2)(health_pb2.HealthCheckRequest(), timeout=5,
+                                   metadata=(("x-test-tag", "mtls-uri"),))
+    assert _trace_identity(s, "mtls-uri") == "spiffe://galaxy.test/node-7"
+
+
+def test_mtls_identity_falls_back_to_dns_san_never_cn(make_server, pki, health_pb2):
+    s = _mtls_server(make_server, pki)
+    cert, key = pki.client("dns-only", san="DNS:worker.example")
+    with _mtls_channel(s, pki, cert, key) as ch:
+        check_stub(ch, health_pb2)(health_pb2.HealthCheckRequest(), timeout=5,
+                                   metadata=(("x-test-tag", "mtls-dns"),))
+    assert _trace_identity(s, "mtls-dns") == "worker.example"
+
+
+def test_mtls_without_certificate_has_no_identity(make_server, pki, health_pb2):
+    s = _mtls_server(make_server, pki)
+    with s.channel("tls") as ch:
+        check_stub(ch, health_pb2)(health_pb2.HealthCheckRequest(), timeout=5,
+                                   metadata=(("x-test-tag", "mtls-none"),))
+    assert _trace_identity(s, "mtls-none") == "-"
+
+
+def test_mtls_untrusted_certificate_fails_the_handshake(make_server, pki, health_pb2):
+    s = _mtls_server(make_server, pki)
+    cert, key = pki.client("rogue", ca="rogue-ca")
+    with _mtls_channel(s, pki, cert, key) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            check_stub(ch, health_pb2)(health_pb2.HealthCheckRequest(), timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert wait_for(lambda: s.metrics()["galaxy_tls_handshake_failed_total"] >= 1)

@@ -337,8 +337,9 @@ hooks_log(gx_call_t *call, void *mod_ctx)
         gx_call_resume(call);
     }
     hooks_tag(call, tag, sizeof(tag));
-    gx_mod_log(ctx->mod, GX_LOG_INFO, "trace method=%s phases=%s status=%d tag=%s",
-               method[0] ? method : "-", st->trace, (int)gx_call_status(call), tag);
+    gx_mod_log(ctx->mod, GX_LOG_INFO, "trace method=%s phases=%s status=%d tag=%s tls_identity=%s",
+               method[0] ? method : "-", st->trace, (int)gx_call_status(call), tag,
+               gx_call_tls_identity(call) ? gx_call_tls_identity(call) : "-");
     return GX_OK;
 }
 
