@@ -8,13 +8,26 @@
 #ifndef GX_CORE_GX_ACCESS_LOG_H
 #define GX_CORE_GX_ACCESS_LOG_H
 
+#include <stdint.h>
+
 /**
  * Opens the log: "stderr", "off" or a file path (appended, created 0640).
  * @return 0, GX_EIO or GX_ENOMEM
  */
 int gx_access_log_open(const char *where, unsigned workers);
-/** Appends one line (a newline is added). @note thread: worker @p w only */
-void gx_access_log_line(unsigned w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** One call, as the LOG phase reports it. */
+typedef struct {
+    const char *method, *status, *peer, *identity;
+    unsigned code;
+    uint64_t duration_us;
+} gx_access_entry_t;
+
+/**
+ * Appends one line: `<time> access method=… status=… code=… duration_us=…
+ * peer=… identity="…"`.  Formatted by hand: this runs for every call.
+ * @note thread: worker @p w only
+ */
+void gx_access_log_call(unsigned w, const gx_access_entry_t *e);
 /** Writes worker @p w's buffer out. @note thread: worker @p w only */
 void gx_access_log_flush(unsigned w);
 /** Flushes everything and closes. @note thread: main, after the workers stopped */

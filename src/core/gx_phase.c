@@ -290,17 +290,18 @@ static void
 on_close(gx_call_t *call, void *arg)
 {
     const gx_step_t *steps = P.mods->steps;
+    gx_access_entry_t e;
 
     for (size_t i = P.mods->log_first; i < P.mods->n_steps; i++)
         steps[i].fn(call, steps[i].mod->ctx);
     count(call);
-    gx_access_log_line(call->worker,
-                       "method=%s status=%s code=%u duration_us=%llu peer=%s identity=\"%s\"",
-                       gx_call_method(call)[0] ? gx_call_method(call) : "-",
-                       gx_grpc_status_name(call->status),
-                       (unsigned)call->status,
-                       (unsigned long long)((gx_now_ns() - call->start_ns) / 1000),
-                       gx_call_peer(call), gx_call_identity(call));
+    e.method = gx_call_method(call)[0] ? gx_call_method(call) : "-";
+    e.status = gx_grpc_status_name(call->status);
+    e.code = (unsigned)call->status;
+    e.duration_us = (gx_now_ns() - call->start_ns) / 1000;
+    e.peer = gx_call_peer(call);
+    e.identity = gx_call_identity(call);
+    gx_access_log_call(call->worker, &e);
 }
 
 static void

@@ -164,13 +164,13 @@ md_put(nghttp2_nv *nv, const gx_md_t *md)
 static int
 status_put(gx_call_t *call, nghttp2_nv *nv, size_t *n)
 {
-    char *num = gx_arena_alloc(call->arena, 4), *msg;
+    static const char *const codes[GX_STATUS_MAX] = {
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"};
+    const char *num = codes[call->status < GX_STATUS_MAX ? call->status : GX_STATUS_UNKNOWN];
+    char *msg;
     size_t mlen;
 
-    if (num == NULL)
-        return GX_ENOMEM;
-    nv_set(&nv[(*n)++], "grpc-status", 11, num,
-           (size_t)snprintf(num, 4, "%u", (unsigned)call->status));
+    nv_set(&nv[(*n)++], "grpc-status", 11, num, strlen(num));
     if (call->message == NULL || call->message[0] == '\0')
         return 0;
     mlen = strlen(call->message);

@@ -32,6 +32,7 @@
 #include <event2/thread.h>
 
 #include "transport/gx_conn.h"
+#include "util/gx_arena.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
@@ -330,6 +331,7 @@ worker_main(void *arg)
         post_cb(-1, 0, w);
     if (srv->dispatch.on_tick != NULL)
         srv->dispatch.on_tick(w->id, 1, srv->dispatch.arg);
+    gx_arena_cache_flush();
     __atomic_fetch_sub(&srv->n_running, 1, __ATOMIC_ACQ_REL);
     event_active(srv->done_ev, EV_READ, 0);
     return NULL;

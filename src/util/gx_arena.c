@@ -31,11 +31,25 @@ typedef struct cleanup_s {
 
 struct gx_arena_s {
     block_t *head;
+    block_t *first; /* the block made with the arena: kept when it is recycled */
     cleanup_t *cleanups;
     size_t block_size, total;
 };
 
 __thread long gx__arena_fail_at;
+
+/*
+ * A few freed arenas per thread are kept for the next gx_arena_new() of the
+ * same size: a call's arena is then two pointer moves, not two mallocs.  Not
+ * under AddressSanitizer, which must see every use after free.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_MAX 0
+#else
+#define CACHE_MAX 64
+#endif
+static __thread gx_arena_t *cache[CACHE_MAX > 0 ? CACHE_MAX : 1];
+static __thread unsigned cache_len;
 
 static int
 injected_failure(void)
@@ -68,6 +82,8 @@ gx_arena_new(size_t size)
         size = 256;
     if (injected_failure())
         return NULL;
+    if (cache_len > 0 && cache[cache_len - 1]->block_size == size)
+        return cache[--cache_len];
     a = malloc(sizeof(*a));
     if (a == NULL)
         return NULL;
@@ -76,10 +92,21 @@ gx_arena_new(size_t size)
         free(a);
         return NULL;
     }
+    a->first = a->head;
     a->cleanups = NULL;
     a->block_size = size;
     a->total = 0;
     return a;
+}
+
+void
+gx_arena_cache_flush(void)
+{
+    while (cache_len > 0) {
+        gx_arena_t *a = cache[--cache_len];
+        free(a->first);
+        free(a);
+    }
 }
 
 void
@@ -95,8 +122,18 @@ gx_arena_free(gx_arena_t *a)
     while (a->head != NULL) {
         block_t *b = a->head;
         a->head = b->next;
-        free(b);
+        if (b != a->first)
+            free(b);
     }
+    if (cache_len < CACHE_MAX) {
+        a->head = a->first;
+        a->first->next = NULL;
+        a->first->used = 0;
+        a->total = 0;
+        cache[cache_len++] = a;
+        return;
+    }
+    free(a->first);
     free(a);
 }
 

@@ -26,6 +26,8 @@ void *gx_arena_calloc(gx_arena_t *a, size_t size);
 char *gx_arena_strndup(gx_arena_t *a, const char *s, size_t len);
 /** Runs @p fn(@p arg) when the arena is freed. @return 0 or GX_ENOMEM */
 int gx_arena_cleanup_add(gx_arena_t *a, void (*fn)(void *), void *arg);
+/** Frees the arenas the calling thread keeps for reuse (call before a thread ends). */
+void gx_arena_cache_flush(void);
 /** Bytes handed out so far (for limits and metrics). */
 size_t gx_arena_used(const gx_arena_t *a);
 /** A protobuf-c allocator on @p a whose free does nothing. */
