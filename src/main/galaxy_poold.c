@@ -20,6 +20,7 @@
 #include "core/gx_mod.h"
 #include "core/gx_phase.h"
 #include "core/gx_svc_health.h"
+#include "core/gx_svc_reflection.h"
 #include "transport/gx_server.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
@@ -35,7 +36,8 @@ typedef struct {
     const char *data_dir, *module_dir, *log_level, *workers;
 } flags_t;
 
-static const gx_module_desc_t *const builtin_modules[] = {&gx_svc_health_module, NULL};
+static const gx_module_desc_t *const builtin_modules[] = {&gx_svc_health_module,
+                                                            &gx_svc_reflection_module, NULL};
 
 static void
 usage(FILE *out)

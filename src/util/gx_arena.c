@@ -125,6 +125,7 @@ gx_arena_free(gx_arena_t *a)
         if (b != a->first)
             free(b);
     }
+#if CACHE_MAX > 0
     if (cache_len < CACHE_MAX) {
         a->head = a->first;
         a->first->next = NULL;
@@ -133,6 +134,7 @@ gx_arena_free(gx_arena_t *a)
         cache[cache_len++] = a;
         return;
     }
+#endif
     free(a->first);
     free(a);
 }
