@@ -119,8 +119,12 @@ typedef enum {
  * @param req  unary and server-streaming: the decoded request (call memory);
  *             client and bidi streaming: NULL, messages arrive in on_message.
  * @return GX_DONE when the call is answered (gx_call_reply(), gx_call_fail(),
- *         gx_call_finish()), GX_AGAIN when it goes on (streaming, or an answer
- *         that comes later).
+ *         gx_call_finish()), GX_AGAIN when it goes on by itself (a stream the
+ *         handler keeps feeding from events of the call's worker).  A handler
+ *         that must wait for another thread (a store commit) before it can
+ *         answer parks the call from a HANDLER-phase hook instead (GX_AGAIN +
+ *         gx_call_resume()) and answers here once resumed: only a parked
+ *         call is kept alive across threads.
  */
 typedef int (*gx_rpc_start_fn)(gx_call_t *call, const ProtobufCMessage *req, void *mod_ctx);
 /** One decoded request message of a client or bidi streaming call; valid only during the callback. */
@@ -268,8 +272,8 @@ GX_API gx_status_t gx_call_status(const gx_call_t *call);
 GX_API int gx_call_is_done(const gx_call_t *call);
 
 /**
- * Continues a call parked by a phase handler's GX_AGAIN as if that handler had
- * returned GX_OK (a parked HANDLER-phase call only needs gx_call_finish()).
+ * Continues a call parked by a phase hook's GX_AGAIN as if that hook had
+ * returned GX_OK.
  * Each GX_AGAIN must be matched by exactly one gx_call_resume(); the call is
  * kept alive until then even if the peer resets it or its deadline passes.
  * Such a call still runs its LOG phase when its stream ends, and its

@@ -531,9 +531,16 @@ gx_server_free(gx_server_t *srv)
     if (srv == NULL)
         return;
     gx__admin_stop(srv);
-    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++)
-        if (srv->workers[i].srv != NULL)
-            worker_deinit(&srv->workers[i]);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        gx_worker_t *w = &srv->workers[i];
+        if (w->srv == NULL)
+            continue;
+        /* resumes that came after the worker stopped (a store commit finishing
+         * late) still release their calls: the worker is gone, so do it here */
+        while (w->posted != NULL)
+            post_cb(-1, 0, w);
+        worker_deinit(w);
+    }
     free(srv->workers);
     gx_listen_addr_t *las[] = {&srv->h2c, &srv->tls, &srv->adm};
     for (size_t i = 0; i < sizeof(las) / sizeof(las[0]); i++)

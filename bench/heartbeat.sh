@@ -1,0 +1,326 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Unary NodeRegistry/Heartbeat under h2load against galaxy-poold and against the
+# gRPC C++ reference server (bench/ref), both holding the same number of nodes,
+# alternating the two servers shape by shape (connections x streams).  For every
+# run: requests/s (h2load's "finished in ..., N req/s"), server CPU time per call
+# (utime+stime from /proc/PID/stat), and a status check: h2load counts HTTP 200s,
+# which a gRPC error also is, so every run must have exactly as many grpc-status 0
+# responses in the server's own counters (reference: its SIGUSR1 counts;
+# galaxy-poold: galaxy_grpc_calls_total on /metrics) as h2load counted successes,
+# and no non-OK call at all.  Prints a table with the ratio; exits 1 if any run
+# failed that check.  Every h2load run is bounded by -n and a timeout.
+#
+#   bench/heartbeat.sh --build /tmp/build-rel --ref /tmp/ref/ref_server
+#   bench/heartbeat.sh --ref-only --ref /tmp/ref/ref_server -n 200000
+#   bench/heartbeat.sh --help
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=.
+ref=${REF_SERVER:-$src/bench/ref/ref_server}
+mode=both
+n=200000
+warmup=20000
+nodes=100000
+node=n42
+shapes="1x100 16x32 64x16 256x1"
+rounds=1
+workers=$(nproc)
+client_threads=$(nproc)
+poold_conf=
+poold_args=()
+ref_register=0
+reg_conc=256
+h2load_timeout=600
+log_dir=
+
+usage() {
+    cat <<EOF
+usage: bench/heartbeat.sh [options]
+  --build DIR            galaxy-poold build directory (default .)
+  --ref PATH             reference server (default \$REF_SERVER or bench/ref/ref_server)
+  --ref-only             measure only the reference server
+  --poold-only           measure only galaxy-poold
+  -n N                   requests per shape, per server and round (default $n)
+  --warmup N             requests of one 16x32 warm-up run per server (default $warmup; 0 = none)
+  --nodes N              nodes registered in pool mainnet, n0..n{N-1} (default $nodes)
+  --node ID              the node every heartbeat is for (default $node)
+  --shapes "CxM ..."     connections x streams (default "$shapes")
+  --rounds R             repeat the whole alternation; the table shows medians (default 1)
+  --workers N            server threads: galaxy-poold --workers, ref_server -t (default nproc)
+  --client-threads N     h2load -t, at most the connections of the shape (default nproc)
+  --poold-config FILE    galaxy-poold -c (default: a generated one, access log off)
+  --poold-arg ARG        one more galaxy-poold argument (repeatable, e.g. --module-dir=DIR)
+  --ref-register         register the reference's nodes through Register too (default:
+                         ref_server --preload, token "bench-token")
+  --register-concurrency N  Register calls in flight (default $reg_conc)
+  --h2load-timeout S     kill an h2load run after S seconds (default $h2load_timeout)
+  --log-dir DIR          keep h2load outputs, server logs and the table here
+EOF
+    exit 2
+}
+
+while [ $# -gt 0 ]; do
+    opt=$1
+    val=${2-}
+    shift
+    case $opt in
+    --ref-only) mode=ref; continue ;;
+    --poold-only) mode=poold; continue ;;
+    --ref-register) ref_register=1; continue ;;
+    -h|--help) usage ;;
+    esac
+    [ $# -gt 0 ] || { echo "heartbeat.sh: $opt needs a value" >&2; usage; }
+    shift
+    case $opt in
+    --build) build=$val ;;
+    --ref) ref=$val ;;
+    -n) n=$val ;;
+    --warmup) warmup=$val ;;
+    --nodes) nodes=$val ;;
+    --node) node=$val ;;
+    --shapes) shapes=$val ;;
+    --rounds) rounds=$val ;;
+    --workers) workers=$val ;;
+    --client-threads) client_threads=$val ;;
+    --poold-config) poold_conf=$val ;;
+    --poold-arg) poold_args+=("$val") ;;
+    --register-concurrency) reg_conc=$val ;;
+    --h2load-timeout) h2load_timeout=$val ;;
+    --log-dir) log_dir=$val ;;
+    *) echo "heartbeat.sh: unknown argument $opt" >&2; usage ;;
+    esac
+done
+
+isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
+for v in "$n" "$warmup" "$nodes" "$rounds" "$workers" "$client_threads" "$reg_conc" \
+         "$h2load_timeout"; do
+    isnum "$v" || { echo "heartbeat.sh: \"$v\" is not a number" >&2; exit 2; }
+done
+if [ "$n" -lt 1 ] || [ "$rounds" -lt 1 ] || [ "$rounds" -gt 50 ] || [ "$client_threads" -lt 1 ]; then
+    echo "heartbeat.sh: need -n > 0, --rounds 1..50, --client-threads >= 1" >&2
+    exit 2
+fi
+node_idx=${node#n}
+if ! isnum "$node_idx" || [ "$node_idx" -ge "$nodes" ]; then
+    echo "heartbeat.sh: --node must be one of n0..n$((nodes - 1))" >&2
+    exit 2
+fi
+for shape in $shapes; do
+    case $shape in
+    *x*) isnum "${shape%x*}" && isnum "${shape#*x}" && [ "${shape%x*}" -ge 1 ] &&
+         [ "${shape#*x}" -ge 1 ] && continue ;;
+    esac
+    echo "heartbeat.sh: bad shape \"$shape\" (want CONNSxSTREAMS)" >&2
+    exit 2
+done
+servers=()
+if [ "$mode" != poold ]; then servers+=(ref); fi
+if [ "$mode" != ref ]; then servers+=(poold); fi
+command -v h2load >/dev/null || { echo "heartbeat.sh: no h2load: run bench/deps.sh" >&2; exit 1; }
+if [ "$mode" != poold ] && [ ! -x "$ref" ]; then
+    echo "heartbeat.sh: no reference server at $ref (make -C bench/ref, or --ref)" >&2
+    exit 1
+fi
+if [ "$mode" != ref ] && [ ! -x "$build/galaxy-poold" ]; then
+    echo "heartbeat.sh: no $build/galaxy-poold (--build DIR)" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+declare -A pid addr admin
+cleanup() {
+    local s
+    for s in "${!pid[@]}"; do kill "${pid[$s]}" 2>/dev/null || true; done
+    if [ -n "$log_dir" ]; then mkdir -p "$log_dir"; cp -r "$tmp"/. "$log_dir"/; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ticks=$(getconf CLK_TCK)
+py=/usr/bin/python3
+reg="$py $src/bench/register_nodes.py"
+
+wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
+    local i=0
+    while [ ! -s "$1" ] && [ $i -lt 400 ]; do
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+        i=$((i + 1))
+    done
+    [ -s "$1" ]
+}
+
+start_ref() {
+    local pre=$nodes
+    if [ $ref_register = 1 ]; then pre=0; fi
+    "$ref" --listen 127.0.0.1:0 -t "$workers" --preload "$pre" --ready-file "$tmp/ref.ready" \
+        2>"$tmp/ref.log" &
+    pid[ref]=$!
+    wait_file "$tmp/ref.ready" "${pid[ref]}" ||
+        { echo "heartbeat.sh: ref_server did not start:" >&2; cat "$tmp/ref.log" >&2; exit 1; }
+    addr[ref]=$(sed -n 's/^h2c=//p' "$tmp/ref.ready")
+    if [ $ref_register = 1 ]; then
+        $reg --target "${addr[ref]}" --count "$nodes" --concurrency "$reg_conc" \
+            --node "$node" --body "$tmp/ref.body" --check
+    else
+        $reg --target "${addr[ref]}" --node "$node" --token bench-token \
+            --body "$tmp/ref.body" --check
+    fi
+}
+
+start_poold() {
+    local conf=$poold_conf
+    if [ -z "$conf" ]; then
+        conf=$tmp/poold.yaml
+        printf 'server:\n  log_level: warn\n  access_log: "off"\n' >"$conf"
+    fi
+    "$build/galaxy-poold" -c "$conf" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+        --data-dir "$tmp/poold-var" --workers "$workers" --ready-file "$tmp/poold.ready" \
+        ${poold_args[@]+"${poold_args[@]}"} 2>"$tmp/poold.log" &
+    pid[poold]=$!
+    wait_file "$tmp/poold.ready" "${pid[poold]}" ||
+        { echo "heartbeat.sh: galaxy-poold did not start:" >&2; cat "$tmp/poold.log" >&2; exit 1; }
+    addr[poold]=$(sed -n 's/^h2c=//p' "$tmp/poold.ready")
+    admin[poold]=$(sed -n 's/^admin=//p' "$tmp/poold.ready")
+    [ -n "${admin[poold]}" ] ||
+        { echo "heartbeat.sh: galaxy-poold has no admin listener (needed for /metrics)" >&2
+          exit 1; }
+    $reg --target "${addr[poold]}" --count "$nodes" --concurrency "$reg_conc" \
+        --node "$node" --body "$tmp/poold.body" --check ||
+        { echo "heartbeat.sh: registering $nodes nodes in galaxy-poold failed" >&2; exit 1; }
+}
+
+cpu() {    # utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
+    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
+}
+
+# "OK ERR": grpc-status 0 Heartbeat responses, and non-OK calls of any method.
+counts_ref() {
+    local before after i=0 line
+    before=$(grep -c '(SIGUSR1)$' "$tmp/ref.log" || true)
+    kill -USR1 "${pid[ref]}"
+    while [ $i -lt 100 ]; do
+        after=$(grep -c '(SIGUSR1)$' "$tmp/ref.log" || true)
+        [ "$after" -gt "$before" ] && break
+        sleep 0.02
+        i=$((i + 1))
+    done
+    line=$(grep '(SIGUSR1)$' "$tmp/ref.log" | tail -1)
+    echo "$line" | sed -n 's/^ok=[0-9]* err=\([0-9]*\) heartbeat_ok=\([0-9]*\) .*/\2 \1/p'
+}
+
+counts_poold() {
+    curl -sf --max-time 5 "http://${admin[poold]}/metrics" | awk '
+        /^galaxy_grpc_calls_total\{/ {
+            if ($0 ~ /method="\/galaxy.pool.v1.NodeRegistry\/Heartbeat",code="OK"/) ok += $NF
+            else if ($0 !~ /code="OK"/) err += $NF
+        }
+        END { printf "%d %d\n", ok, err }'
+}
+
+counts() { "counts_$1"; }
+
+# run SERVER CONNS STREAMS REQUESTS LABEL -> appends "rps us_per_call" to $tmp/res.SERVER.LABEL
+failures=0
+run() {
+    local s=$1 c=$2 m=$3 req=$4 label=$5 t out rps ndone succ c0 c1 us ok0 err0 ok1 err1 i verdict
+    t=$client_threads
+    if [ "$t" -gt "$c" ]; then t=$c; fi
+    read -r ok0 err0 <<<"$(counts "$s")"
+    c0=$(cpu "$s")
+    out=$(timeout "$h2load_timeout" h2load -n "$req" -c "$c" -m "$m" -t "$t" \
+          -d "$tmp/$s.body" -H 'content-type: application/grpc' -H 'te: trailers' \
+          "http://${addr[$s]}/galaxy.pool.v1.NodeRegistry/Heartbeat" 2>&1) || true
+    c1=$(cpu "$s")
+    printf '%s\n' "$out" >"$tmp/h2load.$s.$label.txt"
+    rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
+    ndone=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' <<<"$out")
+    succ=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+    # The server may count a call just after its response left: wait (bounded).
+    i=0
+    while :; do
+        read -r ok1 err1 <<<"$(counts "$s")"
+        [ $((ok1 - ok0)) -ge "${succ:-0}" ] || [ $i -ge 50 ] && break
+        sleep 0.02
+        i=$((i + 1))
+    done
+    us=$(echo "($c1 - $c0) * 1000000 / $ticks / $req" | bc -l)
+    verdict=ok
+    if [ -z "$rps" ] || [ "${ndone:-0}" != "$req" ] || [ "${succ:-0}" != "$req" ] ||
+       [ $((ok1 - ok0)) != "$req" ] || [ $((err1 - err0)) != 0 ]; then
+        verdict="FAILED (h2load done=${ndone:-?} succeeded=${succ:-?}; server grpc-status 0: \
+$((ok1 - ok0)), non-OK: $((err1 - err0)); see h2load.$s.$label.txt)"
+        failures=$((failures + 1))
+        rps=${rps:-0}
+    fi
+    printf '%-5s %4s x %-3s %10.0f req/s %7.2f us CPU/call  %s\n' \
+        "$s" "$c" "$m" "$rps" "$us" "$verdict"
+    echo "$rps $us ${verdict%% *}" >>"$tmp/res.$s.${c}x$m"
+}
+
+median() {    # column FILE
+    sort -g -k"$1" "$2" | awk -v k="$1" '{v[NR] = $k} END {
+        if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
+        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "heartbeat: $nodes nodes, node $node, -n $n per shape, $rounds round(s), server threads" \
+     "$workers, h2load -t <= $client_threads, $(nproc) cores"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the numbers)"
+for s in "${servers[@]}"; do "start_$s"; done
+if [ "$warmup" -gt 0 ]; then
+    for s in "${servers[@]}"; do run "$s" 16 32 "$warmup" warmup >/dev/null; done
+    rm -f "$tmp"/res.*.16x32
+    if [ $failures -gt 0 ]; then
+        echo "heartbeat.sh: warm-up run failed the status check" >&2
+        exit 1
+    fi
+fi
+k=0
+for r in $(seq 1 "$rounds"); do
+    for shape in $shapes; do
+        order=("${servers[@]}")
+        if [ ${#servers[@]} = 2 ] && [ $((k % 2)) = 1 ]; then order=(poold ref); fi
+        k=$((k + 1))
+        for s in "${order[@]}"; do run "$s" "${shape%x*}" "${shape#*x}" "$n" "r$r.$shape"; done
+    done
+done
+
+{
+    echo
+    printf '%-9s' "shape"
+    for s in "${servers[@]}"; do printf ' %12s %10s' "$s req/s" "us/call"; done
+    if [ ${#servers[@]} = 2 ]; then printf ' %12s' "poold/ref"; fi
+    echo
+    for shape in $shapes; do
+        printf '%-9s' "${shape/x/ x }"
+        declare -A med=()
+        for s in "${servers[@]}"; do
+            med[$s]=$(median 1 "$tmp/res.$s.$shape")
+            printf ' %12.0f %10.2f' "${med[$s]}" "$(median 2 "$tmp/res.$s.$shape")"
+        done
+        if [ ${#servers[@]} = 2 ]; then
+            printf ' %12.2f' "$(echo "${med[poold]} / ${med[ref]}" | bc -l 2>/dev/null ||
+                                echo nan)"
+        fi
+        if cat "$tmp"/res.*."$shape" | grep -q FAILED; then printf '  FAILED status check'; fi
+        echo
+    done
+    if [ "$rounds" -gt 1 ]; then echo "(medians of $rounds rounds)"; fi
+} | tee "$tmp/table.txt"
+
+for s in "${servers[@]}"; do
+    kill -TERM "${pid[$s]}"
+    i=0
+    while kill -0 "${pid[$s]}" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    wait "${pid[$s]}" || echo "heartbeat.sh: $s exited with status $?" >&2
+    unset "pid[$s]"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$mode" != poold ]; then echo "ref_server final counts: $(tail -1 "$tmp/ref.log")"; fi
+if [ $failures -gt 0 ]; then
+    echo "heartbeat.sh: $failures run(s) failed the grpc-status check" >&2
+    exit 1
+fi
+echo "all runs verified: every response h2load counted had grpc-status 0"
