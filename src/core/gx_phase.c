@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "core/gx_access_log.h"
+#include "core/gx_reg.h"
 #include "transport/gx_call.h"
 #include "transport/gx_grpc.h"
 #include "util/gx_error.h"
@@ -308,6 +309,8 @@ static void
 on_tick(unsigned worker, int final, void *arg)
 {
     gx_access_log_flush(worker);
+    if (final)
+        gx_reg_thread_offline();
 }
 
 static const gx_dispatch_t dispatch = {

@@ -19,8 +19,13 @@
 #include "core/gx_metrics.h"
 #include "core/gx_mod.h"
 #include "core/gx_phase.h"
+#include "core/gx_reg.h"
+#include "core/gx_svc_discovery.h"
 #include "core/gx_svc_health.h"
+#include "core/gx_svc_pooladmin.h"
 #include "core/gx_svc_reflection.h"
+#include "core/gx_svc_registry.h"
+#include "store/gx_store.h"
 #include "transport/gx_server.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
@@ -37,7 +42,10 @@ typedef struct {
 } flags_t;
 
 static const gx_module_desc_t *const builtin_modules[] = {&gx_svc_health_module,
-                                                            &gx_svc_reflection_module, NULL};
+                                                            &gx_svc_reflection_module,
+                                                            &gx_svc_registry_module,
+                                                            &gx_svc_discovery_module,
+                                                            &gx_svc_pooladmin_module, NULL};
 
 static void
 usage(FILE *out)
@@ -252,10 +260,35 @@ fail:
     return GX_EIO;
 }
 
+/* The store in data_dir, then the registry rebuilt from it. */
+static int
+state_open(const gx_conf_t *conf, gx_store_t **st, gx_reg_t **reg)
+{
+    char err[512] = "";
+    int rv;
+
+    rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
+    if (rv == 0)
+        rv = gx_reg_open(*st, NULL, reg, err, sizeof(err));
+    if (rv != 0)
+        fprintf(stderr, "galaxy-poold: %s\n", err[0] ? err : gx_strerror(rv));
+    return rv;
+}
+
+/* Commits what is queued, applies it to memory, then closes both. */
+static void
+state_close(gx_store_t *st, gx_reg_t *reg)
+{
+    gx_reg_stop(reg);
+    gx_store_shutdown(st);
+    gx_reg_close(reg);
+    gx_store_close(st);
+}
+
 static int
 ready(void *arg)
 {
-    return 1; /* listeners are bound and the data directory is open before we serve */
+    return 1; /* listeners are bound, the store is open and the registry loaded before we serve */
 }
 
 static int
@@ -297,6 +330,7 @@ serve(const flags_t *f, gx_conf_t *conf, gx_mods_t *mods)
     if (rv != 0)
         gx_server_drain(srv);
     gx_server_run(srv);
+    gx_reg_stop(gx__reg); /* no more resumes: the workers go with the server */
     if (rv == 0)
         gx_log(GX_LOG_INFO, "galaxy-poold stopped");
 out:
@@ -311,6 +345,8 @@ main(int argc, char **argv)
     flags_t flags = {0};
     gx_conf_t conf;
     gx_mods_t mods;
+    gx_store_t *st = NULL;
+    gx_reg_t *reg = NULL;
     char err[512] = "";
     int rv;
 
@@ -332,7 +368,10 @@ main(int argc, char **argv)
     } else {
         rv = data_dir_open(&conf);
         if (rv == 0)
+            rv = state_open(&conf, &st, &reg);
+        if (rv == 0)
             rv = serve(&flags, &conf, &mods);
+        state_close(st, reg);
     }
     gx_mods_unload(&mods);
     gx_conf_deinit(&conf);

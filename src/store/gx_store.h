@@ -18,10 +18,17 @@
  * Errors are translated here: no LMDB code leaves this directory.  A full map
  * grows (up to map_size_max) and the commit is retried; past the maximum the
  * batches of that commit fail with GX_EMAPFULL and nothing of them is stored.
+ * A batch that fails for another reason (I/O) fails alone: the others of its
+ * commit are retried without it.
  *
- * Threads: gx_store_open/close on the main thread; gx_store_submit from any
- * thread; gx_store_scan before workers start (recovery) or from any thread
- * (its own read transaction).
+ * The database carries a schema version (GX_STORE_META "schema" → "1"),
+ * written at the first open; a newer version refuses to open.
+ *
+ * Threads: gx_store_open/shutdown/close on the main thread; gx_store_submit
+ * from any thread; gx_store_scan before workers start (recovery) or from any
+ * thread (its own read transaction); gx_store_get and gx_store_stats from any
+ * thread.  LMDB allows one open environment per directory per process: open
+ * a directory once.
  */
 #ifndef GX_STORE_GX_STORE_H
 #define GX_STORE_GX_STORE_H
@@ -41,48 +48,70 @@ typedef enum {
     GX_STORE_TABLES
 } gx_store_table_t;
 
+/** The longest key (LMDB's default key limit). */
+#define GX_STORE_KEY_MAX 511
+/** The longest value (LMDB's item limit; the map size bounds it further). */
+#define GX_STORE_VAL_MAX 0xffffffffu
+
 typedef struct {
     gx_store_table_t table;
-    int del;            /**< 1: delete key (absent is fine), 0: put key → value */
+    int del; /**< 1: delete key (absent is fine), 0: put key → value */
     const void *key;
-    size_t key_len;     /**< 1 .. 511 (LMDB's default key limit) */
-    const void *val;
-    size_t val_len;
+    size_t key_len;  /**< 1 .. GX_STORE_KEY_MAX */
+    const void *val; /**< may be NULL when val_len is 0; ignored for a delete */
+    size_t val_len;  /**< 0 .. GX_STORE_VAL_MAX */
 } gx_store_op_t;
 
 typedef struct {
-    uint64_t map_size;      /**< initial map size in bytes (default 64 MiB) */
-    uint64_t map_size_max;  /**< the map never grows past this (default 16 GiB) */
-    unsigned max_batch;     /**< submitted batches per commit at most (default 4096) */
+    uint64_t map_size;     /**< initial map size in bytes (default 64 MiB) */
+    uint64_t map_size_max; /**< the map never grows past this (default 16 GiB) */
+    unsigned max_batch;    /**< submitted batches per commit at most (default 4096) */
 } gx_store_opts_t;
 
 /** Fills @p o with the defaults. */
 void gx_store_opts_init(gx_store_opts_t *o);
 
 /**
- * Opens (creating if needed) the environment in directory @p dir, clears
- * reader slots left by dead processes, and starts the writer thread.
- * @param err  the reason on failure
- * @return 0, GX_EIO (cannot open/create; permissions; corrupt), GX_ENOMEM
+ * Opens (creating if needed: the directory, one level, and the environment in
+ * it) the store in directory @p dir, clears reader slots left by dead
+ * processes, checks or writes the schema version, and starts the writer
+ * thread.
+ *
+ * The map starts at opts->map_size rounded up to whole pages, or at the size
+ * of the data already stored if that is larger.  An opts->map_size_max below
+ * the map size is raised to it.
+ * @param opts NULL for the defaults
+ * @param out  the store, on success only
+ * @param err  the reason on failure (NUL-terminated, truncated to @p errlen)
+ * @return 0; GX_EINVAL (no @p dir; map_size or max_batch is 0); GX_EIO (cannot
+ *         open/create; permissions; corrupt; a schema version that this build
+ *         does not know); GX_ENOMEM
+ * @note thread: main
  */
 int gx_store_open(const char *dir, const gx_store_opts_t *opts, gx_store_t **out, char *err,
                   size_t errlen);
 
 /**
  * Called on the writer thread once the batch is durable (status 0) or has
- * failed (GX_EMAPFULL, GX_EIO, GX_ESHUTDOWN when the store closed first).
+ * failed (GX_EMAPFULL, GX_EIO, GX_ENOMEM; GX_ESHUTDOWN when the store closed
+ * first, which the LMDB store never does: it commits every batch it accepted).
  * Must not block; typically it records the result and calls gx_call_resume().
+ * It may call gx_store_submit(), gx_store_get() and gx_store_scan(), never
+ * gx_store_shutdown() or gx_store_close().
  */
 typedef void (*gx_store_done_fn)(int status, void *arg);
 
 /**
  * Queues @p n operations to be committed atomically together.  The store
  * copies keys and values: the caller's memory may go once this returns.
+ * Batches commit in the order they were queued: of two batches writing the
+ * same key, the later one wins.
  * @param done  may be NULL (fire and forget, e.g. heartbeat checkpoints)
  * @return 0 (done will be called exactly once), GX_EINVAL (bad op: n == 0, key
- *         length, table), GX_ENOMEM, GX_ESHUTDOWN (store closing); on an error
- *         done is NOT called.
- * @note thread: any; never blocks
+ *         length, value length, table), GX_ENOMEM, GX_ESHUTDOWN (store closing);
+ *         on an error done is NOT called and nothing of the batch is stored.
+ * @note thread: any; never blocks (a wait-free queue; the submit that finds
+ *       the queue empty also writes the writer's eventfd)
  */
 int gx_store_submit(gx_store_t *st, const gx_store_op_t *ops, size_t n, gx_store_done_fn done,
                     void *arg);
@@ -91,7 +120,12 @@ int gx_store_submit(gx_store_t *st, const gx_store_op_t *ops, size_t n, gx_store
  * Calls @p fn for every record of @p table in key order, inside one read
  * transaction.  The bytes are valid only during the call.  @p fn returns 0 to
  * go on, anything else to stop (returned by gx_store_scan).
- * @return 0, fn's value, GX_EIO
+ *
+ * While it runs, the scan holds the store's resize lock as a reader: @p fn
+ * must not call back into the store nor wait for a submitted batch (a map
+ * resize waiting for the lock would deadlock), and should be quick.
+ * @return 0, fn's value, GX_EINVAL (table), GX_EIO
+ * @note thread: any
  */
 int gx_store_scan(gx_store_t *st, gx_store_table_t table,
                   int (*fn)(const void *key, size_t key_len, const void *val, size_t val_len,
@@ -99,30 +133,52 @@ int gx_store_scan(gx_store_t *st, gx_store_table_t table,
                   void *arg);
 
 /**
- * Reads one record into a malloc()ed copy (*val, *val_len; caller frees).
- * @return 0, GX_ENOTFOUND, GX_ENOMEM, GX_EIO
+ * Reads one record into a malloc()ed copy (*val, *val_len; caller frees; a
+ * value of length 0 is still a non-NULL pointer).
+ * @return 0, GX_ENOTFOUND, GX_EINVAL (table or key length), GX_ENOMEM, GX_EIO
+ * @note thread: any
  */
 int gx_store_get(gx_store_t *st, gx_store_table_t table, const void *key, size_t key_len,
                  void **val, size_t *val_len);
 
 /** Counters for /metrics. */
 typedef struct {
-    uint64_t commits;        /**< write transactions committed */
-    uint64_t batches;        /**< submitted batches committed */
-    uint64_t failed;         /**< batches failed */
-    uint64_t map_grows;      /**< times the map was enlarged */
-    uint64_t commit_ns_max;  /**< slowest commit (incl. sync) */
-    uint64_t map_size;       /**< current map size */
-    uint64_t queue_depth;    /**< batches waiting now */
+    uint64_t commits;         /**< write transactions committed */
+    uint64_t batches;         /**< submitted batches committed */
+    uint64_t failed;          /**< batches failed */
+    uint64_t map_grows;       /**< times the map was enlarged */
+    uint64_t commit_ns_max;   /**< slowest commit (incl. sync) */
+    uint64_t map_size;        /**< current map size */
+    uint64_t queue_depth;     /**< batches waiting now */
+    uint64_t readers_cleared; /**< stale reader slots (dead processes) cleared at open */
 } gx_store_stats_t;
 
 /** @note thread: any */
 void gx_store_stats(const gx_store_t *st, gx_store_stats_t *out);
 
 /**
- * Commits what is queued, stops the writer and closes the environment.
+ * Stops taking batches and commits what is queued, then stops the writer;
+ * the environment stays open for gx_store_get and gx_store_scan.  From the
+ * moment it begins, gx_store_submit returns GX_ESHUTDOWN; a batch that a
+ * racing submit accepted is committed (its done says so).  Idempotent; NULL
+ * is a no-op.
+ * @note thread: main (never from a done callback)
+ */
+void gx_store_shutdown(gx_store_t *st);
+
+/**
+ * gx_store_shutdown(), then closes the environment and frees the store.
  * Batches submitted after close began fail with GX_ESHUTDOWN.  NULL is a no-op.
+ * @note thread: main (never from a done callback); no other thread may use
+ *       @p st once this has begun, except for submits racing the shutdown
+ *       (use gx_store_shutdown first to keep it usable for that).
  */
 void gx_store_close(gx_store_t *st);
+
+/**
+ * Test hook: when > 0, the n-th following store allocation made by this
+ * thread (the store itself at open, a batch at submit, a copy at get) fails.
+ */
+extern __thread long gx__store_fail_at;
 
 #endif /* GX_STORE_GX_STORE_H */

@@ -1,0 +1,2384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry: pools and nodes in two cds_lfht tables (pools by name, nodes
+ * by "<pool>\0<id>", the same bytes as their store key), lock-free for
+ * readers.
+ *
+ * A node is a stable object in the table with its hot fields as atomics
+ * (last seen, load, running jobs, state, revision) and an RCU pointer to its
+ * static part (the unpacked Node message and the lease token), which a write
+ * replaces wholesale; the old one goes through call_rcu.  Each pool keeps a
+ * revision counter stamped on every change, and a sorted array of its nodes
+ * (published through an RCU pointer) for ordered, stable paging.
+ *
+ * Writers: submits run on the workers under one writer mutex (checks against
+ * the applied state plus the writes in flight, reservation of the key, store
+ * submit: so the store sees writes in the order they were checked).  The
+ * store's done callback queues the op for the keeper thread, which applies it
+ * to memory after the commit (a failed commit changes nothing), publishes the
+ * dirty indexes, frees what was removed after a grace period, and only then
+ * calls op->done.  The keeper also runs liveness every tick (a scan of each
+ * pool's nodes: O(nodes) per 100 ms) and the heartbeat checkpoints.
+ *
+ * Index cost: adding or removing a node is a memmove in the keeper's sorted
+ * array (O(n)), and each keeper round publishes a copy of every pool it
+ * changed (O(n) per round, shared by all the ops of that round).
+ *
+ * Revisions and the watch feed: only the keeper stamps revisions, and each
+ * revision it stamps writes one entry of the pool's feed (a ring of
+ * watch_history slots, slot = revision % size, holding a heap copy of the node
+ * as it was after the change; pool changes write an entry without a node).
+ * State changes are fed by comparing each node's state with the last state
+ * the feed saw (fed_state): the sweep does it for the transitions it makes,
+ * and a heartbeat that brings a node back up (on a worker) only flags the
+ * pool and wakes the keeper, which feeds it at once.  The feed's head, which
+ * watchers poll, is published after the pool's index, so a watcher that
+ * reads the head and then the index gets a snapshot at least as new as the
+ * head.  Entries pushed out of the ring (or past watch_bytes) go through
+ * call_rcu.
+ */
+#include "config.h"
+
+#include "core/gx_reg.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/gx_urcu.h"
+#include "util/gx_clock.h"
+#include "util/gx_error.h"
+#include "util/gx_log.h"
+
+#define TOKEN_BYTES 24 /* 192 random bits, sent as 48 hex digits */
+#define TOKEN_HEX (TOKEN_BYTES * 2)
+#define RECORD_VERSION 1
+#define KEY_MAX (GX_REG_POOL_NAME_MAX + 1 + GX_REG_NODE_ID_MAX)
+#define CKPT_BATCH 256
+#define DEFAULTS_KEY "registry.default_pools" /* META: the default pools were made once */
+
+enum { OP_NODE_PUT = 1, OP_NODE_DEL, OP_POOL_PUT, OP_POOL_DEL };
+enum {
+    EV_UPSERT = GALAXY__POOL__V1__WATCH_EVENT_TYPE__WATCH_EVENT_TYPE_UPSERT,
+    EV_REMOVED = GALAXY__POOL__V1__WATCH_EVENT_TYPE__WATCH_EVENT_TYPE_REMOVED
+};
+#define FEV_OVERHEAD 48 /* heap bytes per unpacked string or sub-message, about */
+enum { F_NEW = 1, F_REFRESH = 2, F_DRAIN = 4 };
+
+typedef struct {
+    struct rcu_head rcu;
+    gx_pb_node_t *pb; /* heap, protobuf_c unpacked */
+    char token[GX_REG_TOKEN_MAX + 1];
+} ninfo_t;
+
+typedef struct {
+    struct rcu_head rcu;
+    gx_pb_pool_t *pb;
+} pinfo_t;
+
+typedef struct {
+    struct rcu_head rcu;
+    size_t n;
+    gx_reg_node_t *v[];
+} idx_t;
+
+/* one entry of a watch feed (immutable once published) */
+typedef struct {
+    struct rcu_head rcu;
+    uint64_t revision;
+    int type;
+    size_t bytes;         /* what it costs, about */
+    gx_pb_node_t *node;   /* heap, protobuf_c unpacked; NULL for pool changes */
+    size_t n_old_specs;
+    char **old_specs;     /* heap */
+} fev_t;
+
+struct gx_reg_feed_s {
+    uint32_t refs;        /* atomics: refs, dead, head, first */
+    uint32_t dead;
+    uint64_t head;        /* the last revision watchers may read */
+    uint64_t first;       /* the oldest revision still held (first > head: none) */
+    uint64_t base;        /* history starts after it (set once, before the workers) */
+    uint64_t written;     /* keeper only from here on */
+    size_t bytes;
+    size_t max_bytes;
+    size_t cap;
+    fev_t *slot[];        /* RCU pointers, [revision % cap] */
+};
+
+struct gx_reg_node_s {
+    struct cds_lfht_node ht;
+    struct rcu_head rcu;
+    gx_reg_pool_t *pool;
+    char *key;
+    size_t key_len;
+    const char *id;    /* inside key */
+    ninfo_t *info;     /* RCU */
+    uint64_t seen_ms;  /* monotonic; atomics from here on */
+    int64_t hb_unix_ms;
+    uint64_t load_bits;
+    uint32_t running;
+    uint32_t state;
+    uint32_t draining;
+    uint32_t live;
+    uint64_t revision;
+    uint64_t flaps[GX_REG_FLAP_RING];
+    uint32_t flap_pos;
+    int64_t ckpt_hb;   /* keeper only */
+    uint32_t fed_state; /* keeper only: the state the watch feed last saw */
+    gx_reg_node_t *grave_next;
+};
+
+struct gx_reg_pool_s {
+    struct cds_lfht_node ht;
+    struct rcu_head rcu;
+    char *name;
+    pinfo_t *info;     /* RCU */
+    idx_t *idx;        /* RCU */
+    uint64_t revision; /* atomics */
+    uint32_t node_count;
+    uint32_t live;
+    uint32_t restate;  /* a worker changed a node's state: feed it */
+    gx_reg_feed_t *feed; /* one reference, dropped with the pool */
+    /* under the writer lock */
+    uint32_t pending_adds;
+    gx_reg_node_t **w; /* the keeper's sorted array */
+    size_t wn, wcap;
+    int dirty;
+};
+
+struct gx_reg_s {
+    gx_store_t *st;
+    gx_reg_opts_t o;
+    struct cds_lfht *pools, *nodes;
+    pthread_mutex_t wlock;
+    gx_reg_op_t *pending;
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    gx_reg_op_t *qhead, **qtail;
+    int stop;
+    int kick;          /* under qlock: a pool has state changes to feed */
+    int keeper_running;
+    pthread_t keeper;
+    uint64_t next_ckpt;
+    gx_reg_node_t *grave;
+};
+
+gx_reg_t *gx__reg;
+
+static __thread int rcu_online;
+
+/* ================================================================== pure helpers */
+
+static int
+in_set(int c, const char *set)
+{
+    return c != '\0' && strchr(set, c) != NULL;
+}
+
+static int
+is_lower_digit(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+int
+gx_reg_valid_pool_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > GX_REG_POOL_NAME_MAX || !is_lower_digit(s[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!is_lower_digit(s[i]) && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+int
+gx_reg_valid_node_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > GX_REG_NODE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || is_lower_digit(c) || in_set(c, "._:-")))
+            return 0;
+    }
+    return 1;
+}
+
+int
+gx_reg_valid_spec(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > GX_REG_SPEC_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_lower_digit(s[i]) && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+int
+gx_reg_valid_token(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+Galaxy__Pool__V1__NodeState
+gx_reg_liveness(uint64_t elapsed_ms, uint32_t ttl_ms, int draining, uint32_t retention_factor,
+                int *remove)
+{
+    uint64_t ttl = ttl_ms;
+
+    *remove = 0;
+    if (elapsed_ms < ttl)
+        return draining ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+                        : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
+    if (elapsed_ms < 2 * ttl)
+        return GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT;
+    *remove = elapsed_ms >= 2 * ttl + (uint64_t)retention_factor * ttl;
+    return GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t
+gx_reg_page_token_encode(const char *last_id, char *out, size_t outlen)
+{
+    const unsigned char *s = (const unsigned char *)last_id;
+    size_t n = strlen(last_id), o = 0;
+
+    if ((n + 2) / 3 * 4 + 1 > outlen)
+        return 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        size_t k = n - i < 3 ? n - i : 3;
+        if (k > 1)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (k > 2)
+            v |= s[i + 2];
+        for (size_t j = 0; j < k + 1; j++)
+            out[o++] = b64url[(v >> (18 - 6 * j)) & 63];
+    }
+    out[o] = '\0';
+    return o + 1;
+}
+
+int
+gx_reg_page_token_decode(const char *token, char *out, size_t outlen)
+{
+    size_t n = strlen(token), o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+
+    if (n == 0 || n % 4 == 1)
+        return GX_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = token[i] ? strchr(b64url, token[i]) : NULL;
+        if (p == NULL)
+            return GX_EINVAL;
+        acc = (acc << 6) | (uint32_t)(p - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= outlen)
+                return GX_EINVAL;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return gx_reg_valid_node_id(out) ? 0 : GX_EINVAL;
+}
+
+int
+gx_reg_token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+
+    for (size_t i = 0; i < la && lb > 0; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % lb]);
+    return diff == 0;
+}
+
+/* ================================================================== threads */
+
+void
+gx_reg_thread_online(void)
+{
+    if (!rcu_online) {
+        rcu_register_thread();
+        rcu_online = 1;
+    }
+}
+
+void
+gx_reg_thread_offline(void)
+{
+    if (rcu_online) {
+        rcu_unregister_thread();
+        rcu_online = 0;
+    }
+}
+
+void
+gx_reg_read_begin(void)
+{
+    gx_reg_thread_online();
+    rcu_read_lock();
+}
+
+void
+gx_reg_read_end(void)
+{
+    rcu_read_unlock();
+}
+
+static int64_t
+unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max)
+{
+    const char *v = getenv(name);
+    char *end;
+    unsigned long long x;
+
+    if (v == NULL || v[0] < '0' || v[0] > '9')
+        return def;
+    x = strtoull(v, &end, 10);
+    return *end == '\0' && x >= min && x <= max ? x : def;
+}
+
+void
+gx_reg_opts_init(gx_reg_opts_t *o)
+{
+    o->retention_factor = 10;
+    o->checkpoint_ms = 30000;
+    o->tick_ms = 100;
+    o->watch_history = (uint32_t)env_u64("GALAXY_WATCH_HISTORY", GX_REG_WATCH_HISTORY, 1,
+                                         GX_REG_WATCH_HISTORY_MAX);
+    o->watch_bytes = (size_t)env_u64("GALAXY_WATCH_BYTES", GX_REG_WATCH_BYTES, 1 << 16,
+                                     (uint64_t)1 << 40);
+}
+
+/* ================================================================== objects */
+
+static uint64_t
+hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+typedef struct {
+    const char *key;
+    size_t len;
+} hkey_t;
+
+static int
+node_match(struct cds_lfht_node *ht, const void *key)
+{
+    const gx_reg_node_t *n = caa_container_of(ht, gx_reg_node_t, ht);
+    const hkey_t *k = key;
+
+    return n->key_len == k->len && memcmp(n->key, k->key, k->len) == 0;
+}
+
+static int
+pool_match(struct cds_lfht_node *ht, const void *key)
+{
+    const gx_reg_pool_t *p = caa_container_of(ht, gx_reg_pool_t, ht);
+
+    return strcmp(p->name, key) == 0;
+}
+
+static void
+ninfo_free(ninfo_t *ni)
+{
+    if (ni == NULL)
+        return;
+    if (ni->pb != NULL)
+        protobuf_c_message_free_unpacked(&ni->pb->base, NULL);
+    free(ni);
+}
+
+static void
+ninfo_free_rcu(struct rcu_head *h)
+{
+    ninfo_free(caa_container_of(h, ninfo_t, rcu));
+}
+
+static void
+pinfo_free(pinfo_t *pi)
+{
+    if (pi == NULL)
+        return;
+    if (pi->pb != NULL)
+        protobuf_c_message_free_unpacked(&pi->pb->base, NULL);
+    free(pi);
+}
+
+static void
+pinfo_free_rcu(struct rcu_head *h)
+{
+    pinfo_free(caa_container_of(h, pinfo_t, rcu));
+}
+
+static void
+idx_free_rcu(struct rcu_head *h)
+{
+    free(caa_container_of(h, idx_t, rcu));
+}
+
+static void
+fev_free(fev_t *e)
+{
+    if (e == NULL)
+        return;
+    if (e->node != NULL)
+        protobuf_c_message_free_unpacked(&e->node->base, NULL);
+    for (size_t i = 0; i < e->n_old_specs; i++)
+        free(e->old_specs[i]);
+    free(e->old_specs);
+    free(e);
+}
+
+static void
+fev_free_rcu(struct rcu_head *h)
+{
+    fev_free(caa_container_of(h, fev_t, rcu));
+}
+
+static gx_reg_feed_t *
+feed_new(size_t cap, size_t max_bytes)
+{
+    gx_reg_feed_t *f = calloc(1, sizeof(*f) + cap * sizeof(f->slot[0]));
+
+    if (f == NULL)
+        return NULL;
+    f->refs = 1;
+    f->first = 1;
+    f->cap = cap;
+    f->max_bytes = max_bytes;
+    return f;
+}
+
+/* the history starts after @p rev (start-up, and pools made at run time: 0) */
+static void
+feed_start(gx_reg_feed_t *f, uint64_t rev)
+{
+    f->base = f->written = rev;
+    uatomic_set(&f->head, rev);
+    uatomic_set(&f->first, rev + 1);
+}
+
+/* the last reference: no watcher holds it and the pool is past its grace period */
+static void
+feed_free(gx_reg_feed_t *f)
+{
+    for (size_t i = 0; i < f->cap; i++)
+        fev_free(f->slot[i]);
+    free(f);
+}
+
+static void
+node_free(gx_reg_node_t *n)
+{
+    if (n == NULL)
+        return;
+    ninfo_free(n->info);
+    free(n->key);
+    free(n);
+}
+
+static void
+node_free_rcu(struct rcu_head *h)
+{
+    node_free(caa_container_of(h, gx_reg_node_t, rcu));
+}
+
+static void
+pool_free(gx_reg_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    pinfo_free(p->info);
+    gx_reg_feed_release(p->feed);
+    free(p->idx);
+    free(p->w);
+    free(p->name);
+    free(p);
+}
+
+static void
+pool_free_rcu(struct rcu_head *h)
+{
+    pool_free(caa_container_of(h, gx_reg_pool_t, rcu));
+}
+
+/* "<pool>\0<id>" into @p buf; @return its length or 0 when too long */
+static size_t
+node_key(const char *pool, const char *id, char *buf)
+{
+    size_t lp = strlen(pool), li = strlen(id);
+
+    if (lp > GX_REG_POOL_NAME_MAX || li > GX_REG_NODE_ID_MAX)
+        return 0;
+    memcpy(buf, pool, lp + 1);
+    memcpy(buf + lp + 1, id, li);
+    return lp + 1 + li;
+}
+
+static gx_reg_node_t *
+node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
+{
+    gx_reg_node_t *n = calloc(1, sizeof(*n));
+
+    if (n == NULL)
+        return NULL;
+    n->key = malloc(key_len + 1);
+    if (n->key == NULL) {
+        free(n);
+        return NULL;
+    }
+    memcpy(n->key, key, key_len);
+    n->key[key_len] = '\0';
+    n->key_len = key_len;
+    n->id = n->key + strlen(p->name) + 1;
+    n->pool = p;
+    n->info = info;
+    n->live = 1;
+    cds_lfht_node_init(&n->ht);
+    return n;
+}
+
+static gx_reg_pool_t *
+pool_new(const gx_reg_t *reg, pinfo_t *info)
+{
+    gx_reg_pool_t *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->name = strdup(info->pb->name);
+    p->idx = calloc(1, sizeof(idx_t));
+    p->feed = feed_new(reg->o.watch_history, reg->o.watch_bytes);
+    if (p->name == NULL || p->idx == NULL || p->feed == NULL) {
+        free(p->name);
+        free(p->idx);
+        free(p->feed);
+        free(p);
+        return NULL;
+    }
+    p->info = info;
+    p->live = 1;
+    cds_lfht_node_init(&p->ht);
+    return p;
+}
+
+/* ================================================================== reads */
+
+gx_reg_pool_t *
+gx_reg_pool_find(gx_reg_t *reg, const char *name)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *ht;
+
+    cds_lfht_lookup(reg->pools, hash_bytes(name, strlen(name)), pool_match, name, &it);
+    ht = cds_lfht_iter_get_node(&it);
+    return ht != NULL ? caa_container_of(ht, gx_reg_pool_t, ht) : NULL;
+}
+
+void
+gx_reg_pool_foreach(gx_reg_t *reg, int (*fn)(gx_reg_pool_t *p, void *arg), void *arg)
+{
+    struct cds_lfht_iter it;
+    gx_reg_pool_t *p;
+
+    cds_lfht_for_each_entry(reg->pools, &it, p, ht) {
+        if (fn(p, arg) != 0)
+            return;
+    }
+}
+
+void
+gx_reg_pool_fill(const gx_reg_pool_t *p, gx_pb_pool_t *out)
+{
+    const pinfo_t *pi = rcu_dereference(p->info);
+
+    *out = *pi->pb;
+    out->node_count = uatomic_read(&p->node_count);
+    out->self_preservation = 0;
+}
+
+uint64_t
+gx_reg_pool_revision(const gx_reg_pool_t *p)
+{
+    return uatomic_read(&p->revision);
+}
+
+static gx_reg_node_t *
+node_lookup(gx_reg_t *reg, const char *key, size_t len)
+{
+    hkey_t k = {key, len};
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *ht;
+
+    cds_lfht_lookup(reg->nodes, hash_bytes(key, len), node_match, &k, &it);
+    ht = cds_lfht_iter_get_node(&it);
+    return ht != NULL ? caa_container_of(ht, gx_reg_node_t, ht) : NULL;
+}
+
+gx_reg_node_t *
+gx_reg_node_find(gx_reg_t *reg, const char *pool, const char *id)
+{
+    char key[KEY_MAX + 1];
+    size_t len = node_key(pool, id, key);
+
+    return len > 0 ? node_lookup(reg, key, len) : NULL;
+}
+
+Galaxy__Pool__V1__NodeState
+gx_reg_node_state(const gx_reg_node_t *n)
+{
+    return (Galaxy__Pool__V1__NodeState)uatomic_read(&n->state);
+}
+
+static uint32_t
+pool_ttl(const gx_reg_pool_t *p)
+{
+    return rcu_dereference(p->info)->pb->node_ttl_ms;
+}
+
+static uint32_t
+flap_count(const gx_reg_node_t *n, uint64_t now, uint32_t ttl)
+{
+    uint64_t window = 10 * (uint64_t)ttl;
+    uint32_t c = 0;
+
+    for (size_t i = 0; i < GX_REG_FLAP_RING; i++) {
+        uint64_t t = uatomic_read(&n->flaps[i]);
+        if (t != 0 && now - t < window)
+            c++;
+    }
+    return c;
+}
+
+void
+gx_reg_node_fill(const gx_reg_node_t *n, gx_pb_node_t *out)
+{
+    const ninfo_t *ni = rcu_dereference(n->info);
+    uint64_t bits = uatomic_read(&n->load_bits);
+
+    *out = *ni->pb;
+    out->state = gx_reg_node_state(n);
+    memcpy(&out->load, &bits, sizeof(bits));
+    out->running_jobs = uatomic_read(&n->running);
+    out->last_heartbeat_unix_ms = uatomic_read(&n->hb_unix_ms);
+    out->revision = uatomic_read(&n->revision);
+    out->flap_count = flap_count(n, gx_now_ms(), pool_ttl(n->pool));
+}
+
+static size_t
+lower_bound(gx_reg_node_t *const *v, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(v[mid]->id, id) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void
+gx_reg_pool_nodes(const gx_reg_pool_t *p, const char *after, gx_reg_node_t *const **nodes,
+                  size_t *n)
+{
+    const idx_t *x = rcu_dereference(p->idx);
+    size_t start = after != NULL && after[0] ? lower_bound(x->v, x->n, after) : 0;
+
+    *nodes = x->v + start;
+    *n = x->n - start;
+}
+
+int
+gx_reg_node_live(const gx_reg_node_t *n)
+{
+    return (int)uatomic_read(&n->live);
+}
+
+const char *
+gx_reg_node_id(const gx_reg_node_t *n)
+{
+    return n->id;
+}
+
+/* ================================================================== watch feed: reads */
+
+gx_reg_feed_t *
+gx_reg_pool_feed(gx_reg_pool_t *p)
+{
+    uatomic_inc(&p->feed->refs);
+    return p->feed;
+}
+
+int
+gx_reg_pool_has_feed(const gx_reg_pool_t *p, const gx_reg_feed_t *f)
+{
+    return p->feed == f;
+}
+
+void
+gx_reg_feed_release(gx_reg_feed_t *f)
+{
+    if (f != NULL && uatomic_sub_return(&f->refs, 1) == 0)
+        feed_free(f);
+}
+
+uint64_t
+gx_reg_feed_head(const gx_reg_feed_t *f)
+{
+    uint64_t h = uatomic_read(&f->head);
+
+    cmm_smp_rmb(); /* what the keeper published before the head (index, entries) */
+    return h;
+}
+
+int
+gx_reg_feed_dead(const gx_reg_feed_t *f)
+{
+    return (int)uatomic_read(&f->dead);
+}
+
+int
+gx_reg_feed_covers(const gx_reg_feed_t *f, uint64_t rev)
+{
+    uint64_t head = gx_reg_feed_head(f), first = uatomic_read(&f->first);
+
+    return rev > f->base && rev <= head && (rev == head || rev + 1 >= first);
+}
+
+int
+gx_reg_feed_get(const gx_reg_feed_t *f, uint64_t rev, gx_reg_event_t *out)
+{
+    const fev_t *e = rcu_dereference(f->slot[rev % f->cap]);
+
+    if (e == NULL || e->revision != rev)
+        return GX_ENOTFOUND;
+    out->revision = rev;
+    out->type = e->type;
+    out->node = e->node;
+    out->n_old_specs = e->n_old_specs;
+    out->old_specs = e->old_specs;
+    return 0;
+}
+
+size_t
+gx_reg_feed_bytes(const gx_reg_feed_t *f)
+{
+    return uatomic_read(&f->bytes);
+}
+
+/* ================================================================== liveness */
+
+static void
+flap_record(gx_reg_node_t *n, uint64_t now)
+{
+    uint32_t i = uatomic_add_return(&n->flap_pos, 1);
+
+    uatomic_set(&n->flaps[i % GX_REG_FLAP_RING], now);
+}
+
+static int
+is_flap(uint32_t from, uint32_t to)
+{
+    return (from == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY &&
+            to == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT) ||
+           (from == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT &&
+            to == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY);
+}
+
+/*
+ * CAS the state.  The revision is stamped by the keeper when it feeds the
+ * change (feed_states).  @return 1 when changed
+ */
+static int
+node_transition(gx_reg_node_t *n, uint32_t from, uint32_t to, uint64_t now)
+{
+    if (from == to || uatomic_cmpxchg(&n->state, from, to) != from)
+        return 0;
+    if (is_flap(from, to))
+        flap_record(n, now);
+    return 1;
+}
+
+/* a worker changed a node's state: the keeper feeds it now rather than at its next tick */
+static void
+keeper_kick(gx_reg_t *reg, gx_reg_pool_t *p)
+{
+    uatomic_set(&p->restate, 1);
+    pthread_mutex_lock(&reg->qlock);
+    reg->kick = 1;
+    pthread_cond_signal(&reg->qcond);
+    pthread_mutex_unlock(&reg->qlock);
+}
+
+int
+gx_reg_node_heartbeat(gx_reg_t *reg, const char *pool, const char *id, const char *token,
+                      double load, uint32_t running_jobs,
+                      Galaxy__Pool__V1__NodeState *state_out, uint32_t *interval_out,
+                      uint64_t *revision_out)
+{
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, pool);
+    gx_reg_node_t *n = p != NULL ? gx_reg_node_find(reg, pool, id) : NULL;
+    uint64_t bits, now = gx_now_ms();
+    uint32_t st, to;
+
+    if (n == NULL)
+        return GX_ENOTFOUND;
+    if (!gx_reg_token_equal(token, rcu_dereference(n->info)->token))
+        return GX_EDENIED;
+    memcpy(&bits, &load, sizeof(bits));
+    uatomic_set(&n->seen_ms, now);
+    uatomic_set(&n->hb_unix_ms, unix_ms());
+    uatomic_set(&n->load_bits, bits);
+    uatomic_set(&n->running, running_jobs);
+    st = uatomic_read(&n->state);
+    to = uatomic_read(&n->draining) ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+                                    : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
+    if ((st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT ||
+         st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN) && node_transition(n, st, to, now))
+        keeper_kick(reg, p);
+    *state_out = gx_reg_node_state(n);
+    *interval_out = rcu_dereference(p->info)->pb->heartbeat_interval_ms;
+    *revision_out = gx_reg_pool_revision(p);
+    return 0;
+}
+
+/* ================================================================== records */
+
+/* value of a node record: version, token length, token, packed Node */
+static uint8_t *
+node_record(const gx_pb_node_t *pb, const char *token, size_t *len)
+{
+    size_t tl = strlen(token), pl = protobuf_c_message_get_packed_size(&pb->base);
+    uint8_t *buf = malloc(2 + tl + pl);
+
+    if (buf == NULL)
+        return NULL;
+    buf[0] = RECORD_VERSION;
+    buf[1] = (uint8_t)tl;
+    memcpy(buf + 2, token, tl);
+    protobuf_c_message_pack(&pb->base, buf + 2 + tl);
+    *len = 2 + tl + pl;
+    return buf;
+}
+
+static ninfo_t *
+node_record_parse(const uint8_t *v, size_t len)
+{
+    ninfo_t *ni;
+
+    if (len < 2 || v[0] != RECORD_VERSION || v[1] > GX_REG_TOKEN_MAX || (size_t)v[1] + 2 > len)
+        return NULL;
+    ni = calloc(1, sizeof(*ni));
+    if (ni == NULL)
+        return NULL;
+    memcpy(ni->token, v + 2, v[1]);
+    ni->pb = galaxy__pool__v1__node__unpack(NULL, len - 2 - v[1], v + 2 + v[1]);
+    if (ni->pb == NULL) {
+        free(ni);
+        return NULL;
+    }
+    return ni;
+}
+
+static uint8_t *
+pool_record(const gx_pb_pool_t *pb, size_t *len)
+{
+    uint8_t *buf = malloc(protobuf_c_message_get_packed_size(&pb->base) + 1);
+
+    if (buf != NULL)
+        *len = protobuf_c_message_pack(&pb->base, buf);
+    return buf;
+}
+
+static pinfo_t *
+pool_record_parse(const uint8_t *v, size_t len)
+{
+    pinfo_t *pi = calloc(1, sizeof(*pi));
+
+    if (pi == NULL)
+        return NULL;
+    pi->pb = galaxy__pool__v1__pool__unpack(NULL, len, v);
+    if (pi->pb == NULL) {
+        free(pi);
+        return NULL;
+    }
+    return pi;
+}
+
+/* ================================================================== watch feed: writes (keeper) */
+
+static int
+same_specs(const gx_pb_node_t *a, const gx_pb_node_t *b)
+{
+    if (a->n_specializations != b->n_specializations)
+        return 0;
+    for (size_t i = 0; i < a->n_specializations; i++)
+        if (strcmp(a->specializations[i], b->specializations[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* the specializations @p before had, when the change replaced them */
+static int
+fev_old_specs(fev_t *e, const gx_pb_node_t *before)
+{
+    if (before == NULL || same_specs(before, e->node))
+        return 0;
+    e->old_specs = calloc(before->n_specializations + 1, sizeof(char *));
+    if (e->old_specs == NULL)
+        return GX_ENOMEM;
+    for (size_t i = 0; i < before->n_specializations; i++) {
+        e->old_specs[i] = strdup(before->specializations[i]);
+        if (e->old_specs[i] == NULL)
+            return GX_ENOMEM;
+        e->n_old_specs++;
+        e->bytes += FEV_OVERHEAD;
+    }
+    return 0;
+}
+
+/* a heap copy of @p n as readers see it now, in @p e */
+static int
+fev_copy_node(fev_t *e, const gx_reg_node_t *n)
+{
+    gx_pb_node_t cur;
+    size_t len;
+    uint8_t *buf;
+
+    gx_reg_node_fill(n, &cur);
+    len = protobuf_c_message_get_packed_size(&cur.base);
+    buf = malloc(len + 1);
+    if (buf == NULL)
+        return GX_ENOMEM;
+    protobuf_c_message_pack(&cur.base, buf);
+    e->node = galaxy__pool__v1__node__unpack(NULL, len, buf);
+    free(buf);
+    if (e->node == NULL)
+        return GX_ENOMEM;
+    e->bytes += 2 * len + FEV_OVERHEAD * (4 + 2 * e->node->n_labels +
+                                          e->node->n_specializations);
+    return 0;
+}
+
+static fev_t *
+fev_new(uint64_t rev, int type, const gx_reg_node_t *n, const gx_pb_node_t *before)
+{
+    fev_t *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->revision = rev;
+    e->type = type;
+    e->bytes = sizeof(*e);
+    if (n != NULL && (fev_copy_node(e, n) != 0 || fev_old_specs(e, before) != 0)) {
+        fev_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* empties the slot of @p rev (it leaves the window) */
+static void
+feed_drop(gx_reg_feed_t *f, uint64_t rev)
+{
+    fev_t *old = rcu_xchg_pointer(&f->slot[rev % f->cap], NULL);
+
+    if (old == NULL)
+        return;
+    uatomic_set(&f->bytes, f->bytes - old->bytes);
+    call_rcu(&old->rcu, fev_free_rcu);
+}
+
+/*
+ * Writes the change that made revision @p rev of @p p: @p type with the node
+ * as it is now (@p before: its static part before the change), or a pool
+ * change (n NULL).  Out of memory leaves the slot empty: watchers that need it
+ * are resynchronised.  Readers see it once feed_publish() moves the head.
+ */
+static void
+feed_put(gx_reg_pool_t *p, uint64_t rev, int type, const gx_reg_node_t *n,
+         const gx_pb_node_t *before)
+{
+    gx_reg_feed_t *f = p->feed;
+    fev_t *e = fev_new(rev, type, n, before), *old;
+    uint64_t first = f->first;
+
+    if (e == NULL)
+        gx_log(GX_LOG_WARN, "watch feed: change lost pool=%s revision=%llu "
+               "reason=\"out of memory\"", p->name, (unsigned long long)rev);
+    old = rcu_xchg_pointer(&f->slot[rev % f->cap], e);
+    if (old != NULL) {
+        f->bytes -= old->bytes;
+        call_rcu(&old->rcu, fev_free_rcu);
+    }
+    if (e != NULL)
+        f->bytes += e->bytes;
+    uatomic_set(&f->bytes, f->bytes);
+    f->written = rev;
+    if (rev >= f->cap && first < rev - f->cap + 1)
+        first = rev - f->cap + 1;
+    while (f->bytes > f->max_bytes && first < rev)
+        feed_drop(f, first++);
+    uatomic_set(&f->first, first);
+}
+
+/* makes what was written readable; after the pool's index (see the file comment) */
+static void
+feed_publish(gx_reg_pool_t *p)
+{
+    cmm_smp_wmb();
+    uatomic_set(&p->feed->head, p->feed->written);
+}
+
+/* ================================================================== the keeper's index */
+
+static int
+windex_insert(gx_reg_pool_t *p, gx_reg_node_t *n)
+{
+    size_t at;
+
+    if (p->wn == p->wcap) {
+        size_t cap = p->wcap ? p->wcap * 2 : 16;
+        gx_reg_node_t **w = realloc(p->w, cap * sizeof(*w));
+        if (w == NULL)
+            return GX_ENOMEM;
+        p->w = w;
+        p->wcap = cap;
+    }
+    at = lower_bound(p->w, p->wn, n->id);
+    memmove(p->w + at + 1, p->w + at, (p->wn - at) * sizeof(*p->w));
+    p->w[at] = n;
+    p->wn++;
+    p->dirty = 1;
+    return 0;
+}
+
+static void
+windex_remove(gx_reg_pool_t *p, gx_reg_node_t *n)
+{
+    size_t at = lower_bound(p->w, p->wn, n->id);
+
+    if (at == 0 || p->w[at - 1] != n)
+        return;
+    at--;
+    memmove(p->w + at, p->w + at + 1, (p->wn - at - 1) * sizeof(*p->w));
+    p->wn--;
+    p->dirty = 1;
+}
+
+/* publishes the keeper's array of @p p; on ENOMEM it stays dirty and is retried */
+static void
+index_publish(gx_reg_pool_t *p)
+{
+    idx_t *x, *old;
+
+    if (!p->dirty)
+        return;
+    x = malloc(sizeof(*x) + p->wn * sizeof(x->v[0]));
+    if (x == NULL)
+        return;
+    x->n = p->wn;
+    memcpy(x->v, p->w, p->wn * sizeof(x->v[0]));
+    old = rcu_xchg_pointer(&p->idx, x);
+    call_rcu(&old->rcu, idx_free_rcu);
+    p->dirty = 0;
+}
+
+static int
+publish_one(gx_reg_pool_t *p, void *arg)
+{
+    index_publish(p);
+    if (!p->dirty)
+        feed_publish(p);
+    return 0;
+}
+
+/* publishes every changed index, then frees removed nodes after a grace period */
+static void
+publish_all(gx_reg_t *reg)
+{
+    gx_reg_pool_foreach(reg, publish_one, NULL);
+    while (reg->grave != NULL) {
+        gx_reg_node_t *n = reg->grave;
+        reg->grave = n->grave_next;
+        call_rcu(&n->rcu, node_free_rcu);
+    }
+}
+
+/* ================================================================== apply (keeper, wlock) */
+
+static uint64_t
+pool_bump(gx_reg_pool_t *p)
+{
+    return uatomic_add_return(&p->revision, 1);
+}
+
+/* stamps a revision on node @p n and feeds it; @return the revision */
+static uint64_t
+node_feed(gx_reg_node_t *n, int type, const gx_pb_node_t *before)
+{
+    uint64_t rev = pool_bump(n->pool);
+
+    uatomic_set(&n->revision, rev);
+    n->fed_state = uatomic_read(&n->state);
+    feed_put(n->pool, rev, type, n, before);
+    return rev;
+}
+
+/* feeds the state changes the feed has not seen (sweep, heartbeats) */
+static void
+feed_states(gx_reg_pool_t *p)
+{
+    for (size_t i = 0; i < p->wn; i++)
+        if (uatomic_read(&p->w[i]->state) != p->w[i]->fed_state)
+            node_feed(p->w[i], EV_UPSERT, NULL);
+}
+
+static void
+node_remove(gx_reg_t *reg, gx_reg_node_t *n)
+{
+    gx_reg_pool_t *p = n->pool;
+
+    if (cds_lfht_del(reg->nodes, &n->ht) != 0)
+        return;
+    uatomic_set(&n->live, 0);
+    windex_remove(p, n);
+    uatomic_dec(&p->node_count);
+    node_feed(n, EV_REMOVED, NULL);
+    n->grave_next = reg->grave;
+    reg->grave = n;
+}
+
+static void
+node_init_live(gx_reg_node_t *n, int draining)
+{
+    uatomic_set(&n->seen_ms, gx_now_ms());
+    uatomic_set(&n->draining, (uint32_t)draining);
+    uatomic_set(&n->state, draining ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+                                    : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY);
+}
+
+static int
+node_insert(gx_reg_t *reg, gx_reg_pool_t *p, gx_reg_node_t *n)
+{
+    if (windex_insert(p, n) != 0)
+        return GX_ENOMEM;
+    if (cds_lfht_add_unique(reg->nodes, hash_bytes(n->key, n->key_len), node_match,
+                            &(hkey_t){n->key, n->key_len}, &n->ht) != &n->ht) {
+        windex_remove(p, n);
+        return GX_EEXISTS;
+    }
+    uatomic_inc(&p->node_count);
+    return 0;
+}
+
+static void
+apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    ninfo_t *ni = op->obj;
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, ni->pb->pool);
+    gx_reg_node_t *n = node_lookup(reg, op->key, op->key_len);
+    const gx_pb_node_t *before = NULL;
+
+    op->obj = NULL;
+    if (p == NULL) { /* cannot happen: pool deletes wait for node writes */
+        ninfo_free(ni);
+        return;
+    }
+    if (op->flags & F_NEW)
+        p->pending_adds--;
+    if (n == NULL) {
+        n = node_new(p, op->key, op->key_len, ni);
+        if (n == NULL || node_insert(reg, p, n) != 0) {
+            gx_log(GX_LOG_ERROR, "registry: node lost in memory pool=%s reason=\"%s\"",
+                   p->name, "out of memory");
+            if (n != NULL)
+                n->grave_next = reg->grave, reg->grave = n;
+            else
+                ninfo_free(ni);
+            return;
+        }
+        node_init_live(n, (op->flags & F_DRAIN) != 0);
+    } else {
+        ninfo_t *old = rcu_xchg_pointer(&n->info, ni);
+        before = old->pb; /* freed after a grace period: still readable here */
+        call_rcu(&old->rcu, ninfo_free_rcu);
+        if (op->flags & F_REFRESH) {
+            node_init_live(n, 0);
+            uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
+        }
+        if (op->flags & F_DRAIN) {
+            uatomic_set(&n->draining, 1);
+            uatomic_cmpxchg(&n->state, GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY,
+                            GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
+        }
+    }
+    if (op->flags & F_NEW)
+        uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
+    op->revision = node_feed(n, EV_UPSERT, before);
+}
+
+static void
+apply_node_del(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    gx_reg_node_t *n = node_lookup(reg, op->key, op->key_len);
+
+    if (n != NULL) {
+        node_remove(reg, n);
+        op->revision = gx_reg_pool_revision(n->pool);
+    }
+}
+
+static void
+apply_pool_put(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    pinfo_t *pi = op->obj;
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, pi->pb->name);
+
+    op->obj = NULL;
+    if (p != NULL) {
+        pinfo_t *old = rcu_xchg_pointer(&p->info, pi);
+        call_rcu(&old->rcu, pinfo_free_rcu);
+        op->revision = pool_bump(p);
+        feed_put(p, op->revision, 0, NULL, NULL);
+        return;
+    }
+    p = pool_new(reg, pi);
+    if (p == NULL) {
+        gx_log(GX_LOG_ERROR, "registry: pool lost in memory pool=%s reason=\"out of memory\"",
+               pi->pb->name);
+        pinfo_free(pi);
+        return;
+    }
+    cds_lfht_add(reg->pools, hash_bytes(p->name, strlen(p->name)), &p->ht);
+    op->revision = pool_bump(p);
+    feed_put(p, op->revision, 0, NULL, NULL);
+}
+
+static void
+apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, op->key);
+
+    if (p == NULL)
+        return;
+    while (p->wn > 0)
+        node_remove(reg, p->w[p->wn - 1]);
+    if (cds_lfht_del(reg->pools, &p->ht) == 0) {
+        feed_publish(p); /* watchers get the removals, then the end */
+        uatomic_set(&p->feed->dead, 1);
+        uatomic_set(&p->live, 0);
+        p->dirty = 0;
+        call_rcu(&p->rcu, pool_free_rcu);
+    }
+}
+
+static void
+pending_drop(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    for (gx_reg_op_t **pp = &reg->pending; *pp != NULL; pp = &(*pp)->pending_next) {
+        if (*pp == op) {
+            *pp = op->pending_next;
+            return;
+        }
+    }
+}
+
+static void
+op_cleanup(gx_reg_op_t *op)
+{
+    if (op->kind == OP_NODE_PUT)
+        ninfo_free(op->obj);
+    else if (op->kind == OP_POOL_PUT)
+        pinfo_free(op->obj);
+    op->obj = NULL;
+    free(op->key);
+    op->key = NULL;
+}
+
+static void
+op_apply(gx_reg_t *reg, gx_reg_op_t *op)
+{
+    pending_drop(reg, op);
+    if (op->status != 0) {
+        if (op->kind == OP_NODE_PUT && (op->flags & F_NEW)) {
+            gx_reg_pool_t *p = gx_reg_pool_find(reg, op->key);
+            if (p != NULL)
+                p->pending_adds--;
+        }
+    } else if (op->kind == OP_NODE_PUT) {
+        apply_node_put(reg, op);
+    } else if (op->kind == OP_NODE_DEL) {
+        apply_node_del(reg, op);
+    } else if (op->kind == OP_POOL_PUT) {
+        apply_pool_put(reg, op);
+    } else if (op->kind == OP_POOL_DEL) {
+        apply_pool_del(reg, op);
+    }
+    op_cleanup(op);
+}
+
+/*
+ * Applies a list of committed ops in commit order, publishes, then completes
+ * them (@p complete 0 at close: the workers that would resume them are gone).
+ */
+static void
+ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
+{
+    rcu_read_lock();
+    pthread_mutex_lock(&reg->wlock);
+    for (gx_reg_op_t *op = list; op != NULL; op = op->next)
+        op_apply(reg, op);
+    publish_all(reg);
+    pthread_mutex_unlock(&reg->wlock);
+    rcu_read_unlock();
+    while (list != NULL) {
+        gx_reg_op_t *op = list;
+        list = op->next;
+        if (complete && op->done != NULL)
+            op->done(op);
+    }
+}
+
+/* ================================================================== submit (workers) */
+
+static void
+store_done(int status, void *arg)
+{
+    gx_reg_op_t *op = arg;
+    gx_reg_t *reg = gx__reg;
+
+    op->status = status;
+    op->next = NULL;
+    pthread_mutex_lock(&reg->qlock);
+    *reg->qtail = op;
+    reg->qtail = &op->next;
+    pthread_cond_signal(&reg->qcond);
+    pthread_mutex_unlock(&reg->qlock);
+}
+
+static gx_reg_op_t *
+pending_find(gx_reg_t *reg, int pool_op, const char *key, size_t key_len)
+{
+    for (gx_reg_op_t *op = reg->pending; op != NULL; op = op->pending_next) {
+        int is_pool = op->kind == OP_POOL_PUT || op->kind == OP_POOL_DEL;
+        if (is_pool == pool_op && op->key_len == key_len && memcmp(op->key, key, key_len) == 0)
+            return op;
+    }
+    return NULL;
+}
+
+/* any node write in flight in pool @p name */
+static int
+pending_in_pool(gx_reg_t *reg, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (gx_reg_op_t *op = reg->pending; op != NULL; op = op->pending_next)
+        if ((op->kind == OP_NODE_PUT || op->kind == OP_NODE_DEL) && op->key_len > len &&
+            memcmp(op->key, name, len + 1) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+why_set(gx_reg_why_t *why, gx_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+why_set(gx_reg_why_t *why, gx_status_t status, const char *fmt, ...)
+{
+    va_list ap;
+
+    why->status = status;
+    va_start(ap, fmt);
+    vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+    va_end(ap);
+    return GX_EINVAL;
+}
+
+/* reserves the key and submits: the op is in flight when this returns 0 */
+static int
+op_submit(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_len,
+          const gx_store_op_t *sops, size_t n, gx_reg_why_t *why)
+{
+    int rv;
+
+    op->kind = kind;
+    op->status = 0;
+    op->revision = 0;
+    op->key = malloc(key_len + 1);
+    if (op->key == NULL)
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    memcpy(op->key, key, key_len);
+    op->key[key_len] = '\0';
+    op->key_len = key_len;
+    rv = gx_store_submit(reg->st, sops, n, store_done, op);
+    if (rv != 0) {
+        free(op->key);
+        op->key = NULL;
+        return why_set(why, gx_error_to_status(rv), "store: %s", gx_strerror(rv));
+    }
+    op->pending_next = reg->pending;
+    reg->pending = op;
+    return 0;
+}
+
+static void *
+call_pb_alloc(void *data, size_t size)
+{
+    return gx_call_alloc(data, size);
+}
+
+static void
+call_pb_free(void *data, void *ptr)
+{
+}
+
+/* a deep copy in call memory of the message packed in @p buf */
+static void *
+unpack_call(gx_call_t *call, const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
+{
+    ProtobufCAllocator a = {call_pb_alloc, call_pb_free, call};
+
+    return protobuf_c_message_unpack(d, &a, len, buf);
+}
+
+/* a deep copy of @p m in call memory (the registry's copy may go before the reply) */
+static void *
+copy_call(gx_call_t *call, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = gx_call_alloc(call, len + 1);
+
+    if (buf == NULL)
+        return NULL;
+    protobuf_c_message_pack(m, buf);
+    return unpack_call(call, m->descriptor, buf, len);
+}
+
+static void
+random_token(char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[TOKEN_BYTES];
+    size_t got = 0;
+
+    while (got < sizeof(b)) {
+        ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    for (size_t i = 0; i < sizeof(b); i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[TOKEN_HEX] = '\0';
+}
+
+static int
+spec_allowed(const gx_pb_pool_t *pool, const char *spec)
+{
+    if (pool->n_specializations == 0)
+        return 1;
+    for (size_t i = 0; i < pool->n_specializations; i++)
+        if (strcmp(pool->specializations[i], spec) == 0)
+            return 1;
+    return 0;
+}
+
+/* packs @p pb with @p token, unpacks the heap copy and submits a put */
+static int
+node_put_submit(gx_reg_t *reg, const gx_pb_node_t *pb, const char *token, const char *key,
+                size_t key_len, unsigned flags, gx_reg_op_t *op, gx_reg_why_t *why)
+{
+    size_t len = 0;
+    uint8_t *rec = node_record(pb, token, &len);
+    ninfo_t *ni = rec != NULL ? node_record_parse(rec, len) : NULL;
+    gx_store_op_t sop = {GX_STORE_NODES, 0, key, key_len, rec, len};
+    int rv;
+
+    if (ni == NULL) {
+        free(rec);
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    op->obj = ni;
+    op->flags = flags;
+    rv = op_submit(reg, op, OP_NODE_PUT, key, key_len, &sop, 1, why);
+    free(rec);
+    if (rv != 0) {
+        ninfo_free(ni);
+        op->obj = NULL;
+    }
+    return rv;
+}
+
+typedef struct {
+    gx_reg_pool_t *p;
+    gx_reg_node_t *n;
+    char key[KEY_MAX + 1];
+    size_t key_len;
+} target_t;
+
+/* finds pool and (optional) node, refuses keys with a write in flight */
+static int
+target_find(gx_reg_t *reg, const char *pool, const char *id, int need_node, target_t *t,
+            gx_reg_why_t *why)
+{
+    t->p = gx_reg_pool_find(reg, pool);
+    if (t->p == NULL)
+        return why_set(why, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", pool);
+    if (pending_find(reg, 1, pool, strlen(pool)) != NULL &&
+        pending_find(reg, 1, pool, strlen(pool))->kind == OP_POOL_DEL)
+        return why_set(why, GX_STATUS_ABORTED, "pool: \"%s\" is being deleted", pool);
+    t->key_len = node_key(pool, id, t->key);
+    t->n = t->key_len > 0 ? node_lookup(reg, t->key, t->key_len) : NULL;
+    if (need_node && t->n == NULL)
+        return why_set(why, GX_STATUS_NOT_FOUND, "node_id: no node \"%s\" in pool \"%s\"", id,
+                       pool);
+    if (pending_find(reg, 0, t->key, t->key_len) != NULL)
+        return why_set(why, GX_STATUS_ABORTED, "node_id: a change of node \"%s\" is in flight; "
+                       "retry", id);
+    return 0;
+}
+
+/* decides whether a register is allowed, and how: flags and the token to use */
+static int
+register_check(gx_reg_t *reg, const target_t *t, const gx_pb_node_t *node, const char *token_in,
+               unsigned *flags, char *token, int64_t *registered, gx_reg_why_t *why)
+{
+    const gx_pb_pool_t *pool = rcu_dereference(t->p->info)->pb;
+    uint32_t st;
+
+    for (size_t i = 0; i < node->n_specializations; i++)
+        if (!spec_allowed(pool, node->specializations[i]))
+            return why_set(why, GX_STATUS_INVALID_ARGUMENT, "specializations: \"%s\" is not "
+                           "allowed in pool \"%s\"", node->specializations[i], pool->name);
+    *registered = unix_ms();
+    if (t->n == NULL) {
+        if (pool->max_nodes != 0 &&
+            uatomic_read(&t->p->node_count) + t->p->pending_adds >= pool->max_nodes)
+            return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "pool \"%s\" is full (max_nodes "
+                           "%u)", pool->name, pool->max_nodes);
+        *flags = F_NEW | F_REFRESH;
+        random_token(token);
+        return 0;
+    }
+    st = uatomic_read(&t->n->state);
+    if (token_in[0] && gx_reg_token_equal(token_in, rcu_dereference(t->n->info)->token)) {
+        *flags = F_REFRESH;
+        *registered = rcu_dereference(t->n->info)->pb->registered_unix_ms;
+        strcpy(token, token_in);
+        return 0;
+    }
+    if (st != GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN)
+        return why_set(why, GX_STATUS_ALREADY_EXISTS, "node.id: \"%s\" is registered in pool "
+                       "\"%s\" under another lease", node->id, pool->name);
+    *flags = F_REFRESH;
+    random_token(token);
+    return 0;
+}
+
+int
+gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *node,
+                            const char *token_in, const char *owner, gx_reg_op_t *op,
+                            gx_pb_node_t **reply, char **token_out, uint32_t *interval_out,
+                            uint32_t *ttl_out, gx_reg_why_t *why)
+{
+    gx_pb_node_t *pb = gx_call_alloc(call, sizeof(*pb));
+    char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
+    const gx_pb_pool_t *pool;
+    unsigned flags = 0;
+    int64_t registered = 0;
+    target_t t;
+    int rv;
+
+    if (pb == NULL || token == NULL)
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = target_find(reg, node->pool, node->id, 0, &t, why);
+    if (rv == 0)
+        rv = register_check(reg, &t, node, token_in, &flags, token, &registered, why);
+    if (rv != 0)
+        goto out;
+    pool = rcu_dereference(t.p->info)->pb;
+    *pb = *node;
+    pb->state = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
+    pb->load = 0;
+    pb->running_jobs = 0;
+    pb->registered_unix_ms = registered;
+    pb->last_heartbeat_unix_ms = unix_ms();
+    pb->revision = 0;
+    pb->flap_count = 0;
+    pb->owner = (char *)owner;
+    *interval_out = pool->heartbeat_interval_ms;
+    *ttl_out = pool->node_ttl_ms;
+    rv = node_put_submit(reg, pb, token, t.key, t.key_len, flags, op, why);
+    if (rv == 0 && (flags & F_NEW))
+        t.p->pending_adds++;
+out:
+    pthread_mutex_unlock(&reg->wlock);
+    gx_reg_read_end();
+    *reply = pb;
+    *token_out = token;
+    return rv;
+}
+
+int
+gx_reg_node_deregister_submit(gx_reg_t *reg, const char *pool, const char *id,
+                              const char *token, gx_reg_op_t *op, gx_reg_why_t *why)
+{
+    gx_store_op_t sop = {GX_STORE_NODES, 1, NULL, 0, NULL, 0};
+    target_t t;
+    int rv;
+
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = target_find(reg, pool, id, 1, &t, why);
+    if (rv == 0 && !gx_reg_token_equal(token, rcu_dereference(t.n->info)->token))
+        rv = why_set(why, GX_STATUS_PERMISSION_DENIED, "lease_token: not the lease of node "
+                     "\"%s\"", id);
+    if (rv == 0) {
+        sop.key = t.key;
+        sop.key_len = t.key_len;
+        op->obj = NULL;
+        op->flags = 0;
+        rv = op_submit(reg, op, OP_NODE_DEL, t.key, t.key_len, &sop, 1, why);
+    }
+    pthread_mutex_unlock(&reg->wlock);
+    gx_reg_read_end();
+    return rv;
+}
+
+int
+gx_reg_node_drain_submit(gx_reg_t *reg, gx_call_t *call, const char *pool, const char *id,
+                         gx_reg_op_t *op, gx_pb_node_t **reply, gx_reg_why_t *why)
+{
+    static gx_pb_node_t empty_node = GALAXY__POOL__V1__NODE__INIT;
+    gx_pb_node_t *pb = NULL, stored;
+    target_t t;
+    int rv;
+
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = target_find(reg, pool, id, 1, &t, why);
+    if (rv == 0) {
+        stored = *rcu_dereference(t.n->info)->pb;
+        stored.state = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING;
+        stored.last_heartbeat_unix_ms = uatomic_read(&t.n->hb_unix_ms);
+        rv = node_put_submit(reg, &stored, rcu_dereference(t.n->info)->token, t.key, t.key_len,
+                             F_DRAIN, op, why);
+    }
+    if (rv == 0) {
+        stored.state = uatomic_read(&t.n->state) ==
+                               GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY
+                           ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+                           : gx_reg_node_state(t.n);
+        pb = copy_call(call, &stored.base);
+        if (pb == NULL) /* in flight already: answer without the node */
+            pb = &empty_node;
+    }
+    pthread_mutex_unlock(&reg->wlock);
+    gx_reg_read_end();
+    *reply = pb;
+    return rv;
+}
+
+/* ------------------------------------------------------------------ pools */
+
+static void
+pool_defaults(gx_pb_pool_t *pb)
+{
+    if (pb->heartbeat_interval_ms == 0)
+        pb->heartbeat_interval_ms = GX_REG_INTERVAL_DEFAULT;
+    if (pb->node_ttl_ms == 0)
+        pb->node_ttl_ms = 3 * pb->heartbeat_interval_ms;
+    if (pb->routing_policy[0] == '\0')
+        pb->routing_policy = (char *)"least_loaded";
+}
+
+/* UpdatePool: zero scalars keep the stored value; labels/specializations replace when given */
+static int
+pool_merge(gx_pb_pool_t *pb, const gx_pb_pool_t *cur, gx_reg_why_t *why)
+{
+    if (pb->visibility != 0 && pb->visibility != cur->visibility)
+        return why_set(why, GX_STATUS_INVALID_ARGUMENT, "pool.visibility: never changes after "
+                       "creation");
+    pb->visibility = cur->visibility;
+    if (pb->tier[0] == '\0')
+        pb->tier = cur->tier;
+    if (pb->description[0] == '\0')
+        pb->description = cur->description;
+    if (pb->heartbeat_interval_ms == 0)
+        pb->heartbeat_interval_ms = cur->heartbeat_interval_ms;
+    if (pb->node_ttl_ms == 0)
+        pb->node_ttl_ms = cur->node_ttl_ms;
+    if (pb->routing_policy[0] == '\0')
+        pb->routing_policy = cur->routing_policy;
+    if (pb->max_nodes == 0)
+        pb->max_nodes = cur->max_nodes;
+    if (pb->n_specializations == 0) {
+        pb->n_specializations = cur->n_specializations;
+        pb->specializations = cur->specializations;
+    }
+    if (pb->n_labels == 0) {
+        pb->n_labels = cur->n_labels;
+        pb->labels = cur->labels;
+    }
+    pb->created_unix_ms = cur->created_unix_ms;
+    if (pb->node_ttl_ms < pb->heartbeat_interval_ms)
+        return why_set(why, GX_STATUS_INVALID_ARGUMENT, "pool.node_ttl_ms: %u is less than "
+                       "heartbeat_interval_ms %u", pb->node_ttl_ms, pb->heartbeat_interval_ms);
+    return 0;
+}
+
+static int
+pool_put_locked(gx_reg_t *reg, gx_call_t *call, gx_pb_pool_t *pb, int create, gx_reg_op_t *op,
+                gx_pb_pool_t **reply, gx_reg_why_t *why)
+{
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, pb->name);
+    size_t nlen = strlen(pb->name), len = 0;
+    gx_store_op_t sop = {GX_STORE_POOLS, 0, pb->name, nlen, NULL, 0};
+    uint8_t *rec;
+    pinfo_t *pi;
+    int rv;
+
+    if (pending_find(reg, 1, pb->name, nlen) != NULL)
+        return why_set(why, GX_STATUS_ABORTED, "pool.name: a change of pool \"%s\" is in "
+                       "flight; retry", pb->name);
+    if (create && p != NULL)
+        return why_set(why, GX_STATUS_ALREADY_EXISTS, "pool.name: pool \"%s\" exists",
+                       pb->name);
+    if (!create && p == NULL)
+        return why_set(why, GX_STATUS_NOT_FOUND, "pool.name: no pool \"%s\"", pb->name);
+    if (create) {
+        pool_defaults(pb);
+        pb->created_unix_ms = unix_ms();
+        if (pb->node_ttl_ms < pb->heartbeat_interval_ms)
+            return why_set(why, GX_STATUS_INVALID_ARGUMENT, "pool.node_ttl_ms: %u is less than "
+                           "heartbeat_interval_ms %u", pb->node_ttl_ms,
+                           pb->heartbeat_interval_ms);
+    } else if (pool_merge(pb, rcu_dereference(p->info)->pb, why) != 0) {
+        return GX_EINVAL;
+    }
+    pb->node_count = 0;
+    pb->self_preservation = 0;
+    rec = pool_record(pb, &len);
+    pi = rec != NULL ? pool_record_parse(rec, len) : NULL;
+    if (pi == NULL) {
+        free(rec);
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    /* the reply is decoded from the record into call memory: it outlives any registry copy */
+    *reply = unpack_call(call, &galaxy__pool__v1__pool__descriptor, rec, len);
+    sop.val = rec;
+    sop.val_len = len;
+    op->obj = pi;
+    op->flags = 0;
+    rv = *reply != NULL ? op_submit(reg, op, OP_POOL_PUT, pb->name, nlen, &sop, 1, why)
+                        : why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (rv != 0) {
+        pinfo_free(pi);
+        op->obj = NULL;
+    } else if (p != NULL) {
+        (*reply)->node_count = uatomic_read(&p->node_count);
+    }
+    free(rec);
+    return rv;
+}
+
+int
+gx_reg_pool_put_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_pool_t *pool, int create,
+                       gx_reg_op_t *op, gx_pb_pool_t **reply, gx_reg_why_t *why)
+{
+    gx_pb_pool_t pb = *pool;
+    int rv;
+
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = pool_put_locked(reg, call, &pb, create, op, reply, why);
+    pthread_mutex_unlock(&reg->wlock);
+    gx_reg_read_end();
+    return rv;
+}
+
+static int
+pool_delete_locked(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
+                   gx_reg_why_t *why)
+{
+    gx_reg_pool_t *p = gx_reg_pool_find(reg, name);
+    gx_store_op_t *sops;
+    size_t n = 0;
+    int rv;
+
+    if (p == NULL)
+        return why_set(why, GX_STATUS_NOT_FOUND, "name: no pool \"%s\"", name);
+    if (pending_find(reg, 1, name, strlen(name)) != NULL || pending_in_pool(reg, name))
+        return why_set(why, GX_STATUS_ABORTED, "name: a change in pool \"%s\" is in flight; "
+                       "retry", name);
+    if (!force && p->wn > 0)
+        return why_set(why, GX_STATUS_FAILED_PRECONDITION, "name: pool \"%s\" still has %zu "
+                       "nodes (force deletes them)", name, p->wn);
+    sops = calloc(p->wn + 1, sizeof(*sops));
+    if (sops == NULL)
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    sops[n++] = (gx_store_op_t){GX_STORE_POOLS, 1, name, strlen(name), NULL, 0};
+    for (size_t i = 0; i < p->wn; i++)
+        sops[n++] = (gx_store_op_t){GX_STORE_NODES, 1, p->w[i]->key, p->w[i]->key_len, NULL, 0};
+    op->obj = NULL;
+    op->flags = 0;
+    rv = op_submit(reg, op, OP_POOL_DEL, name, strlen(name), sops, n, why);
+    free(sops);
+    return rv;
+}
+
+int
+gx_reg_pool_delete_submit(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
+                          gx_reg_why_t *why)
+{
+    int rv;
+
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = pool_delete_locked(reg, name, force, op, why);
+    pthread_mutex_unlock(&reg->wlock);
+    gx_reg_read_end();
+    return rv;
+}
+
+/* ================================================================== liveness sweep (keeper) */
+
+/* one node: state from its last-seen time; @return 1 when it is to be removed */
+static int
+sweep_node(gx_reg_t *reg, gx_reg_node_t *n, uint32_t ttl, uint64_t now)
+{
+    uint64_t seen = uatomic_read(&n->seen_ms);
+    uint32_t st = uatomic_read(&n->state), to;
+    int remove;
+
+    to = gx_reg_liveness(now > seen ? now - seen : 0, ttl, (int)uatomic_read(&n->draining),
+                         reg->o.retention_factor, &remove);
+    if (remove)
+        return 1;
+    if (to == st || (to != GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT &&
+                     to != GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN))
+        return 0; /* only heartbeats and writes bring a node back up */
+    if (node_transition(n, st, to, now) && uatomic_read(&n->seen_ms) != seen)
+        node_transition(n, to, uatomic_read(&n->draining)
+                                   ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+                                   : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY, now);
+    return 0;
+}
+
+/* removes @p n (DOWN past retention) from memory and, fire and forget, from the store */
+static void
+sweep_remove(gx_reg_t *reg, gx_reg_node_t *n)
+{
+    gx_store_op_t sop = {GX_STORE_NODES, 1, n->key, n->key_len, NULL, 0};
+
+    if (pending_find(reg, 0, n->key, n->key_len) != NULL)
+        return;
+    gx_log(GX_LOG_INFO, "node removed pool=%s node=%s reason=\"down past retention\"",
+           n->pool->name, n->id);
+    gx_store_submit(reg->st, &sop, 1, NULL, NULL);
+    node_remove(reg, n);
+}
+
+static int
+sweep_pool(gx_reg_pool_t *p, void *arg)
+{
+    gx_reg_t *reg = arg;
+    uint32_t ttl = pool_ttl(p);
+    uint64_t now = gx_now_ms();
+    int removals = 0;
+
+    for (size_t i = 0; i < p->wn; i++)
+        removals |= sweep_node(reg, p->w[i], ttl, now);
+    if (removals) {
+        pthread_mutex_lock(&reg->wlock);
+        for (size_t i = p->wn; i-- > 0;)
+            if (sweep_node(reg, p->w[i], ttl, now))
+                sweep_remove(reg, p->w[i]);
+        pthread_mutex_unlock(&reg->wlock);
+    }
+    uatomic_set(&p->restate, 0);
+    feed_states(p);
+    return 0;
+}
+
+/* ================================================================== checkpoints (keeper) */
+
+typedef struct {
+    gx_reg_t *reg;
+    gx_store_op_t ops[CKPT_BATCH];
+    uint8_t *recs[CKPT_BATCH];
+    size_t n;
+} ckpt_t;
+
+static void
+ckpt_flush(ckpt_t *c)
+{
+    if (c->n > 0)
+        gx_store_submit(c->reg->st, c->ops, c->n, NULL, NULL);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->recs[i]);
+    c->n = 0;
+}
+
+static int
+ckpt_pool(gx_reg_pool_t *p, void *arg)
+{
+    ckpt_t *c = arg;
+
+    for (size_t i = 0; i < p->wn; i++) {
+        gx_reg_node_t *n = p->w[i];
+        int64_t hb = uatomic_read(&n->hb_unix_ms);
+        ninfo_t *ni = rcu_dereference(n->info);
+        gx_pb_node_t pb;
+        size_t len;
+
+        if (hb == n->ckpt_hb || pending_find(c->reg, 0, n->key, n->key_len) != NULL)
+            continue;
+        pb = *ni->pb;
+        pb.last_heartbeat_unix_ms = hb;
+        c->recs[c->n] = node_record(&pb, ni->token, &len);
+        if (c->recs[c->n] == NULL)
+            continue;
+        c->ops[c->n] = (gx_store_op_t){GX_STORE_NODES, 0, n->key, n->key_len, c->recs[c->n], len};
+        c->n++;
+        n->ckpt_hb = hb;
+        if (c->n == CKPT_BATCH)
+            ckpt_flush(c);
+    }
+    return 0;
+}
+
+/* last-seen times, fire and forget, under the writer lock (ordered with puts) */
+static void
+checkpoint(gx_reg_t *reg)
+{
+    ckpt_t *c = malloc(sizeof(*c));
+
+    if (c == NULL)
+        return;
+    c->reg = reg;
+    c->n = 0;
+    pthread_mutex_lock(&reg->wlock);
+    gx_reg_pool_foreach(reg, ckpt_pool, c);
+    ckpt_flush(c);
+    pthread_mutex_unlock(&reg->wlock);
+    free(c);
+}
+
+/* ================================================================== the keeper thread */
+
+static gx_reg_op_t *
+queue_take(gx_reg_t *reg, uint64_t deadline_ms, int *stop, int *kick)
+{
+    gx_reg_op_t *list;
+
+    pthread_mutex_lock(&reg->qlock);
+    while (reg->qhead == NULL && !reg->stop && !reg->kick && gx_now_ms() < deadline_ms) {
+        struct timespec ts;
+        uint64_t wait = deadline_ms - gx_now_ms();
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&reg->qcond, &reg->qlock, &ts);
+    }
+    list = reg->qhead;
+    reg->qhead = NULL;
+    reg->qtail = &reg->qhead;
+    *stop = reg->stop;
+    *kick = reg->kick;
+    reg->kick = 0;
+    pthread_mutex_unlock(&reg->qlock);
+    return list;
+}
+
+static void
+keeper_tick(gx_reg_t *reg)
+{
+    rcu_read_lock();
+    gx_reg_pool_foreach(reg, sweep_pool, reg);
+    if (gx_now_ms() >= reg->next_ckpt) {
+        checkpoint(reg);
+        reg->next_ckpt = gx_now_ms() + reg->o.checkpoint_ms;
+    }
+    pthread_mutex_lock(&reg->wlock);
+    publish_all(reg);
+    pthread_mutex_unlock(&reg->wlock);
+    rcu_read_unlock();
+}
+
+static int
+restate_one(gx_reg_pool_t *p, void *arg)
+{
+    if (uatomic_xchg(&p->restate, 0))
+        feed_states(p);
+    return 0;
+}
+
+/* feeds the state changes heartbeats made (keeper_kick) */
+static void
+keeper_restate(gx_reg_t *reg)
+{
+    rcu_read_lock();
+    pthread_mutex_lock(&reg->wlock);
+    gx_reg_pool_foreach(reg, restate_one, NULL);
+    publish_all(reg);
+    pthread_mutex_unlock(&reg->wlock);
+    rcu_read_unlock();
+}
+
+static void *
+keeper_main(void *arg)
+{
+    gx_reg_t *reg = arg;
+    uint64_t next = gx_now_ms() + reg->o.tick_ms;
+    int stop = 0, kick = 0;
+
+    rcu_register_thread();
+    while (!stop) {
+        gx_reg_op_t *list = queue_take(reg, next, &stop, &kick);
+        if (list != NULL)
+            ops_apply(reg, list, 1);
+        if (kick && !stop)
+            keeper_restate(reg);
+        if (!stop && gx_now_ms() >= next) {
+            keeper_tick(reg);
+            next = gx_now_ms() + reg->o.tick_ms;
+        }
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* ================================================================== recovery */
+
+typedef struct {
+    gx_reg_t *reg;
+    size_t pools, nodes, skipped;
+} load_t;
+
+static int
+load_pool(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    load_t *l = arg;
+    pinfo_t *pi = pool_record_parse(val, val_len);
+    gx_reg_pool_t *p = pi != NULL ? pool_new(l->reg, pi) : NULL;
+
+    if (p == NULL) {
+        if (pi == NULL) {
+            l->skipped++;
+            return 0;
+        }
+        pinfo_free(pi);
+        return GX_ENOMEM;
+    }
+    if (cds_lfht_add_unique(l->reg->pools, hash_bytes(p->name, strlen(p->name)), pool_match,
+                            p->name, &p->ht) != &p->ht) {
+        pool_free(p);
+        l->skipped++;
+        return 0;
+    }
+    l->pools++;
+    return 0;
+}
+
+static int
+load_node(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    load_t *l = arg;
+    ninfo_t *ni = node_record_parse(val, val_len);
+    gx_reg_pool_t *p = ni != NULL ? gx_reg_pool_find(l->reg, ni->pb->pool) : NULL;
+    gx_reg_node_t *n;
+
+    if (p == NULL || key_len > KEY_MAX) {
+        ninfo_free(ni);
+        l->skipped++;
+        return 0;
+    }
+    n = node_new(p, key, key_len, ni);
+    if (n == NULL) {
+        ninfo_free(ni);
+        return GX_ENOMEM;
+    }
+    if (node_insert(l->reg, p, n) != 0) {
+        node_free(n);
+        l->skipped++;
+        return 0;
+    }
+    /* a fresh grace period: the node was not seen while we were down */
+    node_init_live(n, ni->pb->state == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
+    n->fed_state = n->state;
+    n->hb_unix_ms = n->ckpt_hb = ni->pb->last_heartbeat_unix_ms;
+    n->revision = ni->pb->revision;
+    if (n->revision > p->revision)
+        p->revision = n->revision;
+    l->nodes++;
+    return 0;
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, status;
+} sync_t;
+
+static void
+sync_done(int status, void *arg)
+{
+    sync_t *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    s->status = status;
+    s->done = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* submits and waits for the commit (start-up only) */
+static int
+store_put_sync(gx_store_t *st, const gx_store_op_t *ops, size_t n)
+{
+    sync_t s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int rv = gx_store_submit(st, ops, n, sync_done, &s);
+
+    if (rv != 0)
+        return rv;
+    pthread_mutex_lock(&s.lock);
+    while (!s.done)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+    return s.status;
+}
+
+static const char *const default_pools[][2] = {
+    {"mainnet", "main"}, {"testnet", "test"}, {"devnet", "dev"},
+};
+
+#define N_DEFAULTS (sizeof(default_pools) / sizeof(default_pools[0]))
+
+/* first start: the public pools mainnet, testnet and devnet, made once */
+static int
+defaults_create(gx_reg_t *reg)
+{
+    gx_store_op_t ops[N_DEFAULTS + 1];
+    uint8_t *recs[N_DEFAULTS] = {NULL};
+    int rv = 0;
+
+    ops[0] = (gx_store_op_t){GX_STORE_META, 0, DEFAULTS_KEY, sizeof(DEFAULTS_KEY) - 1, "1", 1};
+    for (size_t i = 0; i < N_DEFAULTS && rv == 0; i++) {
+        gx_pb_pool_t pb = GALAXY__POOL__V1__POOL__INIT;
+        size_t len = 0;
+        pb.name = (char *)default_pools[i][0];
+        pb.tier = (char *)default_pools[i][1];
+        pb.visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC;
+        pool_defaults(&pb);
+        pb.created_unix_ms = unix_ms();
+        recs[i] = pool_record(&pb, &len);
+        if (recs[i] == NULL)
+            rv = GX_ENOMEM;
+        ops[i + 1] = (gx_store_op_t){GX_STORE_POOLS, 0, pb.name, strlen(pb.name), recs[i], len};
+    }
+    if (rv == 0)
+        rv = store_put_sync(reg->st, ops, N_DEFAULTS + 1);
+    for (size_t i = 0; i < N_DEFAULTS; i++)
+        free(recs[i]);
+    return rv;
+}
+
+/* the history of a loaded pool starts at its recovered revision: older resumes get RESET */
+static int
+feed_start_one(gx_reg_pool_t *p, void *arg)
+{
+    feed_start(p->feed, p->revision);
+    return 0;
+}
+
+static int
+recover(gx_reg_t *reg, char *err, size_t errlen)
+{
+    load_t l = {reg, 0, 0, 0};
+    void *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    rv = gx_store_get(reg->st, GX_STORE_META, DEFAULTS_KEY, sizeof(DEFAULTS_KEY) - 1, &v, &vl);
+    free(v);
+    if (rv == GX_ENOTFOUND)
+        rv = defaults_create(reg);
+    if (rv == 0)
+        rv = gx_store_scan(reg->st, GX_STORE_POOLS, load_pool, &l);
+    if (rv == 0)
+        rv = gx_store_scan(reg->st, GX_STORE_NODES, load_node, &l);
+    if (rv != 0) {
+        snprintf(err, errlen, "registry: cannot load the store: %s", gx_strerror(rv));
+        return rv;
+    }
+    gx_reg_pool_foreach(reg, feed_start_one, NULL);
+    gx_reg_pool_foreach(reg, publish_one, NULL);
+    gx_log(GX_LOG_INFO, "registry loaded pools=%zu nodes=%zu skipped=%zu", l.pools, l.nodes,
+           l.skipped);
+    return 0;
+}
+
+/* ================================================================== open / close */
+
+int
+gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err,
+            size_t errlen)
+{
+    gx_reg_t *reg = calloc(1, sizeof(*reg));
+    int rv = GX_ENOMEM;
+
+    *out = NULL;
+    gx_reg_thread_online();
+    if (reg == NULL)
+        goto fail;
+    reg->st = st;
+    if (opts != NULL)
+        reg->o = *opts;
+    else
+        gx_reg_opts_init(&reg->o);
+    reg->qtail = &reg->qhead;
+    pthread_mutex_init(&reg->wlock, NULL);
+    pthread_mutex_init(&reg->qlock, NULL);
+    pthread_cond_init(&reg->qcond, NULL);
+    reg->pools = cds_lfht_new(16, 16, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    reg->nodes = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    if (reg->pools == NULL || reg->nodes == NULL)
+        goto fail;
+    rcu_read_lock();
+    rv = recover(reg, err, errlen);
+    rcu_read_unlock();
+    if (rv != 0)
+        goto fail_close;
+    reg->next_ckpt = gx_now_ms() + reg->o.checkpoint_ms;
+    gx__reg = reg;
+    if (pthread_create(&reg->keeper, NULL, keeper_main, reg) != 0) {
+        rv = GX_ENOMEM;
+        goto fail_close;
+    }
+    reg->keeper_running = 1;
+    *out = reg;
+    return 0;
+fail:
+    snprintf(err, errlen, "registry: out of memory");
+fail_close:
+    gx__reg = NULL;
+    gx_reg_close(reg);
+    return rv;
+}
+
+void
+gx_reg_stop(gx_reg_t *reg)
+{
+    if (reg == NULL || !reg->keeper_running)
+        return;
+    pthread_mutex_lock(&reg->qlock);
+    reg->stop = 1;
+    pthread_cond_signal(&reg->qcond);
+    pthread_mutex_unlock(&reg->qlock);
+    pthread_join(reg->keeper, NULL);
+    reg->keeper_running = 0;
+}
+
+static void
+tables_free(gx_reg_t *reg)
+{
+    struct cds_lfht_iter it;
+    gx_reg_node_t *n;
+    gx_reg_pool_t *p;
+
+    rcu_read_lock();
+    if (reg->nodes != NULL)
+        cds_lfht_for_each_entry(reg->nodes, &it, n, ht) {
+            if (cds_lfht_del(reg->nodes, &n->ht) == 0)
+                call_rcu(&n->rcu, node_free_rcu);
+        }
+    if (reg->pools != NULL)
+        cds_lfht_for_each_entry(reg->pools, &it, p, ht) {
+            if (cds_lfht_del(reg->pools, &p->ht) == 0)
+                call_rcu(&p->rcu, pool_free_rcu);
+        }
+    rcu_read_unlock();
+}
+
+void
+gx_reg_close(gx_reg_t *reg)
+{
+    gx_reg_op_t *list;
+    int stop, kick;
+
+    if (reg == NULL)
+        return;
+    gx_reg_stop(reg);
+    /* ops the store completed after the keeper stopped (gx_store_close) */
+    list = queue_take(reg, 0, &stop, &kick);
+    if (list != NULL)
+        ops_apply(reg, list, 0);
+    tables_free(reg);
+    rcu_barrier();
+    if (reg->nodes != NULL)
+        cds_lfht_destroy(reg->nodes, NULL);
+    if (reg->pools != NULL)
+        cds_lfht_destroy(reg->pools, NULL);
+    pthread_mutex_destroy(&reg->wlock);
+    pthread_mutex_destroy(&reg->qlock);
+    pthread_cond_destroy(&reg->qcond);
+    if (gx__reg == reg)
+        gx__reg = NULL;
+    free(reg);
+    gx_reg_thread_offline();
+}

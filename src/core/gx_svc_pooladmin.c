@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * galaxy.pool.v1.PoolAdmin, served by a built-in module: the pool RPCs
+ * (CreatePool, GetPool, ListPools, UpdatePool, DeletePool) over the registry.
+ * Writes park in a HANDLER-phase hook until durable (see gx_svc_registry.c
+ * for why a hook).  The API key RPCs and ListModules answer UNIMPLEMENTED
+ * for now.  Access rules (admin role) wait for the authentication modules.
+ */
+#include "config.h"
+
+#include "core/gx_svc_pooladmin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gx_reg.h"
+#include "core/gx_svc_util.h"
+#include "galaxy/pool/v1/pool.pb-c.h"
+
+typedef Galaxy__Pool__V1__CreatePoolRequest create_req_t;
+typedef Galaxy__Pool__V1__GetPoolRequest get_req_t;
+typedef Galaxy__Pool__V1__UpdatePoolRequest update_req_t;
+typedef Galaxy__Pool__V1__DeletePoolRequest delete_req_t;
+
+#define SVC "/galaxy.pool.v1.PoolAdmin/"
+
+static const gx_module_t *self;
+
+/* ------------------------------------------------------------------ validation */
+
+static int
+validate_pool(gx_call_t *call, const gx_pb_pool_t *p, int create)
+{
+    if (gx_svc_validate_pool_name(call, p->name, "pool.name") != GX_OK)
+        return GX_DONE;
+    if (create && p->visibility == GALAXY__POOL__V1__VISIBILITY__VISIBILITY_UNSPECIFIED)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.visibility: required "
+                            "(PUBLIC or PRIVATE)");
+    if (p->visibility != GALAXY__POOL__V1__VISIBILITY__VISIBILITY_UNSPECIFIED &&
+        p->visibility != GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC &&
+        p->visibility != GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.visibility: %d is not a "
+                            "visibility", (int)p->visibility);
+    if (gx_svc_validate_text(call, p->tier, GX_REG_TEXT_MAX, "pool.tier") != GX_OK ||
+        gx_svc_validate_text(call, p->description, GX_REG_DESCRIPTION_MAX,
+                             "pool.description") != GX_OK ||
+        gx_svc_validate_specs(call, p->n_specializations, p->specializations,
+                              "pool.specializations", 0) != GX_OK ||
+        gx_svc_validate_labels(call, p->n_labels, (const void *const *)p->labels,
+                               "pool.labels") != GX_OK)
+        return GX_DONE;
+    if (p->routing_policy[0] && !gx_reg_valid_token(p->routing_policy, GX_REG_TEXT_MAX))
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.routing_policy: malformed");
+    if (p->heartbeat_interval_ms != 0 && (p->heartbeat_interval_ms < GX_REG_INTERVAL_MIN ||
+                                          p->heartbeat_interval_ms > GX_REG_INTERVAL_MAX))
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.heartbeat_interval_ms: "
+                            "must be from %d to %d", GX_REG_INTERVAL_MIN, GX_REG_INTERVAL_MAX);
+    if (p->node_ttl_ms != 0 && (p->node_ttl_ms < GX_REG_INTERVAL_MIN ||
+                                p->node_ttl_ms > 10 * GX_REG_INTERVAL_MAX))
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.node_ttl_ms: must be from "
+                            "%d to %d", GX_REG_INTERVAL_MIN, 10 * GX_REG_INTERVAL_MAX);
+    return GX_OK;
+}
+
+static int
+validate_create_pool_request(gx_call_t *call, const create_req_t *req)
+{
+    if (req->pool == NULL)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool: required");
+    return validate_pool(call, req->pool, 1);
+}
+
+static int
+validate_update_pool_request(gx_call_t *call, const update_req_t *req)
+{
+    if (req->pool == NULL)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool: required");
+    return validate_pool(call, req->pool, 0);
+}
+
+static int
+validate_get_pool_request(gx_call_t *call, const get_req_t *req)
+{
+    return gx_svc_validate_pool_name(call, req->name, "name");
+}
+
+static int
+validate_delete_pool_request(gx_call_t *call, const delete_req_t *req)
+{
+    return gx_svc_validate_pool_name(call, req->name, "name");
+}
+
+/* ------------------------------------------------------------------ writes (hook) */
+
+typedef struct {
+    gx_svc_write_t w;
+    gx_pb_pool_t *pool;
+} pool_write_t;
+
+static int
+put_submit(gx_call_t *call, const gx_pb_pool_t *pool, int create, pool_write_t *pw,
+           gx_reg_why_t *why)
+{
+    return gx_reg_pool_put_submit(gx__reg, call, pool, create, &pw->w.op, &pw->pool, why);
+}
+
+static int
+write_hook(gx_call_t *call, void *ctx)
+{
+    const char *m = gx_call_method(call);
+    const ProtobufCMessage *req;
+    gx_reg_why_t why;
+    pool_write_t *pw;
+    int rv;
+
+    if (strncmp(m, SVC, sizeof(SVC) - 1) != 0)
+        return GX_DECLINED;
+    m += sizeof(SVC) - 1;
+    if (strcmp(m, "CreatePool") != 0 && strcmp(m, "UpdatePool") != 0 &&
+        strcmp(m, "DeletePool") != 0)
+        return GX_DECLINED;
+    req = gx_svc_request(call);
+    pw = gx_svc_write_new(call, self, sizeof(*pw));
+    if (req == NULL || pw == NULL)
+        return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (m[0] == 'C') {
+        const create_req_t *r = (const create_req_t *)req;
+        rv = validate_create_pool_request(call, r) != GX_OK
+                 ? GX_DONE : put_submit(call, r->pool, 1, pw, &why);
+    } else if (m[0] == 'U') {
+        const update_req_t *r = (const update_req_t *)req;
+        rv = validate_update_pool_request(call, r) != GX_OK
+                 ? GX_DONE : put_submit(call, r->pool, 0, pw, &why);
+    } else {
+        const delete_req_t *r = (const delete_req_t *)req;
+        rv = validate_delete_pool_request(call, r) != GX_OK
+                 ? GX_DONE
+                 : gx_reg_pool_delete_submit(gx__reg, r->name, r->force, &pw->w.op, &why);
+    }
+    return gx_svc_write_park(call, rv, &why);
+}
+
+static int
+put_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    pool_write_t *pw = (pool_write_t *)gx_svc_write_result(call, self);
+
+    if (pw == NULL)
+        return GX_DONE;
+    return gx_call_reply(call, &pw->pool->base);
+}
+
+static int
+delete_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    Galaxy__Pool__V1__DeletePoolResponse resp = GALAXY__POOL__V1__DELETE_POOL_RESPONSE__INIT;
+
+    if (gx_svc_write_result(call, self) == NULL)
+        return GX_DONE;
+    return gx_call_reply(call, &resp.base);
+}
+
+/* ------------------------------------------------------------------ reads */
+
+static int
+get_pool_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    const get_req_t *req = (const get_req_t *)msg;
+    gx_pb_pool_t pool;
+    gx_reg_pool_t *p;
+    int rv;
+
+    if (validate_get_pool_request(call, req) != GX_OK)
+        return GX_DONE;
+    gx_reg_read_begin();
+    p = gx_reg_pool_find(gx__reg, req->name);
+    if (p == NULL) {
+        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, "name: no pool \"%s\"", req->name);
+    } else {
+        gx_reg_pool_fill(p, &pool);
+        rv = gx_call_reply(call, &pool.base);
+    }
+    gx_reg_read_end();
+    return rv;
+}
+
+typedef struct {
+    gx_call_t *call;
+    gx_pb_pool_t **v;
+    size_t n, cap;
+    int nomem;
+} pool_list_t;
+
+static int
+list_one(gx_reg_pool_t *p, void *arg)
+{
+    pool_list_t *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        gx_pb_pool_t **v = gx_call_alloc(l->call, cap * sizeof(*v));
+        if (v == NULL) {
+            l->nomem = 1;
+            return 1;
+        }
+        if (l->n > 0)
+            memcpy(v, l->v, l->n * sizeof(*v));
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n] = gx_call_alloc(l->call, sizeof(gx_pb_pool_t));
+    if (l->v[l->n] == NULL) {
+        l->nomem = 1;
+        return 1;
+    }
+    gx_reg_pool_fill(p, l->v[l->n++]);
+    return 0;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+    return strcmp((*(gx_pb_pool_t *const *)a)->name, (*(gx_pb_pool_t *const *)b)->name);
+}
+
+static int
+list_pools_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    Galaxy__Pool__V1__ListPoolsResponse resp = GALAXY__POOL__V1__LIST_POOLS_RESPONSE__INIT;
+    pool_list_t l = {.call = call};
+    int rv;
+
+    gx_reg_read_begin();
+    gx_reg_pool_foreach(gx__reg, list_one, &l);
+    if (l.nomem) {
+        rv = gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        if (l.n > 1)
+            qsort(l.v, l.n, sizeof(*l.v), by_name);
+        resp.n_pools = l.n;
+        resp.pools = l.v;
+        rv = gx_call_reply(call, &resp.base);
+    }
+    gx_reg_read_end();
+    return rv;
+}
+
+static int
+not_yet_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    return gx_call_fail(call, GX_STATUS_UNIMPLEMENTED, "%s is not implemented yet",
+                        gx_call_method(call));
+}
+
+/* ------------------------------------------------------------------ module */
+
+static int
+pooladmin_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
+{
+    self = mod;
+    *ctx = NULL;
+    return 0;
+}
+
+static const gx_method_t pooladmin_methods[] = {
+    {.name = "CreatePool", .kind = GX_RPC_UNARY, .start = put_start},
+    {.name = "GetPool", .kind = GX_RPC_UNARY, .start = get_pool_start},
+    {.name = "ListPools", .kind = GX_RPC_UNARY, .start = list_pools_start},
+    {.name = "UpdatePool", .kind = GX_RPC_UNARY, .start = put_start},
+    {.name = "DeletePool", .kind = GX_RPC_UNARY, .start = delete_start},
+    {.name = "CreateApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
+    {.name = "ListApiKeys", .kind = GX_RPC_UNARY, .start = not_yet_start},
+    {.name = "RevokeApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
+    {.name = "ListModules", .kind = GX_RPC_UNARY, .start = not_yet_start},
+    {.name = NULL},
+};
+
+static const gx_service_t pooladmin_service = {
+    .desc = &galaxy__pool__v1__pool_admin__descriptor,
+    .methods = pooladmin_methods,
+};
+
+static const gx_service_t *const pooladmin_services[] = {&pooladmin_service, NULL};
+
+static const gx_hook_t pooladmin_hooks[] = {
+    {.phase = GX_PHASE_HANDLER, .fn = write_hook, .order = 1000},
+    {.fn = NULL},
+};
+
+const gx_module_desc_t gx_svc_pooladmin_module = {
+    .abi = GX_MODULE_ABI,
+    .name = "pooladmin",
+    .version = PACKAGE_VERSION,
+    .edition = "community",
+    .init = pooladmin_init,
+    .hooks = pooladmin_hooks,
+    .services = pooladmin_services,
+};

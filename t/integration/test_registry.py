@@ -1,0 +1,470 @@
+# SPDX-License-Identifier: MIT
+"""The registry: NodeRegistry, Discovery and the pool part of PoolAdmin over
+the real binary: every RPC's success and the statuses it can return, field
+validation, lease tokens, liveness with short TTLs, paging, filters, and
+durability across a restart."""
+import importlib
+import time
+
+import grpc
+import pytest
+
+from conftest import wait_for
+
+PKG = "/galaxy.pool.v1."
+
+
+@pytest.fixture(scope="module")
+def pb(protos):
+    return importlib.import_module("galaxy.pool.v1.pool_pb2")
+
+
+class Api:
+    """Unary stubs by method name: api.Register(req) → response."""
+
+    def __init__(self, ch, pb):
+        self.ch = ch
+        self.pb = pb
+        self.methods = {
+            "NodeRegistry": [("Register", "RegisterRequest", "RegisterResponse"),
+                             ("Heartbeat", "HeartbeatRequest", "HeartbeatResponse"),
+                             ("Deregister", "DeregisterRequest", "DeregisterResponse"),
+                             ("Drain", "DrainRequest", "Node")],
+            "Discovery": [("GetNode", "GetNodeRequest", "Node"),
+                          ("ListNodes", "ListNodesRequest", "ListNodesResponse")],
+            "PoolAdmin": [("CreatePool", "CreatePoolRequest", "Pool"),
+                          ("GetPool", "GetPoolRequest", "Pool"),
+                          ("ListPools", "ListPoolsRequest", "ListPoolsResponse"),
+                          ("UpdatePool", "UpdatePoolRequest", "Pool"),
+                          ("DeletePool", "DeletePoolRequest", "DeletePoolResponse"),
+                          ("CreateApiKey", "CreateApiKeyRequest", "CreateApiKeyResponse"),
+                          ("ListModules", "ListModulesRequest", "ListModulesResponse")],
+        }
+        for svc, rows in self.methods.items():
+            for name, req, resp in rows:
+                setattr(self, name, ch.unary_unary(
+                    PKG + svc + "/" + name,
+                    request_serializer=getattr(pb, req).SerializeToString,
+                    response_deserializer=getattr(pb, resp).FromString))
+        self.HeartbeatStream = ch.stream_stream(
+            PKG + "NodeRegistry/HeartbeatStream",
+            request_serializer=pb.HeartbeatRequest.SerializeToString,
+            response_deserializer=pb.HeartbeatResponse.FromString)
+        self.Watch = ch.unary_stream(
+            PKG + "Discovery/Watch", request_serializer=pb.WatchRequest.SerializeToString,
+            response_deserializer=pb.WatchEvent.FromString)
+
+    def node(self, id, pool="devnet", specs=("developer",), labels=None, **kw):
+        kw.setdefault("address", "10.0.0.1:7000")
+        kw.setdefault("version", "1.0")
+        return self.pb.Node(id=id, pool=pool, specializations=list(specs),
+                            labels=labels or {}, **kw)
+
+    def register(self, id, pool="devnet", token="", **kw):
+        return self.Register(self.pb.RegisterRequest(node=self.node(id, pool, **kw),
+                                                     lease_token=token), timeout=10)
+
+    def heartbeat(self, id, token, pool="devnet", load=0.5, jobs=0):
+        return self.Heartbeat(self.pb.HeartbeatRequest(pool=pool, node_id=id, lease_token=token,
+                                                       load=load, running_jobs=jobs), timeout=5)
+
+    def get(self, id, pool="devnet"):
+        return self.GetNode(self.pb.GetNodeRequest(pool=pool, node_id=id), timeout=5)
+
+    def list(self, pool="devnet", **kw):
+        return self.ListNodes(self.pb.ListNodesRequest(pool=pool, **kw), timeout=10)
+
+    def list_all(self, pool="devnet", page_size=100, **kw):
+        ids, token = [], ""
+        for _ in range(10000):
+            r = self.list(pool, page_size=page_size, page_token=token, **kw)
+            ids += [n.id for n in r.nodes]
+            token = r.next_page_token
+            if not token:
+                return ids
+        raise AssertionError("paging does not end")
+
+    def create_pool(self, name, **kw):
+        kw.setdefault("visibility", self.pb.VISIBILITY_PUBLIC)
+        return self.CreatePool(self.pb.CreatePoolRequest(pool=self.pb.Pool(name=name, **kw)),
+                               timeout=10)
+
+
+@pytest.fixture
+def api(server, pb):
+    with server.channel() as ch:
+        yield Api(ch, pb)
+
+
+def status_of(fn, *a, **kw):
+    with pytest.raises(grpc.RpcError) as e:
+        fn(*a, **kw)
+    return e.value.code(), e.value.details()
+
+
+# ---------------------------------------------------------------- pools
+
+def test_default_pools(api, pb):
+    pools = {p.name: p for p in api.ListPools(pb.ListPoolsRequest(), timeout=5).pools}
+    for name in ("mainnet", "testnet", "devnet"):
+        assert pools[name].visibility == pb.VISIBILITY_PUBLIC
+        assert pools[name].heartbeat_interval_ms == 10000
+        assert pools[name].node_ttl_ms == 30000
+        assert pools[name].routing_policy == "least_loaded"
+        assert pools[name].created_unix_ms > 0
+
+
+def test_pool_create_get_update_delete(api, pb):
+    p = api.create_pool("acme", tier="enterprise", visibility=pb.VISIBILITY_PRIVATE,
+                        heartbeat_interval_ms=2000, specializations=["storage"],
+                        labels={"org": "acme"}, max_nodes=5)
+    assert p.node_ttl_ms == 6000 and p.routing_policy == "least_loaded"
+    assert api.GetPool(pb.GetPoolRequest(name="acme"), timeout=5) == p
+    code, msg = status_of(api.create_pool, "acme")
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    u = api.UpdatePool(pb.UpdatePoolRequest(pool=pb.Pool(name="acme", description="d")),
+                       timeout=5)
+    assert u.description == "d" and u.tier == "enterprise" and u.max_nodes == 5
+    assert list(u.specializations) == ["storage"] and dict(u.labels) == {"org": "acme"}
+    assert u.created_unix_ms == p.created_unix_ms
+    u = api.UpdatePool(pb.UpdatePoolRequest(pool=pb.Pool(name="acme", labels={"x": "y"})),
+                       timeout=5)
+    assert dict(u.labels) == {"x": "y"}
+    code, msg = status_of(api.UpdatePool, pb.UpdatePoolRequest(
+        pool=pb.Pool(name="acme", visibility=pb.VISIBILITY_PUBLIC)), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "visibility" in msg
+    code, _ = status_of(api.UpdatePool, pb.UpdatePoolRequest(pool=pb.Pool(name="nope")),
+                        timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+    api.register("s1", pool="acme", specs=["storage"])
+    code, msg = status_of(api.DeletePool, pb.DeletePoolRequest(name="acme"), timeout=5)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "name" in msg
+    api.DeletePool(pb.DeletePoolRequest(name="acme", force=True), timeout=5)
+    code, _ = status_of(api.GetPool, pb.GetPoolRequest(name="acme"), timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.get, "s1", pool="acme")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.DeletePool, pb.DeletePoolRequest(name="acme"), timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("pool,field", [
+    (dict(name=""), "pool.name"),
+    (dict(name="Bad_Name"), "pool.name"),
+    (dict(name="a" * 64), "pool.name"),
+    (dict(name="ok", visibility=0), "pool.visibility"),
+    (dict(name="ok", visibility=7), "pool.visibility"),
+    (dict(name="ok", heartbeat_interval_ms=1), "pool.heartbeat_interval_ms"),
+    (dict(name="ok", heartbeat_interval_ms=1000, node_ttl_ms=500), "pool.node_ttl_ms"),
+    (dict(name="ok", specializations=["Bad"]), "pool.specializations"),
+    (dict(name="ok", description="x" * 2000), "pool.description"),
+    (dict(name="ok", labels={"k%d" % i: "v" for i in range(65)}), "pool.labels"),
+])
+def test_pool_validation(api, pb, pool, field):
+    pool.setdefault("visibility", pb.VISIBILITY_PUBLIC)
+    code, msg = status_of(api.CreatePool, pb.CreatePoolRequest(pool=pb.Pool(**pool)), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in msg
+    names = [p.name for p in api.ListPools(pb.ListPoolsRequest(), timeout=5).pools]
+    assert sorted(names) == ["devnet", "mainnet", "testnet"]
+
+
+def test_pool_rpcs_not_yet(api, pb):
+    code, _ = status_of(api.CreateApiKey, pb.CreateApiKeyRequest(name="k"), timeout=5)
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    code, _ = status_of(api.ListModules, pb.ListModulesRequest(), timeout=5)
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+
+
+# ---------------------------------------------------------------- nodes
+
+def test_register_get_heartbeat_deregister(api, pb):
+    r = api.register("n1", labels={"region": "eu"}, capacity=pb.Resources(cpu_millis=4000))
+    assert len(r.lease_token) >= 32 and r.heartbeat_interval_ms == 10000 and r.ttl_ms == 30000
+    assert r.node.state == pb.NODE_STATE_HEALTHY and r.node.revision > 0
+    n = api.get("n1")
+    assert n.id == "n1" and n.pool == "devnet" and dict(n.labels) == {"region": "eu"}
+    assert n.capacity.cpu_millis == 4000 and n.state == pb.NODE_STATE_HEALTHY
+    assert n.registered_unix_ms > 0 and n.owner == ""
+    h = api.heartbeat("n1", r.lease_token, load=0.25, jobs=3)
+    assert h.state == pb.NODE_STATE_HEALTHY and h.heartbeat_interval_ms == 10000
+    n = api.get("n1")
+    assert n.load == 0.25 and n.running_jobs == 3
+    api.Deregister(pb.DeregisterRequest(pool="devnet", node_id="n1", lease_token=r.lease_token),
+                   timeout=5)
+    code, msg = status_of(api.get, "n1")
+    assert code == grpc.StatusCode.NOT_FOUND and "node_id" in msg
+    code, _ = status_of(api.heartbeat, "n1", r.lease_token)
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+def test_lease_token_rules(api, pb):
+    r = api.register("n1", labels={"v": "1"})
+    tokens = {r.lease_token}
+    # the holder re-registers: same token, same registration time, new labels
+    r2 = api.register("n1", token=r.lease_token, labels={"v": "2"})
+    assert r2.lease_token == r.lease_token
+    assert r2.node.registered_unix_ms == r.node.registered_unix_ms
+    assert dict(api.get("n1").labels) == {"v": "2"}
+    for token in ("", "x" * 48):
+        code, msg = status_of(api.register, "n1", token=token)
+        assert code == grpc.StatusCode.ALREADY_EXISTS and "n1" in msg
+    code, msg = status_of(api.heartbeat, "n1", "wrong")
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "lease_token" in msg
+    code, _ = status_of(api.Deregister, pb.DeregisterRequest(
+        pool="devnet", node_id="n1", lease_token="wrong"), timeout=5)
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert api.get("n1").id == "n1"
+    for i in range(20):
+        tokens.add(api.register("t%d" % i).lease_token)
+    assert len(tokens) == 21
+    assert all(len(t) >= 32 for t in tokens)
+
+
+@pytest.mark.parametrize("node,field", [
+    (dict(id=""), "node.id"),
+    (dict(id="bad id"), "node.id"),
+    (dict(id="x" * 129), "node.id"),
+    (dict(pool=""), "node.pool"),
+    (dict(pool="NoSuch"), "node.pool"),
+    (dict(specs=()), "node.specializations"),
+    (dict(specs=("Dev",)), "node.specializations"),
+    (dict(specs=("a" * 33,)), "node.specializations"),
+    (dict(specs=("dev", "dev")), "node.specializations"),
+    (dict(specs=["s%d" % i for i in range(33)]), "node.specializations"),
+    (dict(labels={"k%d" % i: "v" for i in range(65)}), "node.labels"),
+    (dict(labels={"k": "v" * 513}), "node.labels"),
+    (dict(labels={"": "v"}), "node.labels"),
+    (dict(address="a" * 256), "node.address"),
+    (dict(version="v\n1"), "node.version"),
+    (dict(load=1.5), "node.load"),
+])
+def test_register_validation(api, pb, node, field):
+    kw = dict(id="n1", pool="devnet", specs=("developer",))
+    kw.update(node)
+    n = api.node(kw.pop("id"), kw.pop("pool"), **kw)
+    code, msg = status_of(api.Register, pb.RegisterRequest(node=n), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in msg
+    assert list(api.list().nodes) == []
+
+
+def test_register_missing_node_and_bad_token(api, pb):
+    code, msg = status_of(api.Register, pb.RegisterRequest(), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "node" in msg
+    code, msg = status_of(api.Register, pb.RegisterRequest(node=api.node("n1"),
+                                                           lease_token="a b"), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "lease_token" in msg
+
+
+@pytest.mark.parametrize("req,field", [
+    (dict(pool="", node_id="n", lease_token="t"), "pool"),
+    (dict(pool="devnet", node_id="", lease_token="t"), "node_id"),
+    (dict(pool="devnet", node_id="n", lease_token=""), "lease_token"),
+    (dict(pool="devnet", node_id="n", lease_token="t", load=-1), "load"),
+    (dict(pool="devnet", node_id="n", lease_token="t", load=float("nan")), "load"),
+])
+def test_heartbeat_validation(api, pb, req, field):
+    code, msg = status_of(api.Heartbeat, pb.HeartbeatRequest(**req), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and field in msg
+
+
+def test_unknown_pool_and_node(api, pb):
+    code, msg = status_of(api.register, "n1", pool="nosuch")
+    assert code == grpc.StatusCode.NOT_FOUND and "pool" in msg
+    code, _ = status_of(api.get, "n1", pool="nosuch")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.list, pool="nosuch")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.get, "nosuch")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.Drain, pb.DrainRequest(pool="devnet", node_id="nosuch"), timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.Deregister, pb.DeregisterRequest(
+        pool="devnet", node_id="nosuch", lease_token="t"), timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, msg = status_of(api.GetNode, pb.GetNodeRequest(pool="devnet"), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "node_id" in msg
+    code, msg = status_of(api.Drain, pb.DrainRequest(pool="devnet"), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "node_id" in msg
+
+
+def test_max_nodes_and_allowed_specializations(api, pb):
+    api.create_pool("small", max_nodes=2, specializations=["storage", "analytics"])
+    api.register("a", pool="small", specs=["storage"])
+    api.register("b", pool="small", specs=["analytics", "storage"])
+    code, msg = status_of(api.register, "c", pool="small", specs=["storage"])
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_nodes" in msg
+    code, msg = status_of(api.register, "a", pool="small", specs=["developer"])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "specializations" in msg
+    assert api.GetPool(pb.GetPoolRequest(name="small"), timeout=5).node_count == 2
+
+
+def test_drain(api, pb):
+    r = api.register("n1")
+    d = api.Drain(pb.DrainRequest(pool="devnet", node_id="n1"), timeout=5)
+    assert d.state == pb.NODE_STATE_DRAINING and d.id == "n1"
+    assert api.get("n1").state == pb.NODE_STATE_DRAINING
+    assert api.heartbeat("n1", r.lease_token).state == pb.NODE_STATE_DRAINING
+    # registering again clears the drain
+    api.register("n1", token=r.lease_token)
+    assert api.get("n1").state == pb.NODE_STATE_HEALTHY
+
+
+def test_heartbeat_stream(api, pb):
+    r = api.register("n1")
+    reqs = [pb.HeartbeatRequest(pool="devnet", node_id="n1", lease_token=r.lease_token,
+                                load=i / 10) for i in range(5)]
+    out = list(api.HeartbeatStream(iter(reqs), timeout=5))
+    assert len(out) == 5 and all(o.state == pb.NODE_STATE_HEALTHY for o in out)
+    assert api.get("n1").load == 0.4
+    bad = [pb.HeartbeatRequest(pool="devnet", node_id="n1", lease_token="nope")]
+    with pytest.raises(grpc.RpcError) as e:
+        list(api.HeartbeatStream(iter(bad), timeout=5))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# ---------------------------------------------------------------- liveness
+
+def state_of(api, id, pool="fast"):
+    try:
+        return api.get(id, pool).state
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.NOT_FOUND
+        return None
+
+
+def test_liveness_healthy_suspect_down_removed(api, pb):
+    api.create_pool("fast", heartbeat_interval_ms=100, node_ttl_ms=300)
+    r = api.register("n1", pool="fast")
+    assert r.heartbeat_interval_ms == 100 and r.ttl_ms == 300
+    t0 = time.monotonic()
+    assert wait_for(lambda: state_of(api, "n1") == pb.NODE_STATE_SUSPECT, 2)
+    assert time.monotonic() - t0 >= 0.25
+    assert wait_for(lambda: state_of(api, "n1") == pb.NODE_STATE_DOWN, 2)
+    # another agent may take a DOWN id over: new token
+    r2 = api.register("n1", pool="fast")
+    assert r2.lease_token != r.lease_token
+    assert state_of(api, "n1") == pb.NODE_STATE_HEALTHY
+    code, _ = status_of(api.heartbeat, "n1", r.lease_token, pool="fast")
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    # a heartbeat brings SUSPECT/DOWN back
+    assert wait_for(lambda: state_of(api, "n1") == pb.NODE_STATE_DOWN, 2)
+    assert api.heartbeat("n1", r2.lease_token, pool="fast").state == pb.NODE_STATE_HEALTHY
+    assert api.get("n1", "fast").flap_count >= 1
+    # removed 10 x ttl after going DOWN
+    assert wait_for(lambda: state_of(api, "n1") is None, 6)
+    assert time.monotonic() - t0 >= 3.0
+    assert api.GetPool(pb.GetPoolRequest(name="fast"), timeout=5).node_count == 0
+
+
+def test_liveness_heartbeats_keep_node_healthy(api, pb):
+    api.create_pool("fast", heartbeat_interval_ms=100, node_ttl_ms=300)
+    r = api.register("n1", pool="fast")
+    for _ in range(10):
+        assert api.heartbeat("n1", r.lease_token, pool="fast").state == pb.NODE_STATE_HEALTHY
+        time.sleep(0.1)
+    n = api.get("n1", "fast")
+    assert n.state == pb.NODE_STATE_HEALTHY and n.flap_count == 0
+
+
+# ---------------------------------------------------------------- paging and filters
+
+def register_many(api, pb, ids, pool="devnet", **kw):
+    futs = [api.Register.future(pb.RegisterRequest(node=api.node(i, pool, **kw)), timeout=30)
+            for i in ids]
+    return [f.result() for f in futs]
+
+
+def test_paging_exact_and_ordered(api, pb):
+    ids = ["n%03d" % i for i in range(250)]
+    register_many(api, pb, reversed(ids))
+    sizes = []
+    token = ""
+    got = []
+    while True:
+        r = api.list(page_size=100, page_token=token)
+        sizes.append(len(r.nodes))
+        got += [n.id for n in r.nodes]
+        token = r.next_page_token
+        if not token:
+            break
+    assert sizes == [100, 100, 50] and got == ids
+    assert api.list_all(page_size=7) == ids
+    assert len(api.list().nodes) == 100                    # default page
+    assert len(api.list(page_size=5000).nodes) == 250      # clamped to 1000
+    code, msg = status_of(api.list, page_token="%%%")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in msg
+
+
+def test_paging_stable_under_change(api, pb):
+    ids = ["n%03d" % i for i in range(100)]
+    tokens = {r.node.id: r.lease_token for r in register_many(api, pb, ids)}
+    first = api.list(page_size=30)
+    seen = [n.id for n in first.nodes]
+    # change the pool between pages: remove seen and unseen nodes, add new ones
+    for gone in ("n005", "n050", "n099"):
+        api.Deregister(pb.DeregisterRequest(pool="devnet", node_id=gone,
+                                            lease_token=tokens[gone]), timeout=5)
+    register_many(api, pb, ["n0105", "a-first", "n050x"])
+    token = first.next_page_token
+    while token:
+        r = api.list(page_size=30, page_token=token)
+        seen += [n.id for n in r.nodes]
+        token = r.next_page_token
+    stayed = [i for i in ids if i not in ("n005", "n050", "n099")]
+    for i in stayed:
+        assert seen.count(i) == 1
+    assert seen == sorted(seen)
+
+
+def test_filters(api, pb):
+    api.register("a", specs=["storage"], labels={"region": "eu", "gpu": "yes"})
+    api.register("b", specs=["storage", "developer"], labels={"region": "us"})
+    r = api.register("c", specs=["analytics"], labels={"region": "eu"})
+    api.Drain(pb.DrainRequest(pool="devnet", node_id="c"), timeout=5)
+    assert [n.id for n in api.list(specialization="storage").nodes] == ["a", "b"]
+    assert [n.id for n in api.list(labels={"region": "eu"}).nodes] == ["a", "c"]
+    assert [n.id for n in api.list(labels={"region": "eu", "gpu": "yes"}).nodes] == ["a"]
+    assert [n.id for n in api.list(states=[pb.NODE_STATE_DRAINING]).nodes] == ["c"]
+    assert [n.id for n in api.list(states=[pb.NODE_STATE_HEALTHY,
+                                           pb.NODE_STATE_DRAINING]).nodes] == ["a", "b", "c"]
+    assert api.list_all(page_size=1, specialization="storage") == ["a", "b"]
+    code, msg = status_of(api.list, states=[9])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "states" in msg
+    code, msg = status_of(api.list, specialization="Bad!")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "specialization" in msg
+    code, msg = status_of(api.list, pool="")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "pool" in msg
+    assert api.list().revision > 0 and r.lease_token
+
+
+# ---------------------------------------------------------------- durability
+
+def test_restart_keeps_everything(make_server, pb):
+    s = make_server()
+    ids = ["node-%04d" % i for i in range(1000)]
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool("acme", visibility=pb.VISIBILITY_PRIVATE, tier="enterprise")
+        api.DeletePool(pb.DeletePoolRequest(name="testnet"), timeout=5)
+        regs = register_many(api, pb, ids, labels={"rack": "r1"})
+        token = {r.node.id: r.lease_token for r in regs}
+        api.Drain(pb.DrainRequest(pool="devnet", node_id="node-0007"), timeout=5)
+        api.Deregister(pb.DeregisterRequest(pool="devnet", node_id="node-0009",
+                                            lease_token=token["node-0009"]), timeout=5)
+    assert s.stop() == 0
+    s.start()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        names = sorted(p.name for p in api.ListPools(pb.ListPoolsRequest(), timeout=5).pools)
+        assert names == ["acme", "devnet", "mainnet"]
+        got = api.list_all(page_size=1000)
+        assert got == [i for i in ids if i != "node-0009"]
+        n = api.get("node-0500")
+        assert dict(n.labels) == {"rack": "r1"} and n.state == pb.NODE_STATE_HEALTHY
+        assert api.get("node-0007").state == pb.NODE_STATE_DRAINING
+        assert api.heartbeat("node-0500", token["node-0500"]).state == pb.NODE_STATE_HEALTHY
+        code, _ = status_of(api.register, "node-0500")
+        assert code == grpc.StatusCode.ALREADY_EXISTS
+        assert api.GetPool(pb.GetPoolRequest(name="devnet"), timeout=5).node_count == 999
