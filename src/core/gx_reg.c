@@ -778,7 +778,10 @@ gx_reg_feed_head(const gx_reg_feed_t *f)
 int
 gx_reg_feed_dead(const gx_reg_feed_t *f)
 {
-    return (int)uatomic_read(&f->dead);
+    int dead = (int)uatomic_read(&f->dead);
+
+    cmm_smp_rmb(); /* a head read after this includes the pool's last changes */
+    return dead;
 }
 
 int
@@ -1052,12 +1055,11 @@ feed_put(gx_reg_pool_t *p, uint64_t rev, int type, const gx_reg_node_t *n,
                "reason=\"out of memory\"", p->name, (unsigned long long)rev);
     old = rcu_xchg_pointer(&f->slot[rev % f->cap], e);
     if (old != NULL) {
-        f->bytes -= old->bytes;
+        uatomic_set(&f->bytes, f->bytes - old->bytes);
         call_rcu(&old->rcu, fev_free_rcu);
     }
     if (e != NULL)
-        f->bytes += e->bytes;
-    uatomic_set(&f->bytes, f->bytes);
+        uatomic_set(&f->bytes, f->bytes + e->bytes);
     f->written = rev;
     if (rev >= f->cap && first < rev - f->cap + 1)
         first = rev - f->cap + 1;
@@ -1310,6 +1312,7 @@ apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
         node_remove(reg, p->w[p->wn - 1]);
     if (cds_lfht_del(reg->pools, &p->ht) == 0) {
         feed_publish(p); /* watchers get the removals, then the end */
+        cmm_smp_wmb();
         uatomic_set(&p->feed->dead, 1);
         uatomic_set(&p->live, 0);
         p->dirty = 0;
@@ -2275,6 +2278,18 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
 
 /* ================================================================== open / close */
 
+/* queue_take() waits on CLOCK_MONOTONIC deadlines: the default (realtime) would spin */
+static void
+cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
 int
 gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err,
             size_t errlen)
@@ -2294,7 +2309,7 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
     reg->qtail = &reg->qhead;
     pthread_mutex_init(&reg->wlock, NULL);
     pthread_mutex_init(&reg->qlock, NULL);
-    pthread_cond_init(&reg->qcond, NULL);
+    cond_init_monotonic(&reg->qcond);
     reg->pools = cds_lfht_new(16, 16, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     reg->nodes = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     if (reg->pools == NULL || reg->nodes == NULL)

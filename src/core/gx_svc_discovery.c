@@ -342,8 +342,12 @@ feed_step(watch_t *w, int *budget)
         w->phase = W_LIVE;
         return watch_send(w, EV_SYNCED, NULL, w->cursor);
     }
-    if (w->cursor >= head)
-        return gx_reg_feed_dead(w->feed) ? pool_gone(w) : WATCH_IDLE;
+    if (w->cursor >= head) {
+        if (!gx_reg_feed_dead(w->feed))
+            return WATCH_IDLE;
+        /* the pool was deleted: its last changes (removals) first, then the end */
+        return w->cursor >= gx_reg_feed_head(w->feed) ? pool_gone(w) : 0;
+    }
     for (; w->cursor < head && *budget > 0; (*budget)--) {
         if (gx_reg_feed_get(w->feed, w->cursor + 1, &ev) != 0) {
             snapshot_begin(w, 1); /* fell behind the window */
