@@ -326,6 +326,10 @@ worker_main(void *arg)
     event_base_dispatch(w->base);
     while (w->conns != NULL)
         gx__conn_free(w->conns);
+    /* a bufferevent freed inside its own callback is finalized by the loop:
+     * let those finalizers run before the loop is gone */
+    for (int i = 0; i < 4; i++)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
     /* resumes that arrived after the loop stopped still release their calls */
     while (w->posted != NULL)
         post_cb(-1, 0, w);
