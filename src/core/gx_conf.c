@@ -64,6 +64,8 @@ typedef struct {
     {"server", #name, type, offsetof(gx_conf_t, name), min, max, empty}
 #define GX_CONF_LIMIT(name, min, max) \
     {"limits", #name, GX_CONF_T_U32, offsetof(gx_conf_t, limits.name), min, max, NULL}
+#define GX_CONF_REGISTRY(name, min, max) \
+    {"registry", #name, GX_CONF_T_U32, offsetof(gx_conf_t, registry.name), min, max, NULL}
 
 /* Defaults are set by gx_conf_init() and gx_limits_init(); etc/galaxy-poold.yaml documents both. */
 static const gx_conf_key_t gx_conf_keys[] = {
@@ -100,6 +102,11 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_LIMIT(ping_min_interval_ms, 0, GX_CONF_MS_MAX),
     GX_CONF_LIMIT(ping_max_strikes, 0, 1000),
     GX_CONF_LIMIT(drain_timeout_ms, 0, GX_CONF_MS_MAX),
+
+    GX_CONF_REGISTRY(retention_factor, 1, 1000),
+    GX_CONF_REGISTRY(checkpoint_ms, 1000, GX_CONF_MS_MAX),
+    GX_CONF_REGISTRY(watch_history, 1, GX_REG_WATCH_HISTORY_MAX),
+    GX_CONF_REGISTRY(watch_bytes, 65536, GX_CONF_BYTES_MAX),
 };
 
 #define GX_CONF_N_KEYS (sizeof(gx_conf_keys) / sizeof(gx_conf_keys[0]))
@@ -242,6 +249,7 @@ gx_conf_init(gx_conf_t *conf)
     conf->workers = 0;
     conf->log_level = GX_LOG_INFO;
     gx_limits_init(&conf->limits);
+    gx_reg_opts_init(&conf->registry);
     if ((rc = gx_conf_set_str(&conf->listen, "127.0.0.1:50051")) != 0 ||
         (rc = gx_conf_set_str(&conf->admin_listen, "127.0.0.1:9464")) != 0 ||
         (rc = gx_conf_set_str(&conf->data_dir, "./var")) != 0 ||

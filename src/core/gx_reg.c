@@ -381,7 +381,7 @@ gx_reg_opts_init(gx_reg_opts_t *o)
     o->tick_ms = 100;
     o->watch_history = (uint32_t)env_u64("GALAXY_WATCH_HISTORY", GX_REG_WATCH_HISTORY, 1,
                                          GX_REG_WATCH_HISTORY_MAX);
-    o->watch_bytes = (size_t)env_u64("GALAXY_WATCH_BYTES", GX_REG_WATCH_BYTES, 1 << 16,
+    o->watch_bytes = (uint32_t)env_u64("GALAXY_WATCH_BYTES", GX_REG_WATCH_BYTES, 1 << 16,
                                      (uint64_t)1 << 40);
 }
 

@@ -68,7 +68,7 @@ typedef struct {
     uint32_t checkpoint_ms;       /**< last-seen checkpoints every … (default 30000) */
     uint32_t tick_ms;             /**< keeper period (default 100) */
     uint32_t watch_history;       /**< changes per pool kept for Watch (default 10000) */
-    size_t watch_bytes;           /**< and at most about this many bytes (default 32 MiB) */
+    uint32_t watch_bytes;         /**< and at most about this many bytes (default 32 MiB) */
 } gx_reg_opts_t;
 
 /**

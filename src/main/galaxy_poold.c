@@ -269,7 +269,7 @@ state_open(const gx_conf_t *conf, gx_store_t **st, gx_reg_t **reg)
 
     rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
     if (rv == 0)
-        rv = gx_reg_open(*st, NULL, reg, err, sizeof(err));
+        rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));
     if (rv != 0)
         fprintf(stderr, "galaxy-poold: %s\n", err[0] ? err : gx_strerror(rv));
     return rv;
