@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gx_mod.h"
 #include "core/gx_reg.h"
 #include "core/gx_svc_util.h"
 #include "galaxy/pool/v1/pool.pb-c.h"
@@ -245,6 +246,49 @@ list_pools_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     return rv;
 }
 
+/* ListModules: every loaded module, built-in ones first, in load order. */
+static int
+list_modules_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    static const char *const phase_names[GX_PHASE_MAX] = {
+        "post_read", "authn", "access", "limit", "route", "handler", "log"};
+    Galaxy__Pool__V1__ListModulesResponse resp = GALAXY__POOL__V1__LIST_MODULES_RESPONSE__INIT;
+    const gx_mods_t *mods = gx__mods;
+    Galaxy__Pool__V1__Module *v, **pv;
+
+    v = gx_call_alloc(call, mods->n_mods * sizeof(*v));
+    pv = gx_call_alloc(call, mods->n_mods * sizeof(*pv));
+    if (mods->n_mods > 0 && (v == NULL || pv == NULL))
+        return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    for (size_t i = 0; i < mods->n_mods; i++) {
+        const gx_module_t *m = mods->mods[i];
+        char **phases = gx_call_alloc(call, (GX_PHASE_MAX + 1) * sizeof(*phases));
+        unsigned seen = 0;
+        size_t n = 0;
+
+        if (phases == NULL)
+            return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        for (const gx_hook_t *h = m->desc->hooks; h != NULL && h->fn != NULL; h++)
+            seen |= 1u << h->phase;
+        if (m->desc->services != NULL && m->desc->services[0] != NULL)
+            seen |= 1u << GX_PHASE_HANDLER;
+        for (int ph = 0; ph < GX_PHASE_MAX; ph++)
+            if (seen & (1u << ph))
+                phases[n++] = (char *)phase_names[ph];
+        galaxy__pool__v1__module__init(&v[i]);
+        v[i].name = (char *)m->desc->name;
+        v[i].version = (char *)m->desc->version;
+        v[i].edition = (char *)m->desc->edition;
+        v[i].path = m->path;
+        v[i].n_phases = n;
+        v[i].phases = phases;
+        pv[i] = &v[i];
+    }
+    resp.n_modules = mods->n_mods;
+    resp.modules = pv;
+    return gx_call_reply(call, &resp.base);
+}
+
 static int
 not_yet_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
 {
@@ -271,7 +315,7 @@ static const gx_method_t pooladmin_methods[] = {
     {.name = "CreateApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
     {.name = "ListApiKeys", .kind = GX_RPC_UNARY, .start = not_yet_start},
     {.name = "RevokeApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
-    {.name = "ListModules", .kind = GX_RPC_UNARY, .start = not_yet_start},
+    {.name = "ListModules", .kind = GX_RPC_UNARY, .start = list_modules_start},
     {.name = NULL},
 };
 

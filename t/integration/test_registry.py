@@ -4,6 +4,7 @@ the real binary: every RPC's success and the statuses it can return, field
 validation, lease tokens, liveness with short TTLs, paging, filters, and
 durability across a restart."""
 import importlib
+import os
 import time
 
 import grpc
@@ -169,11 +170,32 @@ def test_pool_validation(api, pb, pool, field):
     assert sorted(names) == ["devnet", "mainnet", "testnet"]
 
 
-def test_pool_rpcs_not_yet(api, pb):
+def test_api_key_rpcs_not_yet(api, pb):
     code, _ = status_of(api.CreateApiKey, pb.CreateApiKeyRequest(name="k"), timeout=5)
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    code, _ = status_of(api.ListModules, pb.ListModulesRequest(), timeout=5)
-    assert code == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_list_modules_builtin(api, pb):
+    mods = {m.name: m for m in api.ListModules(pb.ListModulesRequest(), timeout=5).modules}
+    assert set(mods) == {"health", "reflection", "registry", "discovery", "pooladmin"}
+    for m in mods.values():
+        assert m.edition == "community" and m.path == "(built-in)" and m.version
+        assert "handler" in m.phases
+    assert list(mods["health"].phases) == ["handler"]
+
+
+def test_list_modules_loaded(make_server, pb):
+    from conftest import BUILDDIR
+    hooks = os.path.join(BUILDDIR, "t", "modules", ".libs", "hooks.so")
+    s = make_server(modules=(hooks, "interop"), tls=False)
+    with s.channel() as ch:
+        mods = {m.name: m for m in Api(ch, pb).ListModules(pb.ListModulesRequest(),
+                                                           timeout=5).modules}
+    assert mods["test_hooks"].path == hooks
+    assert list(mods["test_hooks"].phases) == ["post_read", "authn", "access", "limit", "route",
+                                               "handler", "log"]
+    assert mods["interop"].path.endswith("/interop.so")
+    assert list(mods["interop"].phases) == ["handler"]
 
 
 # ---------------------------------------------------------------- nodes
