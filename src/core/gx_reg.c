@@ -61,6 +61,13 @@
 #define KEY_MAX (GX_REG_POOL_NAME_MAX + 1 + GX_REG_NODE_ID_MAX)
 #define CKPT_BATCH 256
 #define DEFAULTS_KEY "registry.default_pools" /* META: the default pools were made once */
+/*
+ * META: how many times the registry was started on this store.  Revisions are
+ * not stored per change, so each start moves every pool's revision to
+ * epoch << 32: every revision a client saw before the restart is then older
+ * than the history, and a Watch resuming from it gets RESET (API.md).
+ */
+#define EPOCH_KEY "registry.revision_epoch"
 
 enum { OP_NODE_PUT = 1, OP_NODE_DEL, OP_POOL_PUT, OP_POOL_DEL };
 enum {
@@ -2111,6 +2118,7 @@ keeper_main(void *arg)
 typedef struct {
     gx_reg_t *reg;
     size_t pools, nodes, skipped;
+    uint64_t base; /* this start's first revision (epoch_next) */
 } load_t;
 
 static int
@@ -2165,7 +2173,8 @@ load_node(const void *key, size_t key_len, const void *val, size_t val_len, void
     node_init_live(n, ni->pb->state == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
     n->fed_state = n->state;
     n->hb_unix_ms = n->ckpt_hb = ni->pb->last_heartbeat_unix_ms;
-    n->revision = ni->pb->revision;
+    /* the change that made it happened before this start: count it there */
+    n->revision = ni->pb->revision > l->base ? ni->pb->revision : l->base;
     if (n->revision > p->revision)
         p->revision = n->revision;
     l->nodes++;
@@ -2241,18 +2250,50 @@ defaults_create(gx_reg_t *reg)
     return rv;
 }
 
-/* the history of a loaded pool starts at its recovered revision: older resumes get RESET */
+/* the history of a loaded pool starts at this start's epoch: older resumes get RESET */
 static int
 feed_start_one(gx_reg_pool_t *p, void *arg)
 {
+    uint64_t base = *(const uint64_t *)arg;
+
+    if (p->revision < base)
+        p->revision = base;
     feed_start(p->feed, p->revision);
     return 0;
+}
+
+/* Reads, bumps and durably stores the start counter. @return 0 or a GX_E code */
+static int
+epoch_next(gx_reg_t *reg, uint64_t *base)
+{
+    char buf[24];
+    void *v = NULL;
+    size_t vl = 0;
+    uint64_t epoch = 0;
+    gx_store_op_t op;
+    int rv;
+
+    rv = gx_store_get(reg->st, GX_STORE_META, EPOCH_KEY, sizeof(EPOCH_KEY) - 1, &v, &vl);
+    if (rv == 0 && vl > 0 && vl < sizeof(buf)) {
+        memcpy(buf, v, vl);
+        buf[vl] = '\0';
+        epoch = strtoull(buf, NULL, 10);
+    }
+    free(v);
+    if (rv != 0 && rv != GX_ENOTFOUND)
+        return rv;
+    epoch++;
+    op = (gx_store_op_t){GX_STORE_META, 0, EPOCH_KEY, sizeof(EPOCH_KEY) - 1, buf,
+                         (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)epoch)};
+    rv = store_put_sync(reg->st, &op, 1);
+    *base = epoch << 32;
+    return rv;
 }
 
 static int
 recover(gx_reg_t *reg, char *err, size_t errlen)
 {
-    load_t l = {reg, 0, 0, 0};
+    load_t l = {reg, 0, 0, 0, 0};
     void *v = NULL;
     size_t vl = 0;
     int rv;
@@ -2262,6 +2303,8 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
     if (rv == GX_ENOTFOUND)
         rv = defaults_create(reg);
     if (rv == 0)
+        rv = epoch_next(reg, &l.base);
+    if (rv == 0)
         rv = gx_store_scan(reg->st, GX_STORE_POOLS, load_pool, &l);
     if (rv == 0)
         rv = gx_store_scan(reg->st, GX_STORE_NODES, load_node, &l);
@@ -2269,7 +2312,7 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
         snprintf(err, errlen, "registry: cannot load the store: %s", gx_strerror(rv));
         return rv;
     }
-    gx_reg_pool_foreach(reg, feed_start_one, NULL);
+    gx_reg_pool_foreach(reg, feed_start_one, &l.base);
     gx_reg_pool_foreach(reg, publish_one, NULL);
     gx_log(GX_LOG_INFO, "registry loaded pools=%zu nodes=%zu skipped=%zu", l.pools, l.nodes,
            l.skipped);

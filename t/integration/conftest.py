@@ -123,13 +123,15 @@ def pki(tmp_path_factory):
 class Server:
     """One galaxy-poold process on free ports."""
 
-    def __init__(self, workdir, pki, config="", args=(), tls=True, modules=(), env=None):
+    def __init__(self, workdir, pki, config="", args=(), tls=True, modules=(), env=None,
+                 data_dir=None):
         self.workdir = workdir
         self.pki = pki
         self.conf_path = os.path.join(workdir, "galaxy-poold.yaml")
         self.ready_path = os.path.join(workdir, "ready")
         self.log_path = os.path.join(workdir, "server.log")
-        self.data_dir = os.path.join(workdir, "var")
+        # data_dir: another server's directory, to restart on the same store
+        self.data_dir = data_dir or os.path.join(workdir, "var")
         text = config or "server:\n  log_level: info\n"
         if modules:
             text += "modules:\n" + "".join("  - path: %s\n" % m for m in modules)
@@ -211,6 +213,10 @@ class Server:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL (a crash: no clean exit to check); returns the exit status."""
+        return self.stop(signal.SIGKILL)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """Signals the server and returns its exit status."""
