@@ -1,0 +1,989 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gx_load: a unary gRPC load generator over h2c (nghttp2 + libevent) that,
+ * unlike h2load, reads every response's trailers and counts grpc-status per
+ * code, and that can make every request distinct: the request body template
+ * (a serialized protobuf message, or an already framed one with --framed) may
+ * contain a placeholder (default the 8 bytes "@@@@@@@@"); every occurrence is
+ * replaced, per request, by a zero-padded decimal counter of the same width,
+ * so the payload size never changes.  Request k (0-based, over all
+ * connections and threads) carries the number --start + k.
+ *
+ * C connections x M concurrent streams each, spread over T threads (one event
+ * loop per thread), -n requests in all, the whole run bounded by --timeout.
+ * Prints requests/s, latency p50/p99/max and the status histogram; exits 0 when
+ * all requests completed with grpc-status 0 (with --allow-errors: completed
+ * with any grpc-status), 1 otherwise, 2 on usage errors.
+ *
+ *   cc -O2 -o gx_load bench/gx_load.c $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread
+ *   gx_load -n 100000 -c 16 -m 32 --body reg.bin \
+ *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/Register
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#define GX_LOAD_MAX_CONNS   4096
+#define GX_LOAD_MAX_STREAMS 4096
+#define GX_LOAD_MAX_THREADS 64
+#define GX_LOAD_MAX_REQS    50000000ULL
+#define GX_LOAD_MAX_BODY    (4u << 20)
+#define GX_LOAD_MAX_HEADERS 8
+#define GX_LOAD_MAX_MARKS   16
+#define GX_LOAD_READ_CHUNK  65536
+#define GX_LOAD_OUT_CHUNK   65536
+
+/* grpc-status 0..16, then outcomes that carry no valid status */
+enum {
+    ST_GRPC_MAX = 16,
+    ST_MISSING,        /* stream ended without a grpc-status */
+    ST_INVALID,        /* grpc-status not a decimal 0..16 */
+    ST_RESET,          /* RST_STREAM or connection lost before the end */
+    ST_TIMEOUT,        /* still in flight when --timeout expired */
+    ST_COUNT
+};
+
+static const char *const status_names[ST_COUNT] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED", "no-grpc-status", "bad-grpc-status", "stream-reset", "timeout",
+};
+
+typedef struct {
+    /* options */
+    uint64_t n;
+    unsigned conns;
+    unsigned streams;
+    unsigned threads;
+    uint64_t start;
+    double timeout;
+    int allow_errors;
+    const char *host;
+    const char *port;
+    const char *path;
+    char authority[300];
+    nghttp2_nv hdrs[6 + GX_LOAD_MAX_HEADERS];
+    size_t nhdrs;
+    /* framed request template and the offsets of the placeholder in it */
+    uint8_t *body;
+    size_t body_len;
+    size_t marks[GX_LOAD_MAX_MARKS];
+    size_t nmarks;
+    size_t mark_len;
+    /* shared by the threads */
+    uint64_t issued;               /* atomic: requests taken so far */
+    struct timespec t0;
+    pthread_barrier_t go;
+    pthread_mutex_t err_lock;
+    char first_error[256];
+} gx_load_t;
+
+typedef struct gx_load_thread_s gx_load_thread_t;
+typedef struct gx_load_stream_s gx_load_stream_t;
+
+typedef struct {
+    gx_load_thread_t *th;
+    gx_load_stream_t *streams;     /* open streams (nghttp2_session_del frees only its own) */
+    int fd;
+    int dead;
+    nghttp2_session *sess;
+    struct event *ev_read;
+    struct event *ev_write;
+    unsigned active;
+    uint8_t *out;
+    size_t out_len;
+    size_t out_off;
+    size_t out_cap;
+} gx_load_conn_t;
+
+struct gx_load_stream_s {
+    gx_load_conn_t *conn;
+    gx_load_stream_t *prev;
+    gx_load_stream_t *next;
+    struct timespec t_start;
+    int http_status;
+    int grpc_status;               /* -1: none seen */
+    char message[128];             /* grpc-message, cut */
+    size_t body_off;
+    size_t body_len;
+    uint8_t body[];
+};
+
+struct gx_load_thread_s {
+    gx_load_t *g;
+    pthread_t tid;
+    struct event_base *base;
+    struct event *ev_timeout;
+    gx_load_conn_t *conns;
+    unsigned nconns;
+    unsigned live;
+    uint64_t done;
+    uint64_t status[ST_COUNT];
+    uint64_t http_non200;
+    uint32_t *lat_us;              /* one per completed request */
+    uint64_t nlat;
+    uint64_t lat_cap;
+    struct timespec t_end;
+};
+
+static double
+ts_diff(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static void
+record_error(gx_load_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+record_error(gx_load_t *g, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&g->err_lock);
+    if (g->first_error[0] == '\0') {
+        va_start(ap, fmt);
+        vsnprintf(g->first_error, sizeof(g->first_error), fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&g->err_lock);
+}
+
+static void
+stream_fill_body(const gx_load_t *g, gx_load_stream_t *s, uint64_t number)
+{
+    char digits[32];
+
+    memcpy(s->body, g->body, g->body_len);
+    s->body_len = g->body_len;
+    if (g->nmarks == 0)
+        return;
+    snprintf(digits, sizeof(digits), "%0*llu", (int)g->mark_len, (unsigned long long)number);
+    for (size_t i = 0; i < g->nmarks; i++)
+        memcpy(s->body + g->marks[i], digits, g->mark_len);
+}
+
+static ssize_t
+body_read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf, size_t length,
+             uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+    gx_load_stream_t *s = source->ptr;
+    size_t n = s->body_len - s->body_off;
+
+    (void)sess;
+    (void)stream_id;
+    (void)user_data;
+    if (n > length)
+        n = length;
+    memcpy(buf, s->body + s->body_off, n);
+    s->body_off += n;
+    if (s->body_off == s->body_len)
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* submits one request if any is left; @return 1 submitted, 0 none left, -1 error */
+static int
+conn_submit_one(gx_load_conn_t *c)
+{
+    gx_load_t *g = c->th->g;
+    gx_load_stream_t *s;
+    nghttp2_data_provider dp;
+    uint64_t k;
+    int32_t id;
+
+    if (__atomic_load_n(&g->issued, __ATOMIC_RELAXED) >= g->n)
+        return 0;
+    k = __atomic_fetch_add(&g->issued, 1, __ATOMIC_RELAXED);
+    if (k >= g->n)
+        return 0;
+    s = calloc(1, sizeof(*s) + g->body_len);
+    if (s == NULL)
+        return -1;
+    s->conn = c;
+    s->grpc_status = -1;
+    stream_fill_body(g, s, g->start + k);
+    dp.source.ptr = s;
+    dp.read_callback = body_read_cb;
+    clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+    id = nghttp2_submit_request(c->sess, NULL, g->hdrs, g->nhdrs, &dp, s);
+    if (id < 0) {
+        record_error(g, "nghttp2_submit_request: %s", nghttp2_strerror(id));
+        free(s);
+        return -1;
+    }
+    s->next = c->streams;
+    if (c->streams != NULL)
+        c->streams->prev = s;
+    c->streams = s;
+    c->active++;
+    return 1;
+}
+
+static void
+stream_free(gx_load_stream_t *s)
+{
+    gx_load_conn_t *c = s->conn;
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    free(s);
+}
+
+/* after nghttp2_session_del: the streams it dropped without closing them */
+static void
+conn_free_streams(gx_load_conn_t *c)
+{
+    while (c->streams != NULL)
+        stream_free(c->streams);
+}
+
+static void
+conn_fill(gx_load_conn_t *c)
+{
+    while (!c->dead && c->active < c->th->g->streams)
+        if (conn_submit_one(c) <= 0)
+            break;
+}
+
+/* ------------------------------------------------------------------ nghttp2 callbacks */
+
+static int
+parse_status(const uint8_t *v, size_t len)
+{
+    int code = 0;
+
+    if (len == 0 || len > 2 || (len == 2 && v[0] == '0'))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        code = code * 10 + (v[i] - '0');
+    }
+    return code <= ST_GRPC_MAX ? code : -1;
+}
+
+static int
+on_header_cb(nghttp2_session *sess, const nghttp2_frame *frame, const uint8_t *name,
+             size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+{
+    gx_load_stream_t *s;
+
+    (void)flags;
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
+    if (s == NULL)
+        return 0;
+    if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+        s->http_status = atoi((const char *)value);
+    } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        s->grpc_status = parse_status(value, valuelen);
+        if (s->grpc_status < 0)
+            s->grpc_status = ST_INVALID;
+    } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        snprintf(s->message, sizeof(s->message), "%.*s",
+                 (int)(valuelen < sizeof(s->message) ? valuelen : sizeof(s->message) - 1),
+                 (const char *)value);
+    }
+    return 0;
+}
+
+static void
+stream_finish(gx_load_thread_t *th, gx_load_stream_t *s, int outcome)
+{
+    struct timespec now;
+    double us;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    us = ts_diff(&s->t_start, &now) * 1e6;
+    th->status[outcome]++;
+    th->done++;
+    if (s->http_status != 0 && s->http_status != 200)
+        th->http_non200++;
+    if (th->nlat < th->lat_cap)
+        th->lat_us[th->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
+    th->t_end = now;
+}
+
+static int
+on_stream_close_cb(nghttp2_session *sess, int32_t stream_id, uint32_t error_code,
+                   void *user_data)
+{
+    gx_load_conn_t *c = user_data;
+    gx_load_stream_t *s = nghttp2_session_get_stream_user_data(sess, stream_id);
+    int outcome;
+
+    if (s == NULL)
+        return 0;
+    if (s->grpc_status >= 0)
+        outcome = s->grpc_status;
+    else if (error_code != NGHTTP2_NO_ERROR)
+        outcome = ST_RESET;
+    else
+        outcome = ST_MISSING;
+    if (outcome != 0)
+        record_error(c->th->g, "stream %d: %s (HTTP %d, h2 error %u) grpc-message \"%s\"",
+                     stream_id, status_names[outcome], s->http_status, error_code, s->message);
+    stream_finish(c->th, s, outcome);
+    nghttp2_session_set_stream_user_data(sess, stream_id, NULL);
+    stream_free(s);
+    c->active--;
+    return 0;
+}
+
+static int
+on_data_chunk_cb(nghttp2_session *sess, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                 size_t len, void *user_data)
+{
+    (void)sess;
+    (void)flags;
+    (void)stream_id;
+    (void)data;
+    (void)len;
+    (void)user_data;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ connection I/O */
+
+static int thread_check_done(gx_load_thread_t *th);
+
+/* drops the connection; its streams in flight count as reset */
+static void
+conn_fail(gx_load_conn_t *c, const char *why)
+{
+    if (c->dead)
+        return;
+    record_error(c->th->g, "connection lost: %s", why);
+    c->dead = 1;
+    event_del(c->ev_read);
+    event_del(c->ev_write);
+    /* deleting the session calls no callback: the open streams count as reset here */
+    nghttp2_session_del(c->sess);
+    c->sess = NULL;
+    conn_free_streams(c);
+    c->th->status[ST_RESET] += c->active;
+    c->th->done += c->active;
+    c->active = 0;
+    close(c->fd);
+    c->fd = -1;
+    c->th->live--;
+}
+
+static int
+out_append(gx_load_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->out_len + len > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : GX_LOAD_OUT_CHUNK;
+        uint8_t *p;
+
+        while (cap < c->out_len + len)
+            cap *= 2;
+        p = realloc(c->out, cap);
+        if (p == NULL)
+            return -1;
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+    return 0;
+}
+
+/* writes what is buffered; @return 0 all written, 1 would block, -1 error */
+static int
+out_write(gx_load_conn_t *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        if (w <= 0)
+            return -1;
+        c->out_off += (size_t)w;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+/* moves nghttp2's output into the socket until it would block or nothing is left */
+static void
+conn_flush(gx_load_conn_t *c)
+{
+    int rv;
+
+    for (int rounds = 0; rounds < 1024 && !c->dead; rounds++) {
+        rv = out_write(c);
+        if (rv < 0) {
+            conn_fail(c, strerror(errno));
+            return;
+        }
+        if (rv > 0) {
+            event_add(c->ev_write, NULL);
+            return;
+        }
+        while (c->out_len < GX_LOAD_OUT_CHUNK) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(c->sess, &data);
+
+            if (n < 0) {
+                conn_fail(c, nghttp2_strerror((int)n));
+                return;
+            }
+            if (n == 0)
+                break;
+            if (out_append(c, data, (size_t)n) != 0) {
+                conn_fail(c, "out of memory");
+                return;
+            }
+        }
+        if (c->out_len == 0)
+            break;
+    }
+    if (!c->dead)
+        event_del(c->ev_write);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    gx_load_conn_t *c = arg;
+    uint8_t buf[GX_LOAD_READ_CHUNK];
+
+    (void)what;
+    for (int i = 0; i < 16 && !c->dead; i++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        ssize_t used;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            conn_fail(c, n == 0 ? "closed by the server" : strerror(errno));
+            break;
+        }
+        used = nghttp2_session_mem_recv(c->sess, buf, (size_t)n);
+        if (used < 0) {
+            conn_fail(c, nghttp2_strerror((int)used));
+            break;
+        }
+    }
+    if (!c->dead) {
+        conn_fill(c);
+        conn_flush(c);
+    }
+    thread_check_done(c->th);
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    gx_load_conn_t *c = arg;
+
+    (void)fd;
+    (void)what;
+    conn_flush(c);
+    thread_check_done(c->th);
+}
+
+static int
+conn_session_new(gx_load_conn_t *c)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+    };
+    int rv;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_cb);
+    rv = nghttp2_session_client_new(&c->sess, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0)
+        return -1;
+    if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
+        nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, 16 << 20) != 0)
+        return -1;
+    return 0;
+}
+
+static int
+conn_connect(const struct addrinfo *ai)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ------------------------------------------------------------------ threads */
+
+/* ends the thread's loop when nothing is in flight and nothing is left to send */
+static int
+thread_check_done(gx_load_thread_t *th)
+{
+    gx_load_t *g = th->g;
+    unsigned active = 0;
+
+    for (unsigned i = 0; i < th->nconns; i++)
+        active += th->conns[i].active;
+    if (active > 0 && th->live > 0)
+        return 0;
+    if (th->live > 0 && __atomic_load_n(&g->issued, __ATOMIC_RELAXED) < g->n)
+        return 0;
+    event_base_loopbreak(th->base);
+    return 1;
+}
+
+static void
+thread_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    gx_load_thread_t *th = arg;
+
+    (void)fd;
+    (void)what;
+    record_error(th->g, "--timeout of %g s expired", th->g->timeout);
+    event_base_loopbreak(th->base);
+}
+
+static void *
+thread_main(void *arg)
+{
+    gx_load_thread_t *th = arg;
+    gx_load_t *g = th->g;
+    struct timeval tv;
+
+    pthread_barrier_wait(&g->go);
+    tv.tv_sec = (time_t)g->timeout;
+    tv.tv_usec = (suseconds_t)((g->timeout - (double)tv.tv_sec) * 1e6);
+    evtimer_add(th->ev_timeout, &tv);
+    for (unsigned i = 0; i < th->nconns; i++) {
+        conn_fill(&th->conns[i]);
+        conn_flush(&th->conns[i]);
+    }
+    /* a loopbreak before the loop runs is forgotten: dispatch only with work left */
+    if (!thread_check_done(th))
+        event_base_dispatch(th->base);
+    /* what is still in flight has timed out */
+    for (unsigned i = 0; i < th->nconns; i++) {
+        gx_load_conn_t *c = &th->conns[i];
+
+        th->status[ST_TIMEOUT] += c->active;
+        th->done += c->active;
+        c->active = 0;
+    }
+    if (th->t_end.tv_sec == 0)
+        clock_gettime(CLOCK_MONOTONIC, &th->t_end);
+    return NULL;
+}
+
+static int
+thread_setup(gx_load_t *g, gx_load_thread_t *th, const struct addrinfo *ai)
+{
+    th->g = g;
+    th->base = event_base_new();
+    th->ev_timeout = th->base ? evtimer_new(th->base, thread_on_timeout, th) : NULL;
+    th->conns = calloc(th->nconns, sizeof(*th->conns));
+    th->lat_cap = g->n;
+    th->lat_us = malloc(th->lat_cap * sizeof(*th->lat_us));
+    if (th->ev_timeout == NULL || th->conns == NULL || th->lat_us == NULL)
+        return -1;
+    for (unsigned i = 0; i < th->nconns; i++) {
+        gx_load_conn_t *c = &th->conns[i];
+
+        c->th = th;
+        c->fd = conn_connect(ai);
+        if (c->fd < 0) {
+            fprintf(stderr, "gx_load: connect %s:%s: %s\n", g->host, g->port, strerror(errno));
+            return -1;
+        }
+        c->ev_read = event_new(th->base, c->fd, EV_READ | EV_PERSIST, conn_on_read, c);
+        c->ev_write = event_new(th->base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+        if (c->ev_read == NULL || c->ev_write == NULL || conn_session_new(c) != 0 ||
+            event_add(c->ev_read, NULL) != 0)
+            return -1;
+        th->live++;
+    }
+    return 0;
+}
+
+static void
+thread_teardown(gx_load_thread_t *th)
+{
+    for (unsigned i = 0; th->conns != NULL && i < th->nconns; i++) {
+        gx_load_conn_t *c = &th->conns[i];
+
+        if (c->sess != NULL && !c->dead) {
+            nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+            conn_flush(c);
+        }
+        if (c->sess != NULL)
+            nghttp2_session_del(c->sess);
+        conn_free_streams(c);
+        if (c->ev_read != NULL)
+            event_free(c->ev_read);
+        if (c->ev_write != NULL)
+            event_free(c->ev_write);
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c->out);
+    }
+    free(th->conns);
+    free(th->lat_us);
+    if (th->ev_timeout != NULL)
+        event_free(th->ev_timeout);
+    if (th->base != NULL)
+        event_base_free(th->base);
+}
+
+/* ------------------------------------------------------------------ report */
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct_ms(const uint32_t *v, uint64_t n, double p)
+{
+    uint64_t i;
+
+    if (n == 0)
+        return 0;
+    i = (uint64_t)(p * (double)(n - 1) + 0.5);
+    return v[i] / 1000.0;
+}
+
+/* prints the summary; @return the exit status */
+static int
+report(gx_load_t *g, gx_load_thread_t *ths)
+{
+    uint64_t status[ST_COUNT] = {0}, done = 0, nlat = 0, non200 = 0, errors = 0, unsent;
+    struct timespec end = g->t0;
+    uint32_t *lat;
+    double secs;
+    int ok;
+
+    for (unsigned t = 0; t < g->threads; t++) {
+        for (int k = 0; k < ST_COUNT; k++)
+            status[k] += ths[t].status[k];
+        done += ths[t].done;
+        nlat += ths[t].nlat;
+        non200 += ths[t].http_non200;
+        if (ts_diff(&end, &ths[t].t_end) > 0)
+            end = ths[t].t_end;
+    }
+    lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
+    if (lat == NULL)
+        return 1;
+    nlat = 0;
+    for (unsigned t = 0; t < g->threads; t++) {
+        memcpy(lat + nlat, ths[t].lat_us, ths[t].nlat * sizeof(*lat));
+        nlat += ths[t].nlat;
+    }
+    qsort(lat, nlat, sizeof(*lat), cmp_u32);
+    secs = ts_diff(&g->t0, &end);
+    printf("finished in %.3f s, %.1f req/s, %.1f OK/s (%llu of %llu requests completed)\n", secs,
+           secs > 0 ? (double)(done - status[ST_TIMEOUT]) / secs : 0,
+           secs > 0 ? (double)status[0] / secs : 0,
+           (unsigned long long)(done - status[ST_TIMEOUT]), (unsigned long long)g->n);
+    printf("latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", pct_ms(lat, nlat, 0.5),
+           pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0);
+    printf("status:");
+    for (int k = 0; k < ST_COUNT; k++)
+        if (status[k] > 0)
+            printf(" %s=%llu", status_names[k], (unsigned long long)status[k]);
+    unsent = g->issued < g->n ? g->n - g->issued : 0;
+    if (unsent > 0)
+        printf(" not-sent=%llu", (unsigned long long)unsent);
+    if (non200 > 0)
+        printf(" (HTTP status not 200: %llu)", (unsigned long long)non200);
+    printf("\n");
+    errors = unsent;
+    for (int k = 1; k < ST_COUNT; k++)
+        errors += status[k];
+    if (errors > 0 && g->first_error[0])
+        printf("first error: %s\n", g->first_error);
+    printf("result: done=%llu ok=%llu errors=%llu secs=%.6f rps=%.1f p50_ms=%.3f p99_ms=%.3f "
+           "max_ms=%.3f\n", (unsigned long long)(done - status[ST_TIMEOUT]),
+           (unsigned long long)status[0], (unsigned long long)errors, secs,
+           secs > 0 ? (double)(done - status[ST_TIMEOUT]) / secs : 0, pct_ms(lat, nlat, 0.5),
+           pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0);
+    free(lat);
+    ok = status[0] == g->n;
+    if (g->allow_errors)
+        ok = status[ST_MISSING] + status[ST_INVALID] + status[ST_RESET] + status[ST_TIMEOUT] == 0 &&
+             done == g->n;
+    return ok ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ set-up */
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: gx_load [options] http://HOST:PORT/package.Service/Method\n"
+            "  -n N              requests in all (default 10000)\n"
+            "  -c N              connections (default 1)\n"
+            "  -m N              concurrent streams per connection (default 1)\n"
+            "  -t N              threads, each with its share of the connections (default 1)\n"
+            "  -d, --body FILE   request template: one serialized protobuf message\n"
+            "  --framed          the template already has the 5-byte gRPC message prefix\n"
+            "  --placeholder S   bytes replaced by a zero-padded counter (default @@@@@@@@)\n"
+            "  --start N         the first request's counter (default 0)\n"
+            "  -H 'NAME: VALUE'  one more request header (repeatable, up to %d)\n"
+            "  --timeout SEC     stop after SEC seconds; unfinished requests fail (default 60)\n"
+            "  --allow-errors    exit 0 even when some grpc-status is not 0\n",
+            GX_LOAD_MAX_HEADERS);
+    exit(2);
+}
+
+static nghttp2_nv
+make_nv(const char *name, const char *value)
+{
+    nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
+                     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    return nv;
+}
+
+static int
+parse_url(gx_load_t *g, char *url)
+{
+    char *p, *slash, *colon;
+
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    p = url + 7;
+    slash = strchr(p, '/');
+    if (slash == NULL || slash[1] == '\0')
+        return -1;
+    snprintf(g->authority, sizeof(g->authority), "%.*s", (int)(slash - p), p);
+    g->path = strdup(slash);
+    *slash = '\0';
+    colon = strrchr(p, ':');
+    if (colon == NULL || g->path == NULL)
+        return -1;
+    *colon = '\0';
+    g->host = p[0] == '[' ? strndup(p + 1, strlen(p) - 2) : p;
+    g->port = colon + 1;
+    return 0;
+}
+
+/* reads the template, frames it if needed and finds the placeholders */
+static int
+load_body(gx_load_t *g, const char *file, int framed, const char *mark)
+{
+    FILE *f = fopen(file, "rb");
+    uint8_t *buf = malloc(GX_LOAD_MAX_BODY + 5);
+    size_t len, off = framed ? 0 : 5;
+
+    if (f == NULL || buf == NULL) {
+        fprintf(stderr, "gx_load: %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    len = fread(buf + off, 1, GX_LOAD_MAX_BODY, f);
+    fclose(f);
+    if (!framed) {
+        buf[0] = 0;
+        buf[1] = (uint8_t)(len >> 24);
+        buf[2] = (uint8_t)(len >> 16);
+        buf[3] = (uint8_t)(len >> 8);
+        buf[4] = (uint8_t)len;
+    }
+    g->body = buf;
+    g->body_len = len + off;
+    g->mark_len = strlen(mark);
+    if (g->mark_len == 0 || g->mark_len > 19)
+        return -1;
+    for (size_t i = 5; i + g->mark_len <= g->body_len && g->nmarks < GX_LOAD_MAX_MARKS;) {
+        if (memcmp(g->body + i, mark, g->mark_len) == 0) {
+            g->marks[g->nmarks++] = i;
+            i += g->mark_len;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+static uint64_t
+pow10u(size_t e)
+{
+    uint64_t v = 1;
+
+    while (e-- > 0)
+        v *= 10;
+    return v;
+}
+
+static int
+parse_args(gx_load_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"body", required_argument, NULL, 'd'}, {"framed", no_argument, NULL, 'F'},
+        {"placeholder", required_argument, NULL, 'P'}, {"start", required_argument, NULL, 'S'},
+        {"timeout", required_argument, NULL, 'T'}, {"allow-errors", no_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    const char *body = NULL, *mark = "@@@@@@@@";
+    const char *extra[GX_LOAD_MAX_HEADERS];
+    size_t nextra = 0;
+    int framed = 0, o;
+
+    g->n = 10000;
+    g->conns = g->streams = g->threads = 1;
+    g->timeout = 60;
+    while ((o = getopt_long(argc, argv, "n:c:m:t:d:H:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n': g->n = strtoull(optarg, NULL, 10); break;
+        case 'c': g->conns = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'm': g->streams = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 't': g->threads = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'd': body = optarg; break;
+        case 'F': framed = 1; break;
+        case 'P': mark = optarg; break;
+        case 'S': g->start = strtoull(optarg, NULL, 10); break;
+        case 'T': g->timeout = strtod(optarg, NULL); break;
+        case 'A': g->allow_errors = 1; break;
+        case 'H':
+            if (nextra == GX_LOAD_MAX_HEADERS || strchr(optarg, ':') == NULL)
+                usage();
+            extra[nextra++] = optarg;
+            break;
+        default: usage();
+        }
+    }
+    if (optind != argc - 1 || body == NULL || parse_url(g, argv[optind]) != 0 || g->n == 0 ||
+        g->n > GX_LOAD_MAX_REQS || g->conns == 0 || g->conns > GX_LOAD_MAX_CONNS ||
+        g->streams == 0 || g->streams > GX_LOAD_MAX_STREAMS || g->threads == 0 ||
+        g->threads > GX_LOAD_MAX_THREADS || !(g->timeout > 0 && g->timeout <= 86400))
+        usage();
+    if (g->threads > g->conns)
+        g->threads = g->conns;
+    if (load_body(g, body, framed, mark) != 0)
+        usage();
+    if (g->nmarks > 0 && g->mark_len < 19 && g->start + g->n > pow10u(g->mark_len)) {
+        fprintf(stderr, "gx_load: --start + -n exceeds %zu digits of the placeholder\n",
+                g->mark_len);
+        exit(2);
+    }
+    g->hdrs[g->nhdrs++] = make_nv(":method", "POST");
+    g->hdrs[g->nhdrs++] = make_nv(":scheme", "http");
+    g->hdrs[g->nhdrs++] = make_nv(":authority", g->authority);
+    g->hdrs[g->nhdrs++] = make_nv(":path", g->path);
+    g->hdrs[g->nhdrs++] = make_nv("content-type", "application/grpc");
+    g->hdrs[g->nhdrs++] = make_nv("te", "trailers");
+    for (size_t i = 0; i < nextra; i++) {
+        char *name = strdup(extra[i]);
+        char *colon = name ? strchr(name, ':') : NULL;
+        char *value;
+
+        if (colon == NULL)
+            usage();
+        *colon = '\0';
+        value = colon + 1;
+        while (*value == ' ')
+            value++;
+        for (char *q = name; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        g->hdrs[g->nhdrs++] = make_nv(name, value);
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static gx_load_t g;
+    gx_load_thread_t *ths;
+    struct addrinfo hints = {0}, *ai = NULL;
+    int rv, status = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    parse_args(&g, argc, argv);
+    hints.ai_socktype = SOCK_STREAM;
+    rv = getaddrinfo(g.host, g.port, &hints, &ai);
+    if (rv != 0) {
+        fprintf(stderr, "gx_load: %s:%s: %s\n", g.host, g.port, gai_strerror(rv));
+        return 1;
+    }
+    ths = calloc(g.threads, sizeof(*ths));
+    if (ths == NULL)
+        return 1;
+    pthread_mutex_init(&g.err_lock, NULL);
+    pthread_barrier_init(&g.go, NULL, g.threads + 1);
+    printf("gx_load: %llu requests to http://%s%s, %u connection(s) x %u stream(s), "
+           "%u thread(s), body %zu bytes framed, %zu placeholder(s) from %llu\n",
+           (unsigned long long)g.n, g.authority, g.path, g.conns, g.streams, g.threads,
+           g.body_len, g.nmarks, (unsigned long long)g.start);
+    for (unsigned t = 0; t < g.threads; t++) {
+        ths[t].nconns = g.conns / g.threads + (t < g.conns % g.threads);
+        if (thread_setup(&g, &ths[t], ai) != 0) {
+            fprintf(stderr, "gx_load: set-up failed\n");
+            return 1;
+        }
+    }
+    freeaddrinfo(ai);
+    for (unsigned t = 0; t < g.threads; t++)
+        if (pthread_create(&ths[t].tid, NULL, thread_main, &ths[t]) != 0)
+            return 1;
+    clock_gettime(CLOCK_MONOTONIC, &g.t0);
+    pthread_barrier_wait(&g.go);
+    for (unsigned t = 0; t < g.threads; t++)
+        pthread_join(ths[t].tid, NULL);
+    status = report(&g, ths);
+    for (unsigned t = 0; t < g.threads; t++)
+        thread_teardown(&ths[t]);
+    free(ths);
+    free(g.body);
+    fflush(stdout);
+    return status;
+}
