@@ -490,3 +490,40 @@ def test_restart_keeps_everything(make_server, pb):
         code, _ = status_of(api.register, "node-0500")
         assert code == grpc.StatusCode.ALREADY_EXISTS
         assert api.GetPool(pb.GetPoolRequest(name="devnet"), timeout=5).node_count == 999
+
+
+def _raw_register(s, body):
+    """Register with hand-made wire bytes (grpcio would refuse to encode bad UTF-8)."""
+    from h2raw import H2Client, grpc_frame
+    with H2Client(s.h2c) as c:
+        return c.call(PKG + "NodeRegistry/Register", grpc_frame(body))
+
+
+def _ld(field, payload):
+    """One length-delimited protobuf field."""
+    n, out = len(payload), b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            break
+    return bytes([field << 3 | 2]) + out + payload
+
+
+def test_register_refuses_invalid_utf8(make_server, pb):
+    s = make_server(tls=False)
+    good = _ld(1, b"u1") + _ld(2, b"devnet") + _ld(3, b"developer")
+    for bad, field in [(_ld(4, _ld(1, b"k") + _ld(2, b"\xff\xfe")), "labels[k]"),
+                       (_ld(6, b"v\xc0\x80"), "version"),          # overlong NUL
+                       (_ld(5, b"h\xed\xa0\x80:1"), "address")]:   # a surrogate
+        r = _raw_register(s, _ld(1, good + bad))
+        assert r.status == 3, r
+        assert field in r.message and "UTF-8" in r.message, r.message
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        code, _ = status_of(api.GetNode, pb.GetNodeRequest(pool="devnet", node_id="u1"), timeout=5)
+        assert code == grpc.StatusCode.NOT_FOUND
+        ok = _raw_register(s, _ld(1, good + _ld(6, "v☺".encode())))
+        assert ok.status == 0, ok
+        assert api.GetNode(pb.GetNodeRequest(pool="devnet", node_id="u1"), timeout=5).version == "v☺"
