@@ -757,10 +757,10 @@ racer_main(void *arg)
         rc = gx_store_submit(r->st, &op, 1, race_done, &r->status[i]);
         if (rc == 0)
             __atomic_add_fetch(&r->accepted, 1, __ATOMIC_RELAXED);
-        if (i % 64 == 63)
-            sched_yield(); /* let every racer run, under valgrind too */
         else
             r->status[i] = -1;
+        if (i % 64 == 63)
+            sched_yield(); /* let every racer run, under valgrind too */
         r->refused = rc;
     }
     return NULL;
