@@ -22,29 +22,7 @@
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
-/*
- * Allocation-failure injection: the copy of gx_conf.c included below
- * allocates through these wrappers; the n-th allocation after arming fails.
- */
-static long alloc_countdown = -1; /* -1: never fail */
-
-static int
-alloc_fails(void)
-{
-    return alloc_countdown >= 0 && alloc_countdown-- == 0;
-}
-
-static void *
-test_realloc(void *ptr, size_t size)
-{
-    return alloc_fails() ? NULL : realloc(ptr, size);
-}
-
-static char *
-test_strdup(const char *s)
-{
-    return alloc_fails() ? NULL : strdup(s);
-}
+#include "../gx_test_alloc.h"
 
 static int
 test_asprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

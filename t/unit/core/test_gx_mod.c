@@ -32,41 +32,7 @@
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
-/*
- * Allocation-failure injection: the copy of gx_mod.c included below allocates
- * through these wrappers; the n-th allocation after arming fails.
- */
-static long alloc_countdown = -1; /* -1: never fail */
-
-static int
-alloc_fails(void)
-{
-    return alloc_countdown >= 0 && alloc_countdown-- == 0;
-}
-
-static void *
-test_malloc(size_t size)
-{
-    return alloc_fails() ? NULL : malloc(size);
-}
-
-static void *
-test_calloc(size_t n, size_t size)
-{
-    return alloc_fails() ? NULL : calloc(n, size);
-}
-
-static void *
-test_realloc(void *ptr, size_t size)
-{
-    return alloc_fails() ? NULL : realloc(ptr, size);
-}
-
-static char *
-test_strdup(const char *s)
-{
-    return alloc_fails() ? NULL : strdup(s);
-}
+#include "../gx_test_alloc.h"
 
 #define malloc test_malloc
 #define calloc test_calloc

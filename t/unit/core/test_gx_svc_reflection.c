@@ -28,47 +28,7 @@
 #include "transport/gx_call.h"
 #include "util/gx_error.h"
 
-/*
- * Allocation-failure injection: the copy of gx_svc_reflection.c included below
- * allocates through these wrappers; the n-th allocation after arming fails.
- */
-static long alloc_countdown = -1; /* -1: never fail */
-
-static int
-alloc_fails(void)
-{
-    return alloc_countdown >= 0 && alloc_countdown-- == 0;
-}
-
-static void *
-test_malloc(size_t size)
-{
-    return alloc_fails() ? NULL : malloc(size);
-}
-
-static void *
-test_calloc(size_t n, size_t size)
-{
-    return alloc_fails() ? NULL : calloc(n, size);
-}
-
-static void *
-test_realloc(void *ptr, size_t size)
-{
-    return alloc_fails() ? NULL : realloc(ptr, size);
-}
-
-static char *
-test_strdup(const char *s)
-{
-    return alloc_fails() ? NULL : strdup(s);
-}
-
-static char *
-test_strndup(const char *s, size_t n)
-{
-    return alloc_fails() ? NULL : strndup(s, n);
-}
+#include "../gx_test_alloc.h"
 
 #define malloc test_malloc
 #define calloc test_calloc
