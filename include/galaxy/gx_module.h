@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bump on every incompatible change of this header. */
-#define GX_MODULE_ABI 1
+#define GX_MODULE_ABI 2
 
 #define GX_API __attribute__((visibility("default")))
 
@@ -105,6 +105,36 @@ typedef struct {
 } gx_hook_t;
 
 /* ------------------------------------------------------------------------ */
+/* Access control                                                           */
+
+/** Roles of credentials (galaxy.pool.v1.Role); GX_ROLE_NONE is anonymous. */
+typedef enum {
+    GX_ROLE_NONE = 0,
+    GX_ROLE_VIEWER = 1,
+    GX_ROLE_NODE = 2,
+    GX_ROLE_SUBMITTER = 3,
+    GX_ROLE_OPERATOR = 4,
+    GX_ROLE_ADMIN = 5
+} gx_role_t;
+
+/** What a call does, for the access rules of API.md. */
+typedef enum {
+    GX_ACCESS_OPEN = 0,  /**< needs no credentials: health, reflection, test services */
+    GX_ACCESS_DISCOVER,  /**< reads a pool and its nodes */
+    GX_ACCESS_NODE,      /**< registers, heartbeats, deregisters nodes of a pool */
+    GX_ACCESS_SUBMIT,    /**< submits jobs to a pool */
+    GX_ACCESS_OPERATE,   /**< drains nodes, sees every job of a pool */
+    GX_ACCESS_ADMIN,     /**< pool and key administration */
+    GX_ACCESS_POOLS      /**< lists pools: the handler keeps those the caller may discover */
+} gx_access_t;
+
+/** Pool visibility as the registry knows it (gx_pool_visibility()). */
+typedef enum { GX_POOL_NONE = 0, GX_POOL_PUBLIC = 1, GX_POOL_PRIVATE = 2 } gx_pool_vis_t;
+
+/** The NOT_FOUND message for a pool, the same whether it is missing or hidden. */
+#define GX_NO_POOL_FMT "%s: no pool \"%s\""
+
+/* ------------------------------------------------------------------------ */
 /* Services                                                                 */
 
 typedef enum {
@@ -127,6 +157,12 @@ typedef enum {
  *         call is kept alive across threads.
  */
 typedef int (*gx_rpc_start_fn)(gx_call_t *call, const ProtobufCMessage *req, void *mod_ctx);
+/**
+ * Checks one decoded request message.
+ * @return GX_OK, or GX_DONE after gx_call_fail() (INVALID_ARGUMENT naming
+ *         the field)
+ */
+typedef int (*gx_rpc_validate_fn)(gx_call_t *call, const ProtobufCMessage *req);
 /** One decoded request message of a client or bidi streaming call; valid only during the callback. */
 typedef void (*gx_rpc_msg_fn)(gx_call_t *call, const ProtobufCMessage *msg, void *mod_ctx);
 /** Half-close, cancellation (peer reset, deadline, shutdown) or send-buffer drained. */
@@ -146,7 +182,24 @@ typedef struct {
      * left to finish.
      */
     gx_rpc_event_fn on_drain;
-    uint32_t flags;                 /**< reserved for access rules (role, pool scope) */
+    /** What the method does, for access control (GX_ACCESS_OPEN: anyone). */
+    gx_access_t access;
+    /**
+     * Optional, unary and server-streaming methods about one pool: the pool
+     * the request names, and in @p field the request field that names it
+     * ("pool", "name", …); NULL when the request names none.  Methods whose
+     * requests arrive as a stream check each message themselves
+     * (gx_call_check_access()).
+     */
+    const char *(*pool_of)(const ProtobufCMessage *req, const char **field);
+    /**
+     * Optional: validates the request (unary, server streaming) after the
+     * AUTHN phase and before ACCESS, or each streamed message before
+     * on_message.  After AUTHN, so a bad credential is refused first; before
+     * ACCESS, so a request is judged on its own before any pool is looked
+     * up and a hidden pool answers exactly like a missing one.
+     */
+    gx_rpc_validate_fn validate;
 } gx_method_t;
 
 typedef struct {
@@ -173,7 +226,16 @@ typedef struct {
     void (*fini)(gx_module_t *mod, void *mod_ctx);
     const gx_hook_t *hooks;              /**< ends with { .fn = NULL }; may be NULL */
     const gx_service_t *const *services; /**< NULL-terminated; may be NULL */
-    void *reserved[4];
+    /**
+     * Optional access policy: may the call do @p what on @p pool (NULL: no
+     * pool)?  GX_STATUS_OK, or the status to refuse it with
+     * (NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED).  Asked through
+     * gx_call_check_access() by handlers that learn the pool late (streamed
+     * requests) or filter lists.  Must not block.  @note thread: any worker
+     */
+    gx_status_t (*access)(const gx_call_t *call, gx_access_t what, const char *pool,
+                          void *mod_ctx);
+    void *reserved[3];
 } gx_module_desc_t;
 
 /** Defines the module's single exported symbol. */
@@ -247,6 +309,54 @@ GX_API void gx_call_set_ctx(gx_call_t *call, const gx_module_t *mod, void *ctx);
 /** The caller's identity ("key:<id>", "cert:<name>") or "" when anonymous. */
 GX_API const char *gx_call_identity(const gx_call_t *call);
 GX_API void gx_call_set_identity(gx_call_t *call, const char *identity);
+
+/**
+ * Sets who the caller is (AUTHN phase): @p identity ("key:<id>",
+ * "cert:<name>"), @p role and the pools its credentials cover (@p n_pools 0:
+ * every pool).  Everything is copied into call memory.  @return 0 or GX_ENOMEM-like <0
+ */
+GX_API int gx_call_set_principal(gx_call_t *call, const char *identity, gx_role_t role,
+                                 const char *const *pools, size_t n_pools);
+/** The caller's role; GX_ROLE_NONE when anonymous. */
+GX_API gx_role_t gx_call_role(const gx_call_t *call);
+/** 1 when the caller has credentials whose pool list includes @p pool (or is empty). */
+GX_API int gx_call_covers_pool(const gx_call_t *call, const char *pool);
+/** What the call's method does (gx_method_t.access). */
+GX_API gx_access_t gx_call_access(const gx_call_t *call);
+/**
+ * The pool the call is about (gx_method_t.pool_of of its request), or NULL;
+ * @p field, when not NULL, is set to the request field naming it.
+ */
+GX_API const char *gx_call_pool(const gx_call_t *call, const char **field);
+/**
+ * Asks the loaded access policies (gx_module_desc_t.access) whether the call
+ * may do @p what on @p pool.  GX_STATUS_OK when no policy is loaded.
+ */
+GX_API gx_status_t gx_call_check_access(const gx_call_t *call, gx_access_t what,
+                                        const char *pool);
+/**
+ * Fails the call with @p status as the access rules word it: NOT_FOUND
+ * exactly as for a missing pool (GX_NO_POOL_FMT with @p field), the others
+ * naming what the call needed.  @return GX_DONE
+ */
+GX_API int gx_call_fail_access(gx_call_t *call, gx_status_t status, gx_access_t what,
+                               const char *pool, const char *field);
+
+/** Whether pool @p name exists and how visible it is. @note thread: any */
+GX_API gx_pool_vis_t gx_pool_visibility(const char *name);
+
+/**
+ * Checks an API key secret (auth modules): on success sets the call's
+ * principal to the key ("key:<id>", its role and pools) and returns
+ * GX_STATUS_OK; an unknown, revoked or malformed secret is
+ * GX_STATUS_UNAUTHENTICATED.  Compares in constant time.
+ */
+GX_API gx_status_t gx_call_authenticate_key(gx_call_t *call, const char *secret, size_t len);
+/**
+ * Declares that API keys are in use (auth module init()): on a data
+ * directory without keys the server then creates the first admin key.
+ */
+GX_API void gx_keys_require(void);
 
 /**
  * Queues one response message.

@@ -126,6 +126,14 @@ chain_run(gx_call_t *call, unsigned i)
 
     while (i < P.mods->log_first) {
         const gx_step_t *st = &steps[i];
+        if (!call->core.validated && st->phase >= GX_PHASE_ACCESS) {
+            /* the request on its own, once the caller is known and before any access rule */
+            const gx_route_t *r = call->core.method;
+            call->core.validated = 1;
+            if (r->m->validate != NULL && call->core.req != NULL &&
+                r->m->validate(call, call->core.req) != GX_OK)
+                return;
+        }
         if (st->fn == NULL) {
             handler_start(call);
             return;
@@ -210,7 +218,8 @@ on_message(gx_call_t *call, const uint8_t *data, size_t len, void *arg)
     msg = decode(call, data, len, NULL);
     if (msg == NULL)
         return;
-    r->m->on_message(call, msg, r->mod->ctx);
+    if (r->m->validate == NULL || r->m->validate(call, msg) == GX_OK)
+        r->m->on_message(call, msg, r->mod->ctx);
     protobuf_c_message_free_unpacked((ProtobufCMessage *)msg, NULL);
 }
 

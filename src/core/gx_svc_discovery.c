@@ -47,9 +47,12 @@ static const gx_module_t *self;
 
 /* ------------------------------------------------------------------ GetNode */
 
+/* validators: run by the dispatcher (gx_method_t.validate) before the ACCESS phase */
 static int
-validate_get_node_request(gx_call_t *call, const get_node_req_t *req)
+validate_get_node_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const get_node_req_t *req = (const get_node_req_t *)msg;
+
     return gx_svc_validate_pool_node(call, req->pool, req->node_id);
 }
 
@@ -61,11 +64,9 @@ get_node_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     gx_reg_node_t *n;
     int rv;
 
-    if (validate_get_node_request(call, req) != GX_OK)
-        return GX_DONE;
     gx_reg_read_begin();
     if (gx_reg_pool_find(gx__reg, req->pool) == NULL) {
-        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", req->pool);
+        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, GX_NO_POOL_FMT, "pool", req->pool);
     } else if ((n = gx_reg_node_find(gx__reg, req->pool, req->node_id)) == NULL) {
         rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, "node_id: no node \"%s\" in pool \"%s\"",
                           req->node_id, req->pool);
@@ -79,9 +80,21 @@ get_node_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
 
 /* ------------------------------------------------------------------ ListNodes */
 
-static int
-validate_list_nodes_request(gx_call_t *call, const list_nodes_req_t *req, char *after)
+/* the id a page token names (validated: a token this server made), or "" */
+static void
+page_after(const list_nodes_req_t *req, char *after)
 {
+    after[0] = '\0';
+    if (req->page_token[0])
+        gx_reg_page_token_decode(req->page_token, after, GX_REG_NODE_ID_MAX + 1);
+}
+
+static int
+validate_list_nodes_request(gx_call_t *call, const ProtobufCMessage *msg)
+{
+    const list_nodes_req_t *req = (const list_nodes_req_t *)msg;
+    char after[GX_REG_NODE_ID_MAX + 1];
+
     if (gx_svc_validate_pool_name(call, req->pool, "pool") != GX_OK)
         return GX_DONE;
     if (req->specialization[0] && !gx_reg_valid_spec(req->specialization))
@@ -97,7 +110,6 @@ validate_list_nodes_request(gx_call_t *call, const list_nodes_req_t *req, char *
             req->states[i] > GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING)
             return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "states[%zu]: %d is not a "
                                 "node state", i, (int)req->states[i]);
-    after[0] = '\0';
     if (req->page_token[0] && (strlen(req->page_token) >= PAGE_TOKEN_MAX ||
                                gx_reg_page_token_decode(req->page_token, after,
                                                         GX_REG_NODE_ID_MAX + 1) != 0))
@@ -184,12 +196,11 @@ list_nodes_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     gx_reg_pool_t *p;
     int rv;
 
-    if (validate_list_nodes_request(call, req, after) != GX_OK)
-        return GX_DONE;
+    page_after(req, after);
     gx_reg_read_begin();
     p = gx_reg_pool_find(gx__reg, req->pool);
     if (p == NULL)
-        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", req->pool);
+        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, GX_NO_POOL_FMT, "pool", req->pool);
     else
         rv = list_page(call, req, p, after, page);
     gx_reg_read_end();
@@ -401,8 +412,10 @@ watch_pump(watch_t *w)
 }
 
 static int
-validate_watch_request(gx_call_t *call, const watch_req_t *req)
+validate_watch_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const watch_req_t *req = (const watch_req_t *)msg;
+
     if (gx_svc_validate_pool_name(call, req->pool, "pool") != GX_OK)
         return GX_DONE;
     if (req->specialization[0] && !gx_reg_valid_spec(req->specialization))
@@ -435,8 +448,6 @@ watch_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     watch_t *w;
     gx_reg_pool_t *p;
 
-    if (validate_watch_request(call, req) != GX_OK)
-        return GX_DONE;
     w = watch_new(call, req);
     if (w == NULL)
         return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -446,7 +457,7 @@ watch_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
         w->feed = gx_reg_pool_feed(p);
     gx_reg_read_end();
     if (w->feed == NULL)
-        return gx_call_fail(call, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", req->pool);
+        return gx_call_fail(call, GX_STATUS_NOT_FOUND, GX_NO_POOL_FMT, "pool", req->pool);
     if (req->start_revision == 0) {
         snapshot_begin(w, 0);
     } else if (gx_reg_feed_covers(w->feed, req->start_revision)) {
@@ -490,11 +501,37 @@ discovery_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
     return 0;
 }
 
+static const char *
+get_node_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const Galaxy__Pool__V1__GetNodeRequest *)msg)->pool;
+}
+
+static const char *
+list_nodes_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const Galaxy__Pool__V1__ListNodesRequest *)msg)->pool;
+}
+
+static const char *
+watch_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const Galaxy__Pool__V1__WatchRequest *)msg)->pool;
+}
+
 static const gx_method_t discovery_methods[] = {
-    {.name = "GetNode", .kind = GX_RPC_UNARY, .start = get_node_start},
-    {.name = "ListNodes", .kind = GX_RPC_UNARY, .start = list_nodes_start},
+    {.name = "GetNode", .kind = GX_RPC_UNARY, .start = get_node_start,
+     .access = GX_ACCESS_DISCOVER, .pool_of = get_node_pool,
+     .validate = validate_get_node_request},
+    {.name = "ListNodes", .kind = GX_RPC_UNARY, .start = list_nodes_start,
+     .access = GX_ACCESS_DISCOVER, .pool_of = list_nodes_pool,
+     .validate = validate_list_nodes_request},
     {.name = "Watch", .kind = GX_RPC_SERVER_STREAMING, .start = watch_start,
-     .on_cancel = watch_on_cancel, .on_writable = watch_on_writable},
+     .on_cancel = watch_on_cancel, .on_writable = watch_on_writable,
+     .access = GX_ACCESS_DISCOVER, .pool_of = watch_pool, .validate = validate_watch_request},
     {.name = NULL},
 };
 

@@ -1,18 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * galaxy.pool.v1.PoolAdmin, served by a built-in module: the pool RPCs
- * (CreatePool, GetPool, ListPools, UpdatePool, DeletePool) over the registry.
- * Writes park in a HANDLER-phase hook until durable (see gx_svc_registry.c
- * for why a hook).  The API key RPCs and ListModules answer UNIMPLEMENTED
- * for now.  Access rules (admin role) wait for the authentication modules.
+ * (CreatePool, GetPool, ListPools, UpdatePool, DeletePool) over the registry,
+ * the API key RPCs over gx_keys, and ListModules.  Writes park in a
+ * HANDLER-phase hook until durable (see gx_svc_registry.c for why a hook).
+ * Who may call what is the access policy's business (the rbac module), from
+ * each method's access class; ListPools keeps only the pools the caller may
+ * discover, and a private pool needs an access policy to be enforced at all.
  */
 #include "config.h"
 
 #include "core/gx_svc_pooladmin.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gx_access.h"
+#include "core/gx_keys.h"
 #include "core/gx_mod.h"
 #include "core/gx_reg.h"
 #include "core/gx_svc_util.h"
@@ -22,6 +27,8 @@ typedef Galaxy__Pool__V1__CreatePoolRequest create_req_t;
 typedef Galaxy__Pool__V1__GetPoolRequest get_req_t;
 typedef Galaxy__Pool__V1__UpdatePoolRequest update_req_t;
 typedef Galaxy__Pool__V1__DeletePoolRequest delete_req_t;
+typedef Galaxy__Pool__V1__CreateApiKeyRequest create_key_req_t;
+typedef Galaxy__Pool__V1__RevokeApiKeyRequest revoke_key_req_t;
 
 #define SVC "/galaxy.pool.v1.PoolAdmin/"
 
@@ -42,6 +49,11 @@ validate_pool(gx_call_t *call, const gx_pb_pool_t *p, int create)
         p->visibility != GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.visibility: %d is not a "
                             "visibility", (int)p->visibility);
+    if (create && p->visibility == GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE &&
+        !gx_access_enforced(gx__mods))
+        return gx_call_fail(call, GX_STATUS_FAILED_PRECONDITION, "pool.visibility: a private "
+                            "pool needs an authentication module (auth_apikey, auth_mtls) and "
+                            "an access policy (rbac) loaded");
     if (gx_svc_validate_text(call, p->tier, GX_REG_TEXT_MAX, "pool.tier") != GX_OK ||
         gx_svc_validate_text(call, p->description, GX_REG_DESCRIPTION_MAX,
                              "pool.description") != GX_OK ||
@@ -64,31 +76,74 @@ validate_pool(gx_call_t *call, const gx_pb_pool_t *p, int create)
 }
 
 static int
-validate_create_pool_request(gx_call_t *call, const create_req_t *req)
+validate_create_pool_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const create_req_t *req = (const create_req_t *)msg;
+
     if (req->pool == NULL)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool: required");
     return validate_pool(call, req->pool, 1);
 }
 
 static int
-validate_update_pool_request(gx_call_t *call, const update_req_t *req)
+validate_update_pool_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const update_req_t *req = (const update_req_t *)msg;
+
     if (req->pool == NULL)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool: required");
     return validate_pool(call, req->pool, 0);
 }
 
 static int
-validate_get_pool_request(gx_call_t *call, const get_req_t *req)
+validate_get_pool_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const get_req_t *req = (const get_req_t *)msg;
+
     return gx_svc_validate_pool_name(call, req->name, "name");
 }
 
 static int
-validate_delete_pool_request(gx_call_t *call, const delete_req_t *req)
+validate_delete_pool_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const delete_req_t *req = (const delete_req_t *)msg;
+
     return gx_svc_validate_pool_name(call, req->name, "name");
+}
+
+static int
+validate_create_key_request(gx_call_t *call, const ProtobufCMessage *msg)
+{
+    const create_key_req_t *req = (const create_key_req_t *)msg;
+    char f[32];
+
+    if (req->name[0] == '\0')
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "name: required");
+    if (gx_svc_validate_text(call, req->name, GX_KEY_NAME_MAX, "name") != GX_OK)
+        return GX_DONE;
+    if (req->role < GALAXY__POOL__V1__ROLE__ROLE_VIEWER ||
+        req->role > GALAXY__POOL__V1__ROLE__ROLE_ADMIN)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "role: must be one of VIEWER, "
+                            "NODE, SUBMITTER, OPERATOR, ADMIN");
+    if (req->n_pools > GX_KEY_POOLS_MAX)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pools: at most %d",
+                            GX_KEY_POOLS_MAX);
+    for (size_t i = 0; i < req->n_pools; i++) {
+        snprintf(f, sizeof(f), "pools[%zu]", i);
+        if (gx_svc_validate_pool_name(call, req->pools[i], f) != GX_OK)
+            return GX_DONE;
+    }
+    return GX_OK;
+}
+
+static int
+validate_revoke_key_request(gx_call_t *call, const ProtobufCMessage *msg)
+{
+    const revoke_key_req_t *req = (const revoke_key_req_t *)msg;
+
+    if (req->id[0] == '\0')
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "id: required");
+    return gx_svc_validate_text(call, req->id, GX_KEY_NAME_MAX, "id");
 }
 
 /* ------------------------------------------------------------------ writes (hook) */
@@ -96,6 +151,8 @@ validate_delete_pool_request(gx_call_t *call, const delete_req_t *req)
 typedef struct {
     gx_svc_write_t w;
     gx_pb_pool_t *pool;
+    gx_pb_key_t *key;
+    char *secret;
 } pool_write_t;
 
 static int
@@ -118,25 +175,29 @@ write_hook(gx_call_t *call, void *ctx)
         return GX_DECLINED;
     m += sizeof(SVC) - 1;
     if (strcmp(m, "CreatePool") != 0 && strcmp(m, "UpdatePool") != 0 &&
-        strcmp(m, "DeletePool") != 0)
+        strcmp(m, "DeletePool") != 0 && strcmp(m, "CreateApiKey") != 0 &&
+        strcmp(m, "RevokeApiKey") != 0)
         return GX_DECLINED;
     req = gx_svc_request(call);
     pw = gx_svc_write_new(call, self, sizeof(*pw));
     if (req == NULL || pw == NULL)
         return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    if (m[0] == 'C') {
+    if (strcmp(m, "CreateApiKey") == 0) {
+        const create_key_req_t *r = (const create_key_req_t *)req;
+        rv = gx_keys_create_submit(call, r->name, (gx_role_t)r->role, r->pools,
+                                         r->n_pools, &pw->w.op, &pw->key, &pw->secret, &why);
+    } else if (strcmp(m, "RevokeApiKey") == 0) {
+        const revoke_key_req_t *r = (const revoke_key_req_t *)req;
+        rv = gx_keys_revoke_submit(r->id, &pw->w.op, &why);
+    } else if (m[0] == 'C') {
         const create_req_t *r = (const create_req_t *)req;
-        rv = validate_create_pool_request(call, r) != GX_OK
-                 ? GX_DONE : put_submit(call, r->pool, 1, pw, &why);
+        rv = put_submit(call, r->pool, 1, pw, &why);
     } else if (m[0] == 'U') {
         const update_req_t *r = (const update_req_t *)req;
-        rv = validate_update_pool_request(call, r) != GX_OK
-                 ? GX_DONE : put_submit(call, r->pool, 0, pw, &why);
+        rv = put_submit(call, r->pool, 0, pw, &why);
     } else {
         const delete_req_t *r = (const delete_req_t *)req;
-        rv = validate_delete_pool_request(call, r) != GX_OK
-                 ? GX_DONE
-                 : gx_reg_pool_delete_submit(gx__reg, r->name, r->force, &pw->w.op, &why);
+        rv = gx_reg_pool_delete_submit(gx__reg, r->name, r->force, &pw->w.op, &why);
     }
     return gx_svc_write_park(call, rv, &why);
 }
@@ -161,7 +222,42 @@ delete_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     return gx_call_reply(call, &resp.base);
 }
 
+static int
+create_key_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    Galaxy__Pool__V1__CreateApiKeyResponse resp =
+        GALAXY__POOL__V1__CREATE_API_KEY_RESPONSE__INIT;
+    pool_write_t *pw = (pool_write_t *)gx_svc_write_result(call, self);
+
+    if (pw == NULL)
+        return GX_DONE;
+    resp.key = pw->key;
+    resp.secret = pw->secret;
+    return gx_call_reply(call, &resp.base);
+}
+
+static int
+revoke_key_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    Galaxy__Pool__V1__RevokeApiKeyResponse resp =
+        GALAXY__POOL__V1__REVOKE_API_KEY_RESPONSE__INIT;
+
+    if (gx_svc_write_result(call, self) == NULL)
+        return GX_DONE;
+    return gx_call_reply(call, &resp.base);
+}
+
 /* ------------------------------------------------------------------ reads */
+
+static int
+list_keys_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+{
+    Galaxy__Pool__V1__ListApiKeysResponse resp = GALAXY__POOL__V1__LIST_API_KEYS_RESPONSE__INIT;
+
+    if (gx_keys_list(call, &resp.keys, &resp.n_keys) != 0)
+        return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return gx_call_reply(call, &resp.base);
+}
 
 static int
 get_pool_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
@@ -171,12 +267,10 @@ get_pool_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     gx_reg_pool_t *p;
     int rv;
 
-    if (validate_get_pool_request(call, req) != GX_OK)
-        return GX_DONE;
     gx_reg_read_begin();
     p = gx_reg_pool_find(gx__reg, req->name);
     if (p == NULL) {
-        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, "name: no pool \"%s\"", req->name);
+        rv = gx_call_fail(call, GX_STATUS_NOT_FOUND, GX_NO_POOL_FMT, "name", req->name);
     } else {
         gx_reg_pool_fill(p, &pool);
         rv = gx_call_reply(call, &pool.base);
@@ -196,6 +290,11 @@ static int
 list_one(gx_reg_pool_t *p, void *arg)
 {
     pool_list_t *l = arg;
+    gx_pb_pool_t pb;
+
+    gx_reg_pool_fill(p, &pb);
+    if (gx_call_check_access(l->call, GX_ACCESS_DISCOVER, pb.name) != GX_STATUS_OK)
+        return 0; /* a pool the caller may not see is not there */
 
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -214,7 +313,7 @@ list_one(gx_reg_pool_t *p, void *arg)
         l->nomem = 1;
         return 1;
     }
-    gx_reg_pool_fill(p, l->v[l->n++]);
+    *l->v[l->n++] = pb;
     return 0;
 }
 
@@ -289,11 +388,27 @@ list_modules_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     return gx_call_reply(call, &resp.base);
 }
 
-static int
-not_yet_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
+static const char *
+pool_of_pool(const ProtobufCMessage *msg, const char **field)
 {
-    return gx_call_fail(call, GX_STATUS_UNIMPLEMENTED, "%s is not implemented yet",
-                        gx_call_method(call));
+    const gx_pb_pool_t *p = ((const update_req_t *)msg)->pool;
+
+    *field = "pool.name";
+    return p != NULL ? p->name : NULL;
+}
+
+static const char *
+pool_of_name(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "name";
+    return ((const get_req_t *)msg)->name;
+}
+
+static const char *
+pool_of_delete(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "name";
+    return ((const delete_req_t *)msg)->name;
 }
 
 /* ------------------------------------------------------------------ module */
@@ -307,15 +422,27 @@ pooladmin_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
 }
 
 static const gx_method_t pooladmin_methods[] = {
-    {.name = "CreatePool", .kind = GX_RPC_UNARY, .start = put_start},
-    {.name = "GetPool", .kind = GX_RPC_UNARY, .start = get_pool_start},
-    {.name = "ListPools", .kind = GX_RPC_UNARY, .start = list_pools_start},
-    {.name = "UpdatePool", .kind = GX_RPC_UNARY, .start = put_start},
-    {.name = "DeletePool", .kind = GX_RPC_UNARY, .start = delete_start},
-    {.name = "CreateApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
-    {.name = "ListApiKeys", .kind = GX_RPC_UNARY, .start = not_yet_start},
-    {.name = "RevokeApiKey", .kind = GX_RPC_UNARY, .start = not_yet_start},
-    {.name = "ListModules", .kind = GX_RPC_UNARY, .start = list_modules_start},
+    /* a new pool has no visibility yet: CreatePool is about no existing pool */
+    {.name = "CreatePool", .kind = GX_RPC_UNARY, .start = put_start, .access = GX_ACCESS_ADMIN,
+     .validate = validate_create_pool_request},
+    {.name = "GetPool", .kind = GX_RPC_UNARY, .start = get_pool_start,
+     .access = GX_ACCESS_DISCOVER, .pool_of = pool_of_name,
+     .validate = validate_get_pool_request},
+    {.name = "ListPools", .kind = GX_RPC_UNARY, .start = list_pools_start,
+     .access = GX_ACCESS_POOLS},
+    {.name = "UpdatePool", .kind = GX_RPC_UNARY, .start = put_start, .access = GX_ACCESS_ADMIN,
+     .pool_of = pool_of_pool, .validate = validate_update_pool_request},
+    {.name = "DeletePool", .kind = GX_RPC_UNARY, .start = delete_start,
+     .access = GX_ACCESS_ADMIN, .pool_of = pool_of_delete,
+     .validate = validate_delete_pool_request},
+    {.name = "CreateApiKey", .kind = GX_RPC_UNARY, .start = create_key_start,
+     .access = GX_ACCESS_ADMIN, .validate = validate_create_key_request},
+    {.name = "ListApiKeys", .kind = GX_RPC_UNARY, .start = list_keys_start,
+     .access = GX_ACCESS_ADMIN},
+    {.name = "RevokeApiKey", .kind = GX_RPC_UNARY, .start = revoke_key_start,
+     .access = GX_ACCESS_ADMIN, .validate = validate_revoke_key_request},
+    {.name = "ListModules", .kind = GX_RPC_UNARY, .start = list_modules_start,
+     .access = GX_ACCESS_ADMIN},
     {.name = NULL},
 };
 

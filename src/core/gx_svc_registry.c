@@ -37,9 +37,13 @@ static const gx_module_t *self;
 
 /* ------------------------------------------------------------------ validation */
 
+/* The dispatcher runs these (gx_method_t.validate) before the ACCESS phase. */
+
 static int
-validate_register_request(gx_call_t *call, const register_req_t *req)
+validate_register_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const register_req_t *req = (const register_req_t *)msg;
+
     if (req->node == NULL)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "node: required");
     if (gx_svc_validate_node(call, req->node, "node.") != GX_OK)
@@ -61,8 +65,10 @@ validate_lease(gx_call_t *call, const char *pool, const char *id, const char *to
 }
 
 static int
-validate_heartbeat_request(gx_call_t *call, const heartbeat_req_t *req)
+validate_heartbeat_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const heartbeat_req_t *req = (const heartbeat_req_t *)msg;
+
     if (validate_lease(call, req->pool, req->node_id, req->lease_token) != GX_OK)
         return GX_DONE;
     if (!isfinite(req->load) || req->load < 0 || req->load > 1)
@@ -71,14 +77,18 @@ validate_heartbeat_request(gx_call_t *call, const heartbeat_req_t *req)
 }
 
 static int
-validate_deregister_request(gx_call_t *call, const deregister_req_t *req)
+validate_deregister_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const deregister_req_t *req = (const deregister_req_t *)msg;
+
     return validate_lease(call, req->pool, req->node_id, req->lease_token);
 }
 
 static int
-validate_drain_request(gx_call_t *call, const drain_req_t *req)
+validate_drain_request(gx_call_t *call, const ProtobufCMessage *msg)
 {
+    const drain_req_t *req = (const drain_req_t *)msg;
+
     return gx_svc_validate_pool_node(call, req->pool, req->node_id);
 }
 
@@ -94,8 +104,6 @@ typedef struct {
 static int
 register_submit(gx_call_t *call, const register_req_t *req, reg_write_t *rw, gx_reg_why_t *why)
 {
-    if (validate_register_request(call, req) != GX_OK)
-        return GX_DONE;
     return gx_reg_node_register_submit(gx__reg, call, req->node, req->lease_token,
                                        gx_call_identity(call), &rw->w.op, &rw->node, &rw->token,
                                        &rw->interval, &rw->ttl, why);
@@ -105,8 +113,6 @@ static int
 deregister_submit(gx_call_t *call, const deregister_req_t *req, reg_write_t *rw,
                   gx_reg_why_t *why)
 {
-    if (validate_deregister_request(call, req) != GX_OK)
-        return GX_DONE;
     return gx_reg_node_deregister_submit(gx__reg, req->pool, req->node_id, req->lease_token,
                                          &rw->w.op, why);
 }
@@ -114,8 +120,6 @@ deregister_submit(gx_call_t *call, const deregister_req_t *req, reg_write_t *rw,
 static int
 drain_submit(gx_call_t *call, const drain_req_t *req, reg_write_t *rw, gx_reg_why_t *why)
 {
-    if (validate_drain_request(call, req) != GX_OK)
-        return GX_DONE;
     return gx_reg_node_drain_submit(gx__reg, call, req->pool, req->node_id, &rw->w.op,
                                     &rw->node, why);
 }
@@ -197,12 +201,12 @@ heartbeat(gx_call_t *call, const heartbeat_req_t *req, Galaxy__Pool__V1__Heartbe
     uint64_t rev;
     int rv;
 
-    if (validate_heartbeat_request(call, req) != GX_OK)
-        return GX_DONE;
     gx_reg_read_begin();
     rv = gx_reg_node_heartbeat(gx__reg, req->pool, req->node_id, req->lease_token, req->load,
                                req->running_jobs, &st, &interval, &rev);
     gx_reg_read_end();
+    if (rv == GX_ENOTFOUND && gx_pool_visibility(req->pool) == GX_POOL_NONE)
+        return gx_call_fail(call, GX_STATUS_NOT_FOUND, GX_NO_POOL_FMT, "pool", req->pool);
     if (rv == GX_ENOTFOUND)
         return gx_call_fail(call, GX_STATUS_NOT_FOUND, "node_id: no node \"%s\" in pool \"%s\"",
                             req->node_id, req->pool);
@@ -231,12 +235,20 @@ stream_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     return GX_AGAIN;
 }
 
+/* each message of a stream may name another pool: the access rules see each one */
 static void
 stream_message(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
 {
     Galaxy__Pool__V1__HeartbeatResponse resp = GALAXY__POOL__V1__HEARTBEAT_RESPONSE__INIT;
+    const heartbeat_req_t *req = (const heartbeat_req_t *)msg;
+    gx_status_t st = req->pool[0] ? gx_call_check_access(call, GX_ACCESS_NODE, req->pool)
+                                  : GX_STATUS_OK;
 
-    if (heartbeat(call, (const heartbeat_req_t *)msg, &resp) != GX_OK)
+    if (st != GX_STATUS_OK) {
+        gx_call_fail_access(call, st, GX_ACCESS_NODE, req->pool, "pool");
+        return;
+    }
+    if (heartbeat(call, req, &resp) != GX_OK)
         return; /* the call is finished with that status */
     if (gx_call_send(call, &resp.base) < 0 && !gx_call_is_done(call))
         gx_call_finish(call, GX_STATUS_INTERNAL, "cannot send the heartbeat response");
@@ -250,6 +262,36 @@ stream_half_close(gx_call_t *call, void *ctx)
 
 /* ------------------------------------------------------------------ module */
 
+static const char *
+register_pool(const ProtobufCMessage *msg, const char **field)
+{
+    const register_req_t *r = (const register_req_t *)msg;
+
+    *field = "pool";
+    return r->node != NULL ? r->node->pool : NULL;
+}
+
+static const char *
+heartbeat_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const heartbeat_req_t *)msg)->pool;
+}
+
+static const char *
+deregister_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const deregister_req_t *)msg)->pool;
+}
+
+static const char *
+drain_pool(const ProtobufCMessage *msg, const char **field)
+{
+    *field = "pool";
+    return ((const drain_req_t *)msg)->pool;
+}
+
 static int
 registry_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
 {
@@ -259,12 +301,19 @@ registry_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
 }
 
 static const gx_method_t registry_methods[] = {
-    {.name = "Register", .kind = GX_RPC_UNARY, .start = register_start},
-    {.name = "Heartbeat", .kind = GX_RPC_UNARY, .start = heartbeat_start},
+    {.name = "Register", .kind = GX_RPC_UNARY, .start = register_start,
+     .access = GX_ACCESS_NODE, .pool_of = register_pool, .validate = validate_register_request},
+    {.name = "Heartbeat", .kind = GX_RPC_UNARY, .start = heartbeat_start,
+     .access = GX_ACCESS_NODE, .pool_of = heartbeat_pool,
+     .validate = validate_heartbeat_request},
     {.name = "HeartbeatStream", .kind = GX_RPC_BIDI_STREAMING, .start = stream_start,
-     .on_message = stream_message, .on_half_close = stream_half_close},
-    {.name = "Deregister", .kind = GX_RPC_UNARY, .start = deregister_start},
-    {.name = "Drain", .kind = GX_RPC_UNARY, .start = drain_start},
+     .on_message = stream_message, .on_half_close = stream_half_close,
+     .access = GX_ACCESS_NODE, .validate = validate_heartbeat_request},
+    {.name = "Deregister", .kind = GX_RPC_UNARY, .start = deregister_start,
+     .access = GX_ACCESS_NODE, .pool_of = deregister_pool,
+     .validate = validate_deregister_request},
+    {.name = "Drain", .kind = GX_RPC_UNARY, .start = drain_start,
+     .access = GX_ACCESS_OPERATE, .pool_of = drain_pool, .validate = validate_drain_request},
     {.name = NULL},
 };
 

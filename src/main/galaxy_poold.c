@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/gx_access.h"
 #include "core/gx_conf.h"
+#include "core/gx_keys.h"
 #include "core/gx_metrics.h"
 #include "core/gx_mod.h"
 #include "core/gx_phase.h"
@@ -260,9 +262,25 @@ fail:
     return GX_EIO;
 }
 
-/* The store in data_dir, then the registry rebuilt from it. */
 static int
-state_open(const gx_conf_t *conf, gx_store_t **st, gx_reg_t **reg)
+private_pool(gx_reg_pool_t *p, void *arg)
+{
+    gx_pb_pool_t pb;
+
+    gx_reg_pool_fill(p, &pb);
+    if (pb.visibility != GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE)
+        return 0;
+    snprintf(arg, 512, "pool \"%s\" is private, but no module enforces access: load an "
+             "authentication module (auth_apikey, auth_mtls) and rbac", pb.name);
+    return 1;
+}
+
+/*
+ * The store in data_dir, then the registry rebuilt from it and the API keys.
+ * A private pool with nobody to keep outsiders out is a start-up error.
+ */
+static int
+state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg_t **reg)
 {
     char err[512] = "";
     int rv;
@@ -270,6 +288,16 @@ state_open(const gx_conf_t *conf, gx_store_t **st, gx_reg_t **reg)
     rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
     if (rv == 0)
         rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));
+    if (rv == 0)
+        rv = gx_keys_open(*st, conf->data_dir, err, sizeof(err));
+    if (rv == 0 && !gx_access_enforced(mods)) {
+        gx_reg_thread_online();
+        gx_reg_read_begin();
+        gx_reg_pool_foreach(*reg, private_pool, err);
+        if (err[0] != '\0')
+            rv = GX_ECONF;
+        gx_reg_read_end();
+    }
     if (rv != 0)
         fprintf(stderr, "galaxy-poold: %s\n", err[0] ? err : gx_strerror(rv));
     return rv;
@@ -283,6 +311,7 @@ state_close(gx_store_t *st, gx_reg_t *reg)
     gx_store_shutdown(st);
     gx_reg_close(reg);
     gx_store_close(st);
+    gx_keys_close();
 }
 
 static int
@@ -368,7 +397,7 @@ main(int argc, char **argv)
     } else {
         rv = data_dir_open(&conf);
         if (rv == 0)
-            rv = state_open(&conf, &st, &reg);
+            rv = state_open(&conf, &mods, &st, &reg);
         if (rv == 0)
             rv = serve(&flags, &conf, &mods);
         state_close(st, reg);

@@ -90,6 +90,9 @@ struct gx_call_s {
         const ProtobufCMessage *req;
         void **mod_ctx;
         const char *identity;
+        const char *const *pools; /* the principal's pools; n_pools 0: all */
+        size_t n_pools;
+        uint8_t role;             /* gx_role_t */
         void *data;
         int phase;
         unsigned method_index;
@@ -97,6 +100,7 @@ struct gx_call_s {
         unsigned parked : 1;
         unsigned started : 1;
         unsigned cancel_sent : 1;
+        unsigned validated : 1;
     } core;
 };
 

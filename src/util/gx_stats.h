@@ -39,7 +39,10 @@
       "Messages over max_recv_message_bytes")                                                    \
     X(GRPC_DEADLINE_EXCEEDED, "grpc_deadline_exceeded_total", "Calls past their grpc-timeout")   \
     X(GRPC_PEER_CANCELLED, "grpc_peer_cancelled_total", "Calls reset by the peer")               \
-    X(GRPC_REFUSED_DRAINING, "grpc_refused_draining_total", "Calls refused while draining")
+    X(GRPC_REFUSED_DRAINING, "grpc_refused_draining_total", "Calls refused while draining")     \
+    X(AUTH_FAILED, "auth_failed_total", "Calls with a wrong, revoked or malformed credential")    \
+    X(ACCESS_DENIED, "access_denied_total",                                                      \
+      "Calls refused by the access rules (hidden pool, no credentials, role too low)")
 
 enum {
 #define GX__CTR_ENUM(id, name, help) GX_CTR_##id,

@@ -116,7 +116,7 @@ def test_default_pools(api, pb):
 
 
 def test_pool_create_get_update_delete(api, pb):
-    p = api.create_pool("acme", tier="enterprise", visibility=pb.VISIBILITY_PRIVATE,
+    p = api.create_pool("acme", tier="enterprise", visibility=pb.VISIBILITY_PUBLIC,
                         heartbeat_interval_ms=2000, specializations=["storage"],
                         labels={"org": "acme"}, max_nodes=5)
     assert p.node_ttl_ms == 6000 and p.routing_policy == "least_loaded"
@@ -132,7 +132,7 @@ def test_pool_create_get_update_delete(api, pb):
                        timeout=5)
     assert dict(u.labels) == {"x": "y"}
     code, msg = status_of(api.UpdatePool, pb.UpdatePoolRequest(
-        pool=pb.Pool(name="acme", visibility=pb.VISIBILITY_PUBLIC)), timeout=5)
+        pool=pb.Pool(name="acme", visibility=pb.VISIBILITY_PRIVATE)), timeout=5)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "visibility" in msg
     code, _ = status_of(api.UpdatePool, pb.UpdatePoolRequest(pool=pb.Pool(name="nope")),
                         timeout=5)
@@ -170,9 +170,12 @@ def test_pool_validation(api, pb, pool, field):
     assert sorted(names) == ["devnet", "mainnet", "testnet"]
 
 
-def test_api_key_rpcs_not_yet(api, pb):
-    code, _ = status_of(api.CreateApiKey, pb.CreateApiKeyRequest(name="k"), timeout=5)
-    assert code == grpc.StatusCode.UNIMPLEMENTED
+def test_open_server_refuses_private_pools_and_checks_keys(api, pb):
+    # no authentication module and no access policy: nobody could keep a private pool private
+    code, msg = status_of(api.create_pool, "hidden", visibility=pb.VISIBILITY_PRIVATE)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and msg.startswith("pool.visibility:")
+    code, msg = status_of(api.CreateApiKey, pb.CreateApiKeyRequest(name="k"), timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("role:")
 
 
 def test_list_modules_builtin(api, pb):
@@ -468,7 +471,7 @@ def test_restart_keeps_everything(make_server, pb):
     ids = ["node-%04d" % i for i in range(1000)]
     with s.channel() as ch:
         api = Api(ch, pb)
-        api.create_pool("acme", visibility=pb.VISIBILITY_PRIVATE, tier="enterprise")
+        api.create_pool("acme", visibility=pb.VISIBILITY_PUBLIC, tier="enterprise")
         api.DeletePool(pb.DeletePoolRequest(name="testnet"), timeout=5)
         regs = register_many(api, pb, ids, labels={"rack": "r1"})
         token = {r.node.id: r.lease_token for r in regs}

@@ -1145,7 +1145,7 @@ typedef struct {
 } bad_builtin_t;
 
 /* The messages below spell out the server's ABI version. */
-_Static_assert(GX_MODULE_ABI == 1, "update the ABI numbers in bad_builtins[]");
+_Static_assert(GX_MODULE_ABI == 2, "update the ABI numbers in bad_builtins[]");
 
 static const gx_hook_t hooks_bad_phase[] = {{GX_PHASE_MAX, h_a, 0}, {.fn = NULL}};
 static const gx_hook_t hooks_neg_phase[] = {{GX_PHASE_LOG, h_b, 0}, {(gx_phase_t)-1, h_a, 0},
@@ -1156,9 +1156,9 @@ static const gx_hook_t hooks_neg_phase[] = {{GX_PHASE_LOG, h_b, 0}, {(gx_phase_t
 
 static const bad_builtin_t bad_builtins[] = {
     {{.abi = 0, .name = "b", .version = "0", .edition = "community"}, GX_EABI,
-     "(built-in): module ABI version 0, this server needs 1: rebuild the module", ""},
+     "(built-in): module ABI version 0, this server needs 2: rebuild the module", ""},
     {{.abi = GX_MODULE_ABI + 41, .name = "b", .version = "0", .edition = "community"}, GX_EABI,
-     "(built-in): module ABI version 42, this server needs 1: rebuild the module", ""},
+     "(built-in): module ABI version 43, this server needs 2: rebuild the module", ""},
     {{.abi = GX_MODULE_ABI, .name = NULL, .version = "0", .edition = "community"}, GX_ECONF,
      NEEDS, ""},
     {{.abi = GX_MODULE_ABI, .name = "", .version = "0", .edition = "community"}, GX_ECONF, NEEDS,
