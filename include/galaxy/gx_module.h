@@ -293,6 +293,8 @@ GX_API const char *gx_call_tls_identity(const gx_call_t *call);
  * @param len  set to the value's length when not NULL.
  */
 GX_API const char *gx_call_metadata(const gx_call_t *call, const char *key, size_t *len);
+/** How many values of request metadata @p key (lowercase) the call carries. */
+GX_API size_t gx_call_metadata_count(const gx_call_t *call, const char *key);
 
 /** Adds response header metadata; only before the first message is sent. @return 0 or <0 */
 GX_API int gx_call_header_add(gx_call_t *call, const char *key, const char *value, size_t len);

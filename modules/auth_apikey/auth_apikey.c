@@ -33,6 +33,12 @@ authn(gx_call_t *call, void *ctx)
 
     if (v == NULL)
         return GX_DECLINED;
+    if (gx_call_metadata_count(call, "authorization") > 1) {
+        /* which one would count?  Neither: a caller sends one credential */
+        gx_call_authenticate_key(call, "", 0); /* refused and counted like a wrong key */
+        return gx_call_fail(call, GX_STATUS_UNAUTHENTICATED,
+                            "authorization: more than one value");
+    }
     if (len > sizeof(BEARER) - 1 && strncasecmp(v, BEARER, sizeof(BEARER) - 1) == 0) {
         secret = v + sizeof(BEARER) - 1;
         len -= sizeof(BEARER) - 1;

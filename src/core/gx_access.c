@@ -12,6 +12,7 @@
 
 #include "core/gx_access.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/gx_mod.h"
@@ -170,6 +171,27 @@ gx_call_fail_access(gx_call_t *call, gx_status_t status, gx_access_t what, const
     default:
         return gx_call_fail(call, status, "access denied");
     }
+}
+
+int
+gx_access_modules_check(const gx_mods_t *mods, char *err, size_t errlen)
+{
+    int authn = 0;
+    const char *policy = NULL;
+
+    for (size_t i = 0; i < mods->n_mods; i++) {
+        const gx_module_desc_t *d = mods->mods[i]->desc;
+        if (d->access != NULL && policy == NULL)
+            policy = d->name;
+        for (const gx_hook_t *h = d->hooks; h != NULL && h->fn != NULL; h++)
+            authn |= h->phase == GX_PHASE_AUTHN;
+    }
+    if (policy == NULL || authn)
+        return 0;
+    /* every caller would be anonymous: a policy alone locks out every role */
+    snprintf(err, errlen, "module %s decides access, but no module authenticates callers: "
+             "load auth_apikey or auth_mtls too", policy);
+    return GX_ECONF;
 }
 
 int

@@ -22,5 +22,10 @@ int gx_role_parse(const char *s, gx_role_t *out);
  * access (gx_module_desc_t.access): only then may a pool be private.
  */
 int gx_access_enforced(const struct gx_mods_s *mods);
+/**
+ * Refuses an access policy without any authentication module (it would lock
+ * out every role).  @return 0, or GX_ECONF with @p err set
+ */
+int gx_access_modules_check(const struct gx_mods_s *mods, char *err, size_t errlen);
 
 #endif /* GX_CORE_GX_ACCESS_H */

@@ -110,6 +110,15 @@ handler_start(gx_call_t *call)
         gx__call_recv_pause(call, 0);
 }
 
+static int
+fail_undecodable(gx_call_t *call)
+{
+    const gx_route_t *r = call->core.method;
+
+    return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
+                        r->pd->input->name);
+}
+
 static void
 park(gx_call_t *call, unsigned next)
 {
@@ -130,6 +139,10 @@ chain_run(gx_call_t *call, unsigned i)
             /* the request on its own, once the caller is known and before any access rule */
             const gx_route_t *r = call->core.method;
             call->core.validated = 1;
+            if (call->core.undecodable) {
+                fail_undecodable(call);
+                return;
+            }
             if (r->m->validate != NULL && call->core.req != NULL &&
                 r->m->validate(call, call->core.req) != GX_OK)
                 return;
@@ -187,12 +200,8 @@ static const ProtobufCMessage *
 decode(gx_call_t *call, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
 {
     const gx_route_t *r = call->core.method;
-    const ProtobufCMessage *msg = protobuf_c_message_unpack(r->pd->input, alloc, len, data);
 
-    if (msg == NULL)
-        gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
-                     r->pd->input->name);
-    return msg;
+    return protobuf_c_message_unpack(r->pd->input, alloc, len, data);
 }
 
 static void
@@ -205,19 +214,23 @@ on_message(gx_call_t *call, const uint8_t *data, size_t len, void *arg)
     if (r == NULL || gx_call_is_done(call))
         return;
     if (!takes_stream(r)) {
-        if (call->core.req != NULL) {
+        if (call->core.req != NULL || call->core.undecodable) {
             gx_call_fail(call, GX_STATUS_INTERNAL, "more than one request message for %s",
                          r->path);
             return;
         }
         gx_arena_pb_allocator(call->arena, &alloc);
         call->core.req = decode(call, data, len, &alloc);
+        /* refused once the caller is known: a bad credential is answered as such first */
+        call->core.undecodable = call->core.req == NULL;
         return;
     }
     /* stream messages come and go: decode on the heap, free after the callback */
     msg = decode(call, data, len, NULL);
-    if (msg == NULL)
+    if (msg == NULL) {
+        fail_undecodable(call);
         return;
+    }
     if (r->m->validate == NULL || r->m->validate(call, msg) == GX_OK)
         r->m->on_message(call, msg, r->mod->ctx);
     protobuf_c_message_free_unpacked((ProtobufCMessage *)msg, NULL);
@@ -231,7 +244,7 @@ on_half_close(gx_call_t *call, void *arg)
     if (r == NULL || gx_call_is_done(call))
         return;
     if (!takes_stream(r)) {
-        if (call->core.req == NULL) {
+        if (call->core.req == NULL && !call->core.undecodable) {
             gx_call_fail(call, GX_STATUS_INTERNAL, "no request message for %s", r->path);
             return;
         }
@@ -258,7 +271,8 @@ on_resume(gx_call_t *call, void *arg)
         return;
     call->core.parked = 0;
     if (!gx_call_is_done(call)) {
-        if (takes_stream(call->core.method) || call->core.req != NULL)
+        if (takes_stream(call->core.method) || call->core.req != NULL ||
+            call->core.undecodable)
             chain_run(call, (unsigned)call->core.phase);
     }
     gx__call_unref(call);

@@ -387,6 +387,8 @@ main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     rv = gx_mods_load(&mods, &conf, builtin_modules, err, sizeof(err));
+    if (rv == 0 && (rv = gx_access_modules_check(&mods, err, sizeof(err))) != 0)
+        gx_mods_unload(&mods);
     if (rv != 0) {
         fprintf(stderr, "galaxy-poold: %s\n", err);
         gx_conf_deinit(&conf);

@@ -64,6 +64,16 @@ gx_call_metadata(const gx_call_t *call, const char *key, size_t *len)
     return NULL;
 }
 
+size_t
+gx_call_metadata_count(const gx_call_t *call, const char *key)
+{
+    size_t n = 0;
+
+    for (const gx_md_t *md = call->md_in; md != NULL; md = md->next)
+        n += strcmp(md->key, key) == 0;
+    return n;
+}
+
 static int
 md_add(gx_call_t *call, gx_md_t **list, const char *key, const char *value, size_t len)
 {

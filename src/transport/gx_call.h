@@ -45,7 +45,8 @@ struct gx_call_s {
     /* request */
     char *path;
     char *tls_identity; /* copied from the connection: the call may outlive it */
-    gx_md_t *md_in;
+    gx_md_t *md_in;     /* in arrival order */
+    gx_md_t **md_in_tail;
     size_t header_bytes;
     uint64_t timeout_us;
     uint8_t gzip_in;
@@ -101,6 +102,7 @@ struct gx_call_s {
         unsigned started : 1;
         unsigned cancel_sent : 1;
         unsigned validated : 1;
+        unsigned undecodable : 1; /* the request did not decode: refused after AUTHN */
     } core;
 };
 

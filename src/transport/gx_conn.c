@@ -26,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -174,6 +175,39 @@ deliver_writable(gx_conn_t *c)
     }
 }
 
+/*
+ * Cleartext connections write what nghttp2 produced at once, from the
+ * callback that produced it, and wait for the socket only when it is full:
+ * their bufferevent keeps EV_WRITE disabled otherwise.  Letting the
+ * bufferevent schedule every write costs two epoll_ctl calls and a loop
+ * round per response, which dominated one-stream-per-connection loads.
+ * (TLS connections leave writing to the OpenSSL bufferevent.)
+ */
+static int
+plain_flush(gx_conn_t *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n;
+
+    if (evbuffer_get_length(out) != 0) {
+        /* a socket bufferevent keeps its output frozen at the front, for its own writes */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || evbuffer_get_length(out) != 0) {
+            /* socket full (write_cb goes on), or an error for the bufferevent to report */
+            bufferevent_enable(c->bev, EV_WRITE);
+            return 1;
+        }
+    }
+    bufferevent_disable(c->bev, EV_WRITE);
+    if (c->read_paused) {
+        c->read_paused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+    return 0;
+}
+
 /* Lets nghttp2 write; hands drained send buffers back to their calls. @return 1 when @c is gone */
 static int
 conn_send(gx_conn_t *c)
@@ -194,6 +228,10 @@ conn_send(gx_conn_t *c)
         }
         if (c->writable_pending)
             deliver_writable(c);
+        /* drained at once, and nghttp2 held back data while the buffer was full: go on */
+        if (!c->tls && !c->free_pending && plain_flush(c) == 0 &&
+            nghttp2_session_want_write(c->session))
+            c->want_send = 1;
         if (!c->want_send)
             break;
     }
@@ -202,8 +240,15 @@ conn_send(gx_conn_t *c)
         conn_destroy(c);
         return 1;
     }
-    if (c->want_send)
-        event_active(c->flush_ev, EV_WRITE, 0);
+    if (c->want_send) {
+        /*
+         * Still more to say: go on after the loop has polled the sockets
+         * (a zero timeout, not event_active, which would run again before
+         * any read and let a fast reader's big stream starve its requests).
+         */
+        static const struct timeval now = {0, 0};
+        event_add(c->flush_ev, &now);
+    }
     return 0;
 }
 
@@ -508,8 +553,11 @@ keep_metadata(gx_call_t *call, const uint8_t *name, size_t nlen, const uint8_t *
         md->len = vlen;
     }
     md->value = v;
-    md->next = call->md_in;
-    call->md_in = md;
+    md->next = NULL;
+    if (call->md_in_tail == NULL)
+        call->md_in_tail = &call->md_in;
+    *call->md_in_tail = md; /* in arrival order: the first value is the first sent */
+    call->md_in_tail = &md->next;
     return 0;
 }
 
@@ -945,6 +993,8 @@ write_cb(struct bufferevent *bev, void *arg)
 {
     gx_conn_t *c = arg;
 
+    if (!c->tls)
+        bufferevent_disable(bev, EV_WRITE); /* drained: back to writing directly */
     if (c->read_paused) {
         c->read_paused = 0;
         bufferevent_enable(bev, EV_READ);
@@ -1173,6 +1223,8 @@ gx__conn_accept(gx_worker_t *w, int fd, const struct sockaddr *sa, int tls)
         goto fail_events;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (!tls)
+        bufferevent_disable(c->bev, EV_WRITE); /* a new bufferevent starts write-enabled */
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;

@@ -112,6 +112,21 @@ class Pki:
         crt, key = self._leaf(name, ca, "subjectAltName=" + san)
         return open(crt, "rb").read(), open(key, "rb").read()
 
+    def client_without_san(self, name, cn, ca="ca"):
+        """(cert_pem, key_pem) of a client certificate whose subject CN is @cn and
+        that has no subjectAltName at all (@name names its files)."""
+        ext = self.path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-subj", "/CN=%s" % cn, "-keyout", name + ".key", "-out", name + ".csr",
+                 cwd=self.dir)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt",
+                 cwd=self.dir)
+        return (open(self.path(name + ".crt"), "rb").read(),
+                open(self.path(name + ".key"), "rb").read())
+
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
@@ -173,6 +188,21 @@ class Server:
                 k, _, v = line.strip().partition("=")
                 self.addr[k] = v
         return self
+
+    def start_refused(self, timeout=60 if os.environ.get("GX_SERVER_WRAP") else 15):
+        """Starts the server expecting it to refuse: returns (exit code, log).
+        A server that comes up is stopped again and fails the test."""
+        try:
+            self.start(timeout)
+        except RuntimeError:
+            rc = self.proc.wait(5) if self.proc is not None else None
+            self.returncode = rc
+            self.proc = None
+            self.logf.close()
+            return rc, self.log()
+        rc = self.stop()
+        raise AssertionError("galaxy-poold started (exit %s after SIGTERM):\n%s"
+                             % (rc, self.log()))
 
     @property
     def h2c(self):

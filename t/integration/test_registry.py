@@ -11,8 +11,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-
-PKG = "/galaxy.pool.v1."
+from gxapi import PKG, Api, status_of
 
 
 @pytest.fixture(scope="module")
@@ -20,87 +19,10 @@ def pb(protos):
     return importlib.import_module("galaxy.pool.v1.pool_pb2")
 
 
-class Api:
-    """Unary stubs by method name: api.Register(req) → response."""
-
-    def __init__(self, ch, pb):
-        self.ch = ch
-        self.pb = pb
-        self.methods = {
-            "NodeRegistry": [("Register", "RegisterRequest", "RegisterResponse"),
-                             ("Heartbeat", "HeartbeatRequest", "HeartbeatResponse"),
-                             ("Deregister", "DeregisterRequest", "DeregisterResponse"),
-                             ("Drain", "DrainRequest", "Node")],
-            "Discovery": [("GetNode", "GetNodeRequest", "Node"),
-                          ("ListNodes", "ListNodesRequest", "ListNodesResponse")],
-            "PoolAdmin": [("CreatePool", "CreatePoolRequest", "Pool"),
-                          ("GetPool", "GetPoolRequest", "Pool"),
-                          ("ListPools", "ListPoolsRequest", "ListPoolsResponse"),
-                          ("UpdatePool", "UpdatePoolRequest", "Pool"),
-                          ("DeletePool", "DeletePoolRequest", "DeletePoolResponse"),
-                          ("CreateApiKey", "CreateApiKeyRequest", "CreateApiKeyResponse"),
-                          ("ListModules", "ListModulesRequest", "ListModulesResponse")],
-        }
-        for svc, rows in self.methods.items():
-            for name, req, resp in rows:
-                setattr(self, name, ch.unary_unary(
-                    PKG + svc + "/" + name,
-                    request_serializer=getattr(pb, req).SerializeToString,
-                    response_deserializer=getattr(pb, resp).FromString))
-        self.HeartbeatStream = ch.stream_stream(
-            PKG + "NodeRegistry/HeartbeatStream",
-            request_serializer=pb.HeartbeatRequest.SerializeToString,
-            response_deserializer=pb.HeartbeatResponse.FromString)
-        self.Watch = ch.unary_stream(
-            PKG + "Discovery/Watch", request_serializer=pb.WatchRequest.SerializeToString,
-            response_deserializer=pb.WatchEvent.FromString)
-
-    def node(self, id, pool="devnet", specs=("developer",), labels=None, **kw):
-        kw.setdefault("address", "10.0.0.1:7000")
-        kw.setdefault("version", "1.0")
-        return self.pb.Node(id=id, pool=pool, specializations=list(specs),
-                            labels=labels or {}, **kw)
-
-    def register(self, id, pool="devnet", token="", **kw):
-        return self.Register(self.pb.RegisterRequest(node=self.node(id, pool, **kw),
-                                                     lease_token=token), timeout=10)
-
-    def heartbeat(self, id, token, pool="devnet", load=0.5, jobs=0):
-        return self.Heartbeat(self.pb.HeartbeatRequest(pool=pool, node_id=id, lease_token=token,
-                                                       load=load, running_jobs=jobs), timeout=5)
-
-    def get(self, id, pool="devnet"):
-        return self.GetNode(self.pb.GetNodeRequest(pool=pool, node_id=id), timeout=5)
-
-    def list(self, pool="devnet", **kw):
-        return self.ListNodes(self.pb.ListNodesRequest(pool=pool, **kw), timeout=10)
-
-    def list_all(self, pool="devnet", page_size=100, **kw):
-        ids, token = [], ""
-        for _ in range(10000):
-            r = self.list(pool, page_size=page_size, page_token=token, **kw)
-            ids += [n.id for n in r.nodes]
-            token = r.next_page_token
-            if not token:
-                return ids
-        raise AssertionError("paging does not end")
-
-    def create_pool(self, name, **kw):
-        kw.setdefault("visibility", self.pb.VISIBILITY_PUBLIC)
-        return self.CreatePool(self.pb.CreatePoolRequest(pool=self.pb.Pool(name=name, **kw)),
-                               timeout=10)
-
-
 @pytest.fixture
 def api(server, pb):
     with server.channel() as ch:
         yield Api(ch, pb)
-
-
-def status_of(fn, *a, **kw):
-    with pytest.raises(grpc.RpcError) as e:
-        fn(*a, **kw)
-    return e.value.code(), e.value.details()
 
 
 # ---------------------------------------------------------------- pools
