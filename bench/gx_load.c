@@ -15,9 +15,21 @@
  * all requests completed with grpc-status 0 (with --allow-errors: completed
  * with any grpc-status), 1 otherwise, 2 on usage errors.
  *
+ * With --stream-msgs K every call is a bidi stream instead: it sends K request
+ * messages (the template, placeholder numbered per message), at most
+ * --stream-window W of them awaiting their response (the next one goes out when
+ * a response arrives: NGHTTP2_ERR_DEFERRED + nghttp2_session_resume_data), then
+ * half-closes.  Every response message is parsed out of the DATA frames and
+ * must be an uncompressed, well-formed protobuf message (and, with
+ * --expect-len, of that length); a call that ends with grpc-status 0 but did
+ * not get exactly K responses, or got a malformed one, fails.  -n then counts
+ * calls (streams), and the report adds messages/s and per-message latency.
+ *
  *   cc -O2 -o gx_load bench/gx_load.c $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread
  *   gx_load -n 100000 -c 16 -m 32 --body reg.bin \
  *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/Register
+ *   gx_load -n 256 -c 4 -m 64 --stream-msgs 4000 --stream-window 1 -d hb.bin --framed \
+ *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/HeartbeatStream
  */
 #define _GNU_SOURCE
 
@@ -50,6 +62,8 @@
 #define GX_LOAD_MAX_MARKS   16
 #define GX_LOAD_READ_CHUNK  65536
 #define GX_LOAD_OUT_CHUNK   65536
+#define GX_LOAD_MAX_WINDOW  4096
+#define GX_LOAD_MAX_LAT     (1u << 24)   /* latency samples kept per thread */
 
 /* grpc-status 0..16, then outcomes that carry no valid status */
 enum {
@@ -57,6 +71,8 @@ enum {
     ST_MISSING,        /* stream ended without a grpc-status */
     ST_INVALID,        /* grpc-status not a decimal 0..16 */
     ST_RESET,          /* RST_STREAM or connection lost before the end */
+    ST_BAD_MSG,        /* --stream-msgs: a response message is malformed */
+    ST_MSG_COUNT,      /* --stream-msgs: grpc-status 0 but not one response per request */
     ST_TIMEOUT,        /* still in flight when --timeout expired */
     ST_COUNT
 };
@@ -65,7 +81,8 @@ static const char *const status_names[ST_COUNT] = {
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
     "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
     "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED", "no-grpc-status", "bad-grpc-status", "stream-reset", "timeout",
+    "UNAUTHENTICATED", "no-grpc-status", "bad-grpc-status", "stream-reset", "bad-response-message",
+    "wrong-response-count", "timeout",
 };
 
 typedef struct {
@@ -77,6 +94,9 @@ typedef struct {
     uint64_t start;
     double timeout;
     int allow_errors;
+    uint64_t stream_msgs;          /* 0: unary calls; else request messages per bidi stream */
+    unsigned window;               /* --stream-window: requests awaiting their response */
+    long expect_len;               /* --expect-len: response message length, -1 any */
     const char *host;
     const char *port;
     const char *path;
@@ -125,6 +145,19 @@ struct gx_load_stream_s {
     char message[128];             /* grpc-message, cut */
     size_t body_off;
     size_t body_len;
+    /* --stream-msgs */
+    uint64_t number;               /* the call's index k over the whole run */
+    uint64_t sent;                 /* request messages started */
+    uint64_t recvd;                /* complete response messages */
+    int deferred;                  /* the data provider waits for a response */
+    int bad;                       /* a response message was malformed */
+    struct timespec *sent_at;      /* ring of --stream-window send times */
+    uint8_t rhdr[5];               /* the response message being parsed: its prefix, */
+    size_t rhdr_got;
+    size_t rlen;                   /* its length, */
+    size_t rgot;
+    uint8_t *rbuf;                 /* and its bytes */
+    size_t rcap;
     uint8_t body[];
 };
 
@@ -139,7 +172,12 @@ struct gx_load_thread_s {
     uint64_t done;
     uint64_t status[ST_COUNT];
     uint64_t http_non200;
-    uint32_t *lat_us;              /* one per completed request */
+    uint64_t msgs_sent;            /* --stream-msgs: request messages started */
+    uint64_t msgs_recv;            /* ... response messages received */
+    uint64_t msgs_bad;             /* ... of which malformed */
+    size_t resp_min;               /* ... their sizes (without the 5-byte prefix) */
+    size_t resp_max;
+    uint32_t *lat_us;              /* one per completed request (stream: per message) */
     uint64_t nlat;
     uint64_t lat_cap;
     struct timespec t_end;
@@ -203,6 +241,61 @@ body_read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf, size_t leng
     return (ssize_t)n;
 }
 
+/* the data provider of a --stream-msgs call: request messages while the window allows */
+static ssize_t
+stream_read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf, size_t length,
+               uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+    gx_load_stream_t *s = source->ptr;
+    const gx_load_t *g = s->conn->th->g;
+    size_t out = 0, n;
+
+    (void)sess;
+    (void)stream_id;
+    (void)user_data;
+    while (out < length) {
+        if (s->body_off == s->body_len) {
+            if (s->sent == g->stream_msgs || s->sent - s->recvd >= g->window)
+                break;
+            stream_fill_body(g, s, g->start + s->number * g->stream_msgs + s->sent);
+            s->body_off = 0;
+            clock_gettime(CLOCK_MONOTONIC, &s->sent_at[s->sent % g->window]);
+            s->sent++;
+            s->conn->th->msgs_sent++;
+        }
+        n = s->body_len - s->body_off;
+        if (n > length - out)
+            n = length - out;
+        memcpy(buf + out, s->body + s->body_off, n);
+        s->body_off += n;
+        out += n;
+    }
+    if (s->sent == g->stream_msgs && s->body_off == s->body_len) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;    /* half-close with the last message */
+        return (ssize_t)out;
+    }
+    if (out == 0) {
+        s->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)out;
+}
+
+static gx_load_stream_t *
+stream_new(const gx_load_t *g)
+{
+    gx_load_stream_t *s = calloc(1, sizeof(*s) + g->body_len);
+
+    if (s == NULL || g->stream_msgs == 0)
+        return s;
+    s->sent_at = calloc(g->window, sizeof(*s->sent_at));
+    if (s->sent_at == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* submits one request if any is left; @return 1 submitted, 0 none left, -1 error */
 static int
 conn_submit_one(gx_load_conn_t *c)
@@ -218,18 +311,24 @@ conn_submit_one(gx_load_conn_t *c)
     k = __atomic_fetch_add(&g->issued, 1, __ATOMIC_RELAXED);
     if (k >= g->n)
         return 0;
-    s = calloc(1, sizeof(*s) + g->body_len);
+    s = stream_new(g);
     if (s == NULL)
         return -1;
     s->conn = c;
     s->grpc_status = -1;
-    stream_fill_body(g, s, g->start + k);
+    s->number = k;
     dp.source.ptr = s;
-    dp.read_callback = body_read_cb;
+    if (g->stream_msgs > 0) {
+        dp.read_callback = stream_read_cb;
+    } else {
+        stream_fill_body(g, s, g->start + k);
+        dp.read_callback = body_read_cb;
+    }
     clock_gettime(CLOCK_MONOTONIC, &s->t_start);
     id = nghttp2_submit_request(c->sess, NULL, g->hdrs, g->nhdrs, &dp, s);
     if (id < 0) {
         record_error(g, "nghttp2_submit_request: %s", nghttp2_strerror(id));
+        free(s->sent_at);
         free(s);
         return -1;
     }
@@ -252,6 +351,8 @@ stream_free(gx_load_stream_t *s)
         c->streams = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
+    free(s->sent_at);
+    free(s->rbuf);
     free(s);
 }
 
@@ -327,7 +428,7 @@ stream_finish(gx_load_thread_t *th, gx_load_stream_t *s, int outcome)
     th->done++;
     if (s->http_status != 0 && s->http_status != 200)
         th->http_non200++;
-    if (th->nlat < th->lat_cap)
+    if (th->g->stream_msgs == 0 && th->nlat < th->lat_cap)
         th->lat_us[th->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
     th->t_end = now;
 }
@@ -342,15 +443,23 @@ on_stream_close_cb(nghttp2_session *sess, int32_t stream_id, uint32_t error_code
 
     if (s == NULL)
         return 0;
-    if (s->grpc_status >= 0)
+    if (s->grpc_status == 0 && c->th->g->stream_msgs > 0 && s->bad)
+        outcome = ST_BAD_MSG;
+    else if (s->grpc_status == 0 && c->th->g->stream_msgs > 0 &&
+             (s->recvd != c->th->g->stream_msgs || s->sent != c->th->g->stream_msgs))
+        outcome = ST_MSG_COUNT;
+    else if (s->grpc_status >= 0)
         outcome = s->grpc_status;
     else if (error_code != NGHTTP2_NO_ERROR)
         outcome = ST_RESET;
     else
         outcome = ST_MISSING;
     if (outcome != 0)
-        record_error(c->th->g, "stream %d: %s (HTTP %d, h2 error %u) grpc-message \"%s\"",
-                     stream_id, status_names[outcome], s->http_status, error_code, s->message);
+        record_error(c->th->g, "stream %d: %s (HTTP %d, h2 error %u, %llu of %llu request "
+                     "messages sent, %llu responses) grpc-message \"%s\"", stream_id,
+                     status_names[outcome], s->http_status, error_code,
+                     (unsigned long long)s->sent, (unsigned long long)c->th->g->stream_msgs,
+                     (unsigned long long)s->recvd, s->message);
     stream_finish(c->th, s, outcome);
     nghttp2_session_set_stream_user_data(sess, stream_id, NULL);
     stream_free(s);
@@ -358,16 +467,170 @@ on_stream_close_cb(nghttp2_session *sess, int32_t stream_id, uint32_t error_code
     return 0;
 }
 
+/* a varint at @p *p (below @p end); @return 0, or -1 if truncated or over 10 bytes */
+static int
+pb_skip_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; *p < end && shift < 70; shift += 7) {
+        uint8_t b = *(*p)++;
+
+        *v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+        if ((b & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* 1 if @p len bytes are a sequence of well-formed protobuf fields (no groups) */
+static int
+pb_well_formed(const uint8_t *p, size_t len)
+{
+    const uint8_t *end;
+    uint64_t key, v;
+
+    if (len == 0)
+        return 1; /* an empty message: every field has its default value */
+    end = p + len;
+    while (p < end) {
+        if (pb_skip_varint(&p, end, &key) != 0 || (key >> 3) == 0)
+            return 0;
+        switch (key & 7) {
+        case 0: /* varint: read it, nothing more to skip */
+            if (pb_skip_varint(&p, end, &v) != 0)
+                return 0;
+            v = 0;
+            break;
+        case 1: v = 8; break;
+        case 5: v = 4; break;
+        case 2: /* length-delimited */
+            if (pb_skip_varint(&p, end, &v) != 0)
+                return 0;
+            break;
+        default: return 0;
+        }
+        if (v > (uint64_t)(end - p))
+            return 0;
+        p += v;
+    }
+    return 1;
+}
+
+/* one complete response message of a --stream-msgs call */
+static void
+stream_on_response(gx_load_conn_t *c, gx_load_stream_t *s, int32_t stream_id)
+{
+    gx_load_thread_t *th = c->th;
+    const gx_load_t *g = th->g;
+    struct timespec now;
+    double us;
+
+    if (s->rhdr[0] != 0 || !pb_well_formed(s->rbuf, s->rlen) || s->recvd >= s->sent ||
+        (g->expect_len >= 0 && s->rlen != (size_t)g->expect_len)) {
+        if (!s->bad)
+            record_error(th->g, "stream %d: response message %llu malformed or unasked for "
+                         "(flag %u, %zu bytes)", stream_id, (unsigned long long)s->recvd,
+                         s->rhdr[0], s->rlen);
+        s->bad = 1;
+        th->msgs_bad++;
+    }
+    if (th->msgs_recv == 0 || s->rlen < th->resp_min)
+        th->resp_min = s->rlen;
+    if (s->rlen > th->resp_max)
+        th->resp_max = s->rlen;
+    if (s->recvd < s->sent) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        us = ts_diff(&s->sent_at[s->recvd % g->window], &now) * 1e6;
+        if (th->nlat < th->lat_cap)
+            th->lat_us[th->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
+        th->t_end = now;
+    }
+    s->recvd++;
+    th->msgs_recv++;
+    s->rhdr_got = 0;
+    if (s->deferred && s->sent < g->stream_msgs) {
+        s->deferred = 0;
+        nghttp2_session_resume_data(c->sess, stream_id);
+    }
+}
+
+/* the response's 5-byte message prefix is complete: size the buffer */
+static int
+stream_on_prefix(gx_load_stream_t *s)
+{
+    s->rlen = (size_t)s->rhdr[1] << 24 | (size_t)s->rhdr[2] << 16 | (size_t)s->rhdr[3] << 8 |
+              s->rhdr[4];
+    s->rgot = 0;
+    if (s->rlen > GX_LOAD_MAX_BODY)
+        return -1;
+    if (s->rlen > s->rcap) {
+        uint8_t *p = realloc(s->rbuf, s->rlen);
+
+        if (p == NULL)
+            return -1;
+        s->rbuf = p;
+        s->rcap = s->rlen;
+    }
+    return 0;
+}
+
+/* --stream-msgs: splits the response DATA into gRPC messages */
 static int
 on_data_chunk_cb(nghttp2_session *sess, uint8_t flags, int32_t stream_id, const uint8_t *data,
                  size_t len, void *user_data)
 {
-    (void)sess;
+    gx_load_conn_t *c = user_data;
+    gx_load_stream_t *s;
+    size_t n;
+
     (void)flags;
-    (void)stream_id;
-    (void)data;
-    (void)len;
-    (void)user_data;
+    if (c->th->g->stream_msgs == 0)
+        return 0;
+    s = nghttp2_session_get_stream_user_data(sess, stream_id);
+    while (s != NULL && len > 0) {
+        if (s->rhdr_got < sizeof(s->rhdr)) {
+            n = sizeof(s->rhdr) - s->rhdr_got;
+            n = n < len ? n : len;
+            memcpy(s->rhdr + s->rhdr_got, data, n);
+            s->rhdr_got += n;
+            if (s->rhdr_got == sizeof(s->rhdr) && stream_on_prefix(s) != 0) {
+                record_error(c->th->g, "stream %d: response message of %zu bytes", stream_id,
+                             s->rlen);
+                s->bad = 1;
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            }
+        } else {
+            n = s->rlen - s->rgot;
+            n = n < len ? n : len;
+            memcpy(s->rbuf + s->rgot, data, n);
+            s->rgot += n;
+        }
+        data += n;
+        len -= n;
+        if (s->rhdr_got == sizeof(s->rhdr) && s->rgot == s->rlen)
+            stream_on_response(c, s, stream_id);
+    }
+    return 0;
+}
+
+/*
+ * The server ended a --stream-msgs call (trailers with END_STREAM) while this
+ * side still has requests to send: reset it, or the stream would wait for the
+ * timeout.  Its outcome is still the grpc-status of the trailers.
+ */
+static int
+on_frame_recv_cb(nghttp2_session *sess, const nghttp2_frame *frame, void *user_data)
+{
+    gx_load_conn_t *c = user_data;
+    gx_load_stream_t *s;
+
+    if (c->th->g->stream_msgs == 0 || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
+        return 0;
+    s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
+    if (s != NULL && (s->sent < c->th->g->stream_msgs || s->body_off < s->body_len))
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -532,6 +795,7 @@ conn_session_new(gx_load_conn_t *c)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_cb);
     rv = nghttp2_session_client_new(&c->sess, cbs, c);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
@@ -627,7 +891,9 @@ thread_setup(gx_load_t *g, gx_load_thread_t *th, const struct addrinfo *ai)
     th->base = event_base_new();
     th->ev_timeout = th->base ? evtimer_new(th->base, thread_on_timeout, th) : NULL;
     th->conns = calloc(th->nconns, sizeof(*th->conns));
-    th->lat_cap = g->n;
+    th->lat_cap = g->stream_msgs > 0 ? g->n * g->stream_msgs : g->n;
+    if (th->lat_cap > GX_LOAD_MAX_LAT)
+        th->lat_cap = GX_LOAD_MAX_LAT;
     th->lat_us = malloc(th->lat_cap * sizeof(*th->lat_us));
     if (th->ev_timeout == NULL || th->conns == NULL || th->lat_us == NULL)
         return -1;
@@ -700,11 +966,38 @@ pct_ms(const uint32_t *v, uint64_t n, double p)
     return v[i] / 1000.0;
 }
 
+/* --stream-msgs: the message counts, and their part of the result line */
+static void
+report_messages(const gx_load_t *g, const gx_load_thread_t *ths, double secs, char *res,
+                size_t res_size)
+{
+    uint64_t sent = 0, recv = 0, bad = 0;
+    size_t rmin = 0, rmax = 0;
+
+    for (unsigned t = 0; t < g->threads; t++) {
+        sent += ths[t].msgs_sent;
+        recv += ths[t].msgs_recv;
+        bad += ths[t].msgs_bad;
+        if (ths[t].msgs_recv > 0 && (rmin == 0 || ths[t].resp_min < rmin))
+            rmin = ths[t].resp_min;
+        if (ths[t].resp_max > rmax)
+            rmax = ths[t].resp_max;
+    }
+    printf("messages: %llu requests sent (of %llu), %llu responses received, %.1f responses/s, "
+           "%zu..%zu bytes each, %llu malformed\n", (unsigned long long)sent,
+           (unsigned long long)(g->n * g->stream_msgs), (unsigned long long)recv,
+           secs > 0 ? (double)recv / secs : 0, rmin, rmax, (unsigned long long)bad);
+    snprintf(res, res_size, " msgs_sent=%llu msgs_recv=%llu msgs_bad=%llu msg_rps=%.1f",
+             (unsigned long long)sent, (unsigned long long)recv, (unsigned long long)bad,
+             secs > 0 ? (double)recv / secs : 0);
+}
+
 /* prints the summary; @return the exit status */
 static int
 report(gx_load_t *g, gx_load_thread_t *ths)
 {
     uint64_t status[ST_COUNT] = {0}, done = 0, nlat = 0, non200 = 0, errors = 0, unsent;
+    char msgs[256] = "";
     struct timespec end = g->t0;
     uint32_t *lat;
     double secs;
@@ -733,8 +1026,11 @@ report(gx_load_t *g, gx_load_thread_t *ths)
            secs > 0 ? (double)(done - status[ST_TIMEOUT]) / secs : 0,
            secs > 0 ? (double)status[0] / secs : 0,
            (unsigned long long)(done - status[ST_TIMEOUT]), (unsigned long long)g->n);
-    printf("latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", pct_ms(lat, nlat, 0.5),
-           pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0);
+    if (g->stream_msgs > 0)
+        report_messages(g, ths, secs, msgs, sizeof(msgs));
+    printf("latency%s: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+           g->stream_msgs > 0 ? " (request message to its response)" : "",
+           pct_ms(lat, nlat, 0.5), pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0);
     printf("status:");
     for (int k = 0; k < ST_COUNT; k++)
         if (status[k] > 0)
@@ -751,15 +1047,15 @@ report(gx_load_t *g, gx_load_thread_t *ths)
     if (errors > 0 && g->first_error[0])
         printf("first error: %s\n", g->first_error);
     printf("result: done=%llu ok=%llu errors=%llu secs=%.6f rps=%.1f p50_ms=%.3f p99_ms=%.3f "
-           "max_ms=%.3f\n", (unsigned long long)(done - status[ST_TIMEOUT]),
+           "max_ms=%.3f%s\n", (unsigned long long)(done - status[ST_TIMEOUT]),
            (unsigned long long)status[0], (unsigned long long)errors, secs,
            secs > 0 ? (double)(done - status[ST_TIMEOUT]) / secs : 0, pct_ms(lat, nlat, 0.5),
-           pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0);
+           pct_ms(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0, msgs);
     free(lat);
     ok = status[0] == g->n;
     if (g->allow_errors)
-        ok = status[ST_MISSING] + status[ST_INVALID] + status[ST_RESET] + status[ST_TIMEOUT] == 0 &&
-             done == g->n;
+        ok = status[ST_MISSING] + status[ST_INVALID] + status[ST_RESET] + status[ST_BAD_MSG] +
+             status[ST_MSG_COUNT] + status[ST_TIMEOUT] == 0 && done == g->n;
     return ok ? 0 : 1;
 }
 
@@ -780,7 +1076,11 @@ usage(void)
             "  --start N         the first request's counter (default 0)\n"
             "  -H 'NAME: VALUE'  one more request header (repeatable, up to %d)\n"
             "  --timeout SEC     stop after SEC seconds; unfinished requests fail (default 60)\n"
-            "  --allow-errors    exit 0 even when some grpc-status is not 0\n",
+            "  --allow-errors    exit 0 even when some grpc-status is not 0\n"
+            "  --stream-msgs K   bidi streaming: every call sends K request messages, then\n"
+            "                    half-closes, and must get K responses (-n counts calls)\n"
+            "  --stream-window W requests of a stream awaiting their response (default 1)\n"
+            "  --expect-len N    --stream-msgs: every response message has N bytes\n",
             GX_LOAD_MAX_HEADERS);
     exit(2);
 }
@@ -870,6 +1170,9 @@ parse_args(gx_load_t *g, int argc, char **argv)
         {"body", required_argument, NULL, 'd'}, {"framed", no_argument, NULL, 'F'},
         {"placeholder", required_argument, NULL, 'P'}, {"start", required_argument, NULL, 'S'},
         {"timeout", required_argument, NULL, 'T'}, {"allow-errors", no_argument, NULL, 'A'},
+        {"stream-msgs", required_argument, NULL, 'K'},
+        {"stream-window", required_argument, NULL, 'W'},
+        {"expect-len", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *body = NULL, *mark = "@@@@@@@@";
@@ -880,6 +1183,8 @@ parse_args(gx_load_t *g, int argc, char **argv)
     g->n = 10000;
     g->conns = g->streams = g->threads = 1;
     g->timeout = 60;
+    g->window = 1;
+    g->expect_len = -1;
     while ((o = getopt_long(argc, argv, "n:c:m:t:d:H:h", opts, NULL)) != -1) {
         switch (o) {
         case 'n': g->n = strtoull(optarg, NULL, 10); break;
@@ -892,6 +1197,9 @@ parse_args(gx_load_t *g, int argc, char **argv)
         case 'S': g->start = strtoull(optarg, NULL, 10); break;
         case 'T': g->timeout = strtod(optarg, NULL); break;
         case 'A': g->allow_errors = 1; break;
+        case 'K': g->stream_msgs = strtoull(optarg, NULL, 10); break;
+        case 'W': g->window = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'L': g->expect_len = strtol(optarg, NULL, 10); break;
         case 'H':
             if (nextra == GX_LOAD_MAX_HEADERS || strchr(optarg, ':') == NULL)
                 usage();
@@ -903,13 +1211,16 @@ parse_args(gx_load_t *g, int argc, char **argv)
     if (optind != argc - 1 || body == NULL || parse_url(g, argv[optind]) != 0 || g->n == 0 ||
         g->n > GX_LOAD_MAX_REQS || g->conns == 0 || g->conns > GX_LOAD_MAX_CONNS ||
         g->streams == 0 || g->streams > GX_LOAD_MAX_STREAMS || g->threads == 0 ||
-        g->threads > GX_LOAD_MAX_THREADS || !(g->timeout > 0 && g->timeout <= 86400))
+        g->threads > GX_LOAD_MAX_THREADS || !(g->timeout > 0 && g->timeout <= 86400) ||
+        g->window == 0 || g->window > GX_LOAD_MAX_WINDOW ||
+        g->stream_msgs > GX_LOAD_MAX_REQS / g->n || g->expect_len > (long)GX_LOAD_MAX_BODY)
         usage();
     if (g->threads > g->conns)
         g->threads = g->conns;
     if (load_body(g, body, framed, mark) != 0)
         usage();
-    if (g->nmarks > 0 && g->mark_len < 19 && g->start + g->n > pow10u(g->mark_len)) {
+    if (g->nmarks > 0 && g->mark_len < 19 &&
+        g->start + g->n * (g->stream_msgs ? g->stream_msgs : 1) > pow10u(g->mark_len)) {
         fprintf(stderr, "gx_load: --start + -n exceeds %zu digits of the placeholder\n",
                 g->mark_len);
         exit(2);
@@ -960,10 +1271,14 @@ main(int argc, char **argv)
         return 1;
     pthread_mutex_init(&g.err_lock, NULL);
     pthread_barrier_init(&g.go, NULL, g.threads + 1);
-    printf("gx_load: %llu requests to http://%s%s, %u connection(s) x %u stream(s), "
+    printf("gx_load: %llu %s to http://%s%s, %u connection(s) x %u stream(s), "
            "%u thread(s), body %zu bytes framed, %zu placeholder(s) from %llu\n",
-           (unsigned long long)g.n, g.authority, g.path, g.conns, g.streams, g.threads,
-           g.body_len, g.nmarks, (unsigned long long)g.start);
+           (unsigned long long)g.n, g.stream_msgs ? "bidi streams" : "requests", g.authority,
+           g.path, g.conns, g.streams, g.threads, g.body_len, g.nmarks,
+           (unsigned long long)g.start);
+    if (g.stream_msgs > 0)
+        printf("gx_load: %llu request messages per stream, at most %u awaiting a response\n",
+               (unsigned long long)g.stream_msgs, g.window);
     for (unsigned t = 0; t < g.threads; t++) {
         ths[t].nconns = g.conns / g.threads + (t < g.conns % g.threads);
         if (thread_setup(&g, &ths[t], ai) != 0) {

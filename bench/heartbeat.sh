@@ -11,6 +11,12 @@
 # and no non-OK call at all.  Prints a table with the ratio; exits 1 if any run
 # failed that check.  Every h2load run is bounded by -n and a timeout.
 #
+# galaxy-poold runs with the whole phase chain: the modules auth_apikey and rbac
+# (API keys and the access rules; anonymous heartbeats in the public pool
+# mainnet pass them) and the access log written to a file, which must hold one
+# OK line per call of the run; --bare runs it without modules and with the
+# access log off, as before.
+#
 #   bench/heartbeat.sh --build /tmp/build-rel --ref /tmp/ref/ref_server
 #   bench/heartbeat.sh --ref-only --ref /tmp/ref/ref_server -n 200000
 #   bench/heartbeat.sh --help
@@ -20,6 +26,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=.
 ref=${REF_SERVER:-$src/bench/ref/ref_server}
 mode=both
+bare=0
+module_dir=
 n=200000
 warmup=20000
 nodes=100000
@@ -50,8 +58,11 @@ usage: bench/heartbeat.sh [options]
   --rounds R             repeat the whole alternation; the table shows medians (default 1)
   --workers N            server threads: galaxy-poold --workers, ref_server -t (default nproc)
   --client-threads N     h2load -t, at most the connections of the shape (default nproc)
-  --poold-config FILE    galaxy-poold -c (default: a generated one, access log off)
-  --poold-arg ARG        one more galaxy-poold argument (repeatable, e.g. --module-dir=DIR)
+  --bare                 galaxy-poold without modules and with the access log off (default:
+                         auth_apikey and rbac loaded, access log written to a file)
+  --module-dir DIR       where the modules are (default BUILD/modules/.libs)
+  --poold-config FILE    galaxy-poold -c (replaces the generated configuration)
+  --poold-arg ARG        one more galaxy-poold argument (repeatable)
   --ref-register         register the reference's nodes through Register too (default:
                          ref_server --preload, token "bench-token")
   --register-concurrency N  Register calls in flight (default $reg_conc)
@@ -69,6 +80,7 @@ while [ $# -gt 0 ]; do
     --ref-only) mode=ref; continue ;;
     --poold-only) mode=poold; continue ;;
     --ref-register) ref_register=1; continue ;;
+    --bare) bare=1; continue ;;
     -h|--help) usage ;;
     esac
     [ $# -gt 0 ] || { echo "heartbeat.sh: $opt needs a value" >&2; usage; }
@@ -84,6 +96,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$val ;;
     --workers) workers=$val ;;
     --client-threads) client_threads=$val ;;
+    --module-dir) module_dir=$val ;;
     --poold-config) poold_conf=$val ;;
     --poold-arg) poold_args+=("$val") ;;
     --register-concurrency) reg_conc=$val ;;
@@ -127,6 +140,16 @@ if [ "$mode" != ref ] && [ ! -x "$build/galaxy-poold" ]; then
     echo "heartbeat.sh: no $build/galaxy-poold (--build DIR)" >&2
     exit 1
 fi
+[ -n "$module_dir" ] || module_dir=$build/modules/.libs
+if [ "$mode" != ref ] && [ $bare = 0 ] && [ -z "$poold_conf" ] &&
+   { [ ! -f "$module_dir/auth_apikey.so" ] || [ ! -f "$module_dir/rbac.so" ]; }; then
+    echo "heartbeat.sh: no auth_apikey.so and rbac.so in $module_dir (--module-dir DIR, or" \
+         "--bare)" >&2
+    exit 1
+fi
+if [ -n "$poold_conf" ]; then conf_desc="configuration $poold_conf"
+elif [ $bare = 1 ]; then conf_desc="bare: no modules, access log off"
+else conf_desc="whole phase chain: auth_apikey + rbac, access log to a file"; fi
 
 tmp=$(mktemp -d)
 declare -A pid addr admin
@@ -140,6 +163,7 @@ trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
 py=/usr/bin/python3
 reg="$py $src/bench/register_nodes.py"
+alog=$tmp/access.log
 
 wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
     local i=0
@@ -173,11 +197,17 @@ start_poold() {
     local conf=$poold_conf
     if [ -z "$conf" ]; then
         conf=$tmp/poold.yaml
-        printf 'server:\n  log_level: warn\n  access_log: "off"\n' >"$conf"
+        if [ $bare = 1 ]; then
+            printf 'server:\n  log_level: warn\n  access_log: "off"\n' >"$conf"
+        else
+            printf 'server:\n  log_level: warn\n  access_log: "%s"\n' "$alog" >"$conf"
+            printf 'modules:\n  - path: auth_apikey\n  - path: rbac\n' >>"$conf"
+        fi
     fi
     "$build/galaxy-poold" -c "$conf" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-        --data-dir "$tmp/poold-var" --workers "$workers" --ready-file "$tmp/poold.ready" \
-        ${poold_args[@]+"${poold_args[@]}"} 2>"$tmp/poold.log" &
+        --data-dir "$tmp/poold-var" --module-dir "$module_dir" --workers "$workers" \
+        --ready-file "$tmp/poold.ready" ${poold_args[@]+"${poold_args[@]}"} \
+        2>"$tmp/poold.log" &
     pid[poold]=$!
     wait_file "$tmp/poold.ready" "${pid[poold]}" ||
         { echo "heartbeat.sh: galaxy-poold did not start:" >&2; cat "$tmp/poold.log" >&2; exit 1; }
@@ -221,13 +251,29 @@ counts_poold() {
 
 counts() { "counts_$1"; }
 
+# galaxy-poold's access-log lines of OK Heartbeat calls; waits (bounded: each worker
+# writes its lines every 100 ms) until there are at least $1
+alog_count() {
+    local want=$1 i=0 got=0
+    while [ $i -lt 50 ]; do
+        got=$(grep -c 'method=/galaxy.pool.v1.NodeRegistry/Heartbeat status=OK ' "$alog" \
+              2>/dev/null || true)
+        [ "${got:-0}" -ge "$want" ] && break
+        sleep 0.05
+        i=$((i + 1))
+    done
+    echo "${got:-0}"
+}
+
 # run SERVER CONNS STREAMS REQUESTS LABEL -> appends "rps us_per_call" to $tmp/res.SERVER.LABEL
 failures=0
 run() {
     local s=$1 c=$2 m=$3 req=$4 label=$5 t out rps ndone succ c0 c1 us ok0 err0 ok1 err1 i verdict
+    local logged=$req a0=0
     t=$client_threads
     if [ "$t" -gt "$c" ]; then t=$c; fi
     read -r ok0 err0 <<<"$(counts "$s")"
+    if [ "$s" = poold ] && [ -f "$alog" ]; then a0=$(alog_count 0); fi
     c0=$(cpu "$s")
     out=$(timeout "$h2load_timeout" h2load -n "$req" -c "$c" -m "$m" -t "$t" \
           -d "$tmp/$s.body" -H 'content-type: application/grpc' -H 'te: trailers' \
@@ -245,12 +291,18 @@ run() {
         sleep 0.02
         i=$((i + 1))
     done
+    # the access log, when galaxy-poold writes one, has a line for every call; it is
+    # emptied after each count (O_APPEND: the server's next lines go to its new end)
+    if [ "$s" = poold ] && [ -f "$alog" ]; then
+        logged=$(( $(alog_count $((a0 + req))) - a0 ))
+        : >"$alog"
+    fi
     us=$(echo "($c1 - $c0) * 1000000 / $ticks / $req" | bc -l)
     verdict=ok
     if [ -z "$rps" ] || [ "${ndone:-0}" != "$req" ] || [ "${succ:-0}" != "$req" ] ||
-       [ $((ok1 - ok0)) != "$req" ] || [ $((err1 - err0)) != 0 ]; then
+       [ $((ok1 - ok0)) != "$req" ] || [ $((err1 - err0)) != 0 ] || [ "$logged" != "$req" ]; then
         verdict="FAILED (h2load done=${ndone:-?} succeeded=${succ:-?}; server grpc-status 0: \
-$((ok1 - ok0)), non-OK: $((err1 - err0)); see h2load.$s.$label.txt)"
+$((ok1 - ok0)), non-OK: $((err1 - err0)), access-log lines: $logged; see h2load.$s.$label.txt)"
         failures=$((failures + 1))
         rps=${rps:-0}
     fi
@@ -267,6 +319,7 @@ median() {    # column FILE
 
 echo "heartbeat: $nodes nodes, node $node, -n $n per shape, $rounds round(s), server threads" \
      "$workers, h2load -t <= $client_threads, $(nproc) cores"
+if [ "$mode" != ref ]; then echo "galaxy-poold: $conf_desc"; fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the numbers)"
 for s in "${servers[@]}"; do "start_$s"; done
 if [ "$warmup" -gt 0 ]; then
@@ -308,6 +361,7 @@ done
         echo
     done
     if [ "$rounds" -gt 1 ]; then echo "(medians of $rounds rounds)"; fi
+    if [ "$mode" != ref ]; then echo "(galaxy-poold: $conf_desc)"; fi
 } | tee "$tmp/table.txt"
 
 for s in "${servers[@]}"; do
