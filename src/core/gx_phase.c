@@ -210,6 +210,7 @@ on_message(gx_call_t *call, const uint8_t *data, size_t len, void *arg)
     const gx_route_t *r = call->core.method;
     ProtobufCAllocator alloc;
     const ProtobufCMessage *msg;
+    gx_arena_t *scratch;
 
     if (r == NULL || gx_call_is_done(call))
         return;
@@ -225,15 +226,23 @@ on_message(gx_call_t *call, const uint8_t *data, size_t len, void *arg)
         call->core.undecodable = call->core.req == NULL;
         return;
     }
-    /* stream messages come and go: decode on the heap, free after the callback */
-    msg = decode(call, data, len, NULL);
-    if (msg == NULL) {
-        fail_undecodable(call);
+    /*
+     * Stream messages come and go: each is decoded into a scratch arena that
+     * goes after the callback (arenas are recycled per thread, so a stream of
+     * small messages costs no malloc per message).
+     */
+    scratch = gx_arena_new(4096); /* one size, so that the thread's cache serves it */
+    if (scratch == NULL) {
+        gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    if (r->m->validate == NULL || r->m->validate(call, msg) == GX_OK)
+    gx_arena_pb_allocator(scratch, &alloc);
+    msg = decode(call, data, len, &alloc);
+    if (msg == NULL)
+        fail_undecodable(call);
+    else if (r->m->validate == NULL || r->m->validate(call, msg) == GX_OK)
         r->m->on_message(call, msg, r->mod->ctx);
-    protobuf_c_message_free_unpacked((ProtobufCMessage *)msg, NULL);
+    gx_arena_free(scratch);
 }
 
 static void
