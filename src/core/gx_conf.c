@@ -2,14 +2,14 @@
 /*
  * The server configuration: built-in defaults, the YAML loader and the
  * cross-field checks.  The file is read whole, parsed into a libyaml document
- * and walked once.  Scalar keys of `server:` and `limits:` are described by one
- * table (gx_conf_keys) giving each key's type, its field in gx_conf_t and its
- * range, so adding a key is adding a row; `modules:` is a list of entries that
- * each keep their own `config:` key/value pairs for the module to read through
- * gx_mod_conf_get().  Every error names the file and the 1-based line of the
- * offending node.  gx_conf_t owns every string it points to; the command-line
- * overrides (src/main/) and the consumers of the values (transport, store,
- * module loader) live elsewhere.
+ * and walked once.  Scalar keys of `server:`, `limits:` and `registry:` are
+ * described by one table (gx_conf_keys) giving each key's type, its field in
+ * gx_conf_t and its range, so adding a key is adding a row; `modules:` is a
+ * list of entries that each keep their own `config:` key/value pairs for the
+ * module to read through gx_mod_conf_get().  Every error names the file and
+ * the 1-based line of the offending node.  gx_conf_t owns every string it
+ * points to; the command-line overrides (src/main/) and the consumers of the
+ * values (transport, store, module loader) live elsewhere.
  */
 #include "config.h"
 
@@ -107,6 +107,9 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_REGISTRY(checkpoint_ms, 1000, GX_CONF_MS_MAX),
     GX_CONF_REGISTRY(watch_history, 1, GX_REG_WATCH_HISTORY_MAX),
     GX_CONF_REGISTRY(watch_bytes, 65536, GX_CONF_BYTES_MAX),
+    GX_CONF_REGISTRY(self_preservation_min_nodes, 1, 1000000000),
+    GX_CONF_REGISTRY(self_preservation_share, 1, 100),
+    GX_CONF_REGISTRY(max_heartbeats_per_second, 0, 1000000000),
 };
 
 #define GX_CONF_N_KEYS (sizeof(gx_conf_keys) / sizeof(gx_conf_keys[0]))

@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core/gx_phase.h"
+#include "core/gx_reg.h"
 #include "util/gx_stats.h"
 
 static const char *const ctr_names[GX_CTR_MAX] = {
@@ -43,4 +44,5 @@ gx_metrics_render(void *out, void *arg)
                             ctr_names[i], ctr_help[i], ctr_names[i], ctr_names[i],
                             (unsigned long long)sum.c[i]);
     gx_phase_metrics(buf);
+    gx_reg_metrics(gx__reg, buf);
 }

@@ -17,8 +17,22 @@
  * store's done callback queues the op for the keeper thread, which applies it
  * to memory after the commit (a failed commit changes nothing), publishes the
  * dirty indexes, frees what was removed after a grace period, and only then
- * calls op->done.  The keeper also runs liveness every tick (a scan of each
- * pool's nodes: O(nodes) per 100 ms) and the heartbeat checkpoints.
+ * calls op->done.  The keeper also runs liveness and the heartbeat
+ * checkpoints.
+ *
+ * Liveness: every node sits in one slot of a timer wheel (tick_ms per slot,
+ * WHEEL_SLOTS slots; a deadline further than one turn waits in its slot for
+ * its turn), at the deadline of its next possible transition as of when it
+ * was put there.  A heartbeat only stores the last-seen time; when the slot
+ * comes, the keeper looks at the node's real last-seen time and either
+ * demotes it or puts it at its real deadline (lazy re-check), so a tick costs
+ * the nodes whose slot came, and a pool of heartbeating nodes costs each node
+ * one look per TTL.  A heartbeat that brings a node back up (on a worker)
+ * queues the node's key for the keeper, which feeds the change and moves the
+ * node to its new deadline at once.  Nodes that self-preservation holds back
+ * leave the wheel for their pool's held list until the mode ends.  The wheel,
+ * the held lists, the per-pool counts of nodes by state and the pools'
+ * liveness TTLs are the keeper's alone.
  *
  * Index cost: adding or removing a node is a memmove in the keeper's sorted
  * array (O(n)), and each keeper round publishes a copy of every pool it
@@ -50,6 +64,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <event2/buffer.h>
+
 #include "core/gx_urcu.h"
 #include "util/gx_clock.h"
 #include "util/gx_error.h"
@@ -60,6 +76,8 @@
 #define RECORD_VERSION 1
 #define KEY_MAX (GX_REG_POOL_NAME_MAX + 1 + GX_REG_NODE_ID_MAX)
 #define CKPT_BATCH 256
+#define WHEEL_SLOTS 4096 /* one turn: 409.6 s at the default tick */
+#define HELD UINT64_MAX /* due_slot of a node on its pool's held list */
 #define DEFAULTS_KEY "registry.default_pools" /* META: the default pools were made once */
 /*
  * META: how many times the registry was started on this store.  Revisions are
@@ -76,6 +94,24 @@ enum {
 };
 #define FEV_OVERHEAD 48 /* heap bytes per unpacked string or sub-message, about */
 enum { F_NEW = 1, F_REFRESH = 2, F_DRAIN = 4 };
+enum {
+    ST_HEALTHY = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY,
+    ST_SUSPECT = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT,
+    ST_DOWN = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN,
+    ST_DRAINING = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
+};
+
+/* an intrusive circular list (keeper only): timer wheel slots, held nodes */
+typedef struct tlink_s {
+    struct tlink_s *prev, *next;
+} tlink_t;
+
+/* a key a worker queued for the keeper: that node's state went back up */
+typedef struct restate_s {
+    struct restate_s *next;
+    size_t key_len;
+    char key[];
+} restate_t;
 
 typedef struct {
     struct rcu_head rcu;
@@ -138,6 +174,9 @@ struct gx_reg_node_s {
     uint32_t flap_pos;
     int64_t ckpt_hb;   /* keeper only */
     uint32_t fed_state; /* keeper only: the state the watch feed last saw */
+    tlink_t tl;         /* keeper only: in a wheel slot or the pool's held list */
+    uint64_t due_slot;  /* keeper only: the wheel slot, or HELD */
+    uint64_t down_ms;   /* keeper only: when the keeper demoted it to DOWN */
     gx_reg_node_t *grave_next;
 };
 
@@ -150,8 +189,18 @@ struct gx_reg_pool_s {
     uint64_t revision; /* atomics */
     uint32_t node_count;
     uint32_t live;
-    uint32_t restate;  /* a worker changed a node's state: feed it */
+    uint32_t restate;  /* a worker changed a node's state and could not queue it */
+    uint32_t hb_interval; /* atomics: interval and TTL handed out now */
+    uint32_t hb_ttl;
+    uint32_t live_ttl; /* atomic: the TTL liveness applies now */
+    uint32_t sp;       /* atomic: 1 in self-preservation */
+    uint64_t sp_entries; /* atomic */
     gx_reg_feed_t *feed; /* one reference, dropped with the pool */
+    /* keeper only */
+    uint32_t hold_ttl;   /* a longer TTL handed out lately, kept until hold_until */
+    uint64_t hold_until;
+    uint32_t n_up, n_suspect, n_down; /* nodes by the state the feed saw */
+    tlink_t held;        /* nodes self-preservation holds back */
     /* under the writer lock */
     uint32_t pending_adds;
     gx_reg_node_t **w; /* the keeper's sorted array */
@@ -170,10 +219,15 @@ struct gx_reg_s {
     gx_reg_op_t *qhead, **qtail;
     int stop;
     int kick;          /* under qlock: a pool has state changes to feed */
+    restate_t *restate; /* under qlock: nodes whose state a heartbeat brought up */
     int keeper_running;
     pthread_t keeper;
     uint64_t next_ckpt;
     gx_reg_node_t *grave;
+    tlink_t *wheel;    /* keeper only: WHEEL_SLOTS lists of nodes by deadline */
+    uint64_t wheel_at; /* keeper only: the last slot the wheel went past */
+    size_t n_nodes;    /* keeper only: nodes in the table */
+    unsigned long node_buckets; /* keeper only: the table size last asked for */
 };
 
 gx_reg_t *gx__reg;
@@ -389,7 +443,64 @@ gx_reg_opts_init(gx_reg_opts_t *o)
     o->watch_history = (uint32_t)env_u64("GALAXY_WATCH_HISTORY", GX_REG_WATCH_HISTORY, 1,
                                          GX_REG_WATCH_HISTORY_MAX);
     o->watch_bytes = (uint32_t)env_u64("GALAXY_WATCH_BYTES", GX_REG_WATCH_BYTES, 1 << 16,
-                                     (uint64_t)1 << 40);
+                                     UINT32_MAX);
+    o->self_preservation_min_nodes = 10;
+    o->self_preservation_share = 50;
+    o->max_heartbeats_per_second = 0;
+}
+
+/* ================================================================== intrusive lists */
+
+static void
+tlist_init(tlink_t *h)
+{
+    h->prev = h->next = h;
+}
+
+static int
+tlist_empty(const tlink_t *h)
+{
+    return h->next == h;
+}
+
+static void
+tlist_add(tlink_t *h, tlink_t *e)
+{
+    e->next = h->next;
+    e->prev = h;
+    h->next->prev = e;
+    h->next = e;
+}
+
+/* unlinks @p e from whatever list holds it; a no-op when it is in none */
+static void
+tlist_del(tlink_t *e)
+{
+    if (e->next == NULL)
+        return;
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+}
+
+/* moves every entry of @p from to the empty head @p to */
+static void
+tlist_move(tlink_t *from, tlink_t *to)
+{
+    tlist_init(to);
+    if (tlist_empty(from))
+        return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    tlist_init(from);
+}
+
+static gx_reg_node_t *
+tlist_node(tlink_t *e)
+{
+    return caa_container_of(e, gx_reg_node_t, tl);
 }
 
 /* ================================================================== objects */
@@ -606,6 +717,10 @@ pool_new(const gx_reg_t *reg, pinfo_t *info)
     }
     p->info = info;
     p->live = 1;
+    /* the pool's own values until the keeper's next round says otherwise */
+    p->hb_interval = info->pb->heartbeat_interval_ms;
+    p->hb_ttl = p->live_ttl = info->pb->node_ttl_ms;
+    tlist_init(&p->held);
     cds_lfht_node_init(&p->ht);
     return p;
 }
@@ -642,13 +757,22 @@ gx_reg_pool_fill(const gx_reg_pool_t *p, gx_pb_pool_t *out)
 
     *out = *pi->pb;
     out->node_count = uatomic_read(&p->node_count);
-    out->self_preservation = 0;
+    out->self_preservation = uatomic_read(&p->sp) != 0;
 }
 
 uint64_t
 gx_reg_pool_revision(const gx_reg_pool_t *p)
 {
     return uatomic_read(&p->revision);
+}
+
+void
+gx_reg_pool_heartbeat(const gx_reg_pool_t *p, uint32_t *interval_ms, uint32_t *ttl_ms)
+{
+    if (interval_ms != NULL)
+        *interval_ms = uatomic_read(&p->hb_interval);
+    if (ttl_ms != NULL)
+        *ttl_ms = uatomic_read(&p->hb_ttl);
 }
 
 static gx_reg_node_t *
@@ -678,10 +802,11 @@ gx_reg_node_state(const gx_reg_node_t *n)
     return (Galaxy__Pool__V1__NodeState)uatomic_read(&n->state);
 }
 
+/* the TTL liveness applies now (flap windows count in it too) */
 static uint32_t
 pool_ttl(const gx_reg_pool_t *p)
 {
-    return rcu_dereference(p->info)->pb->node_ttl_ms;
+    return uatomic_read(&p->live_ttl);
 }
 
 static uint32_t
@@ -853,12 +978,28 @@ node_transition(gx_reg_node_t *n, uint32_t from, uint32_t to, uint64_t now)
     return 1;
 }
 
-/* a worker changed a node's state: the keeper feeds it now rather than at its next tick */
+/*
+ * A worker brought node @p n back up: the keeper feeds the change and moves
+ * the node to its new deadline now.  The node goes by key (the keeper looks
+ * it up: it may be gone by then); without memory for that, the pool is
+ * flagged and the keeper goes through all its nodes.
+ */
 static void
-keeper_kick(gx_reg_t *reg, gx_reg_pool_t *p)
+keeper_kick(gx_reg_t *reg, gx_reg_pool_t *p, const gx_reg_node_t *n)
 {
-    uatomic_set(&p->restate, 1);
+    restate_t *r = malloc(sizeof(*r) + n->key_len);
+
+    if (r != NULL) {
+        r->key_len = n->key_len;
+        memcpy(r->key, n->key, n->key_len);
+    } else {
+        uatomic_set(&p->restate, 1);
+    }
     pthread_mutex_lock(&reg->qlock);
+    if (r != NULL) {
+        r->next = reg->restate;
+        reg->restate = r;
+    }
     reg->kick = 1;
     pthread_cond_signal(&reg->qcond);
     pthread_mutex_unlock(&reg->qlock);
@@ -884,14 +1025,18 @@ gx_reg_node_heartbeat(gx_reg_t *reg, const char *pool, const char *id, const cha
     uatomic_set(&n->hb_unix_ms, unix_ms());
     uatomic_set(&n->load_bits, bits);
     uatomic_set(&n->running, running_jobs);
+    /*
+     * The keeper demotes by CAS on the state, then reads seen_ms again; we
+     * store seen_ms, then read the state: without a full barrier between
+     * the two, both could miss the other and leave a live node SUSPECT.
+     */
+    cmm_smp_mb();
     st = uatomic_read(&n->state);
-    to = uatomic_read(&n->draining) ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
-                                    : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
-    if ((st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT ||
-         st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN) && node_transition(n, st, to, now))
-        keeper_kick(reg, p);
+    to = uatomic_read(&n->draining) ? ST_DRAINING : ST_HEALTHY;
+    if ((st == ST_SUSPECT || st == ST_DOWN) && node_transition(n, st, to, now))
+        keeper_kick(reg, p, n);
     *state_out = gx_reg_node_state(n);
-    *interval_out = rcu_dereference(p->info)->pb->heartbeat_interval_ms;
+    *interval_out = uatomic_read(&p->hb_interval);
     *revision_out = gx_reg_pool_revision(p);
     return 0;
 }
@@ -1158,6 +1303,92 @@ publish_all(gx_reg_t *reg)
     }
 }
 
+/* ================================================================== timer wheel (keeper) */
+
+static int
+is_up(uint32_t st)
+{
+    return st == ST_HEALTHY || st == ST_DRAINING;
+}
+
+/* 0 up, 1 SUSPECT, 2 DOWN: the keeper only ever moves a node to a higher rank */
+static int
+state_rank(uint32_t st)
+{
+    return st == ST_DOWN ? 2 : st == ST_SUSPECT ? 1 : 0;
+}
+
+/* the keeper's count of @p p's nodes in the state class of @p st, or NULL */
+static uint32_t *
+state_count(gx_reg_pool_t *p, uint32_t st)
+{
+    if (is_up(st))
+        return &p->n_up;
+    if (st == ST_SUSPECT)
+        return &p->n_suspect;
+    return st == ST_DOWN ? &p->n_down : NULL;
+}
+
+/* the feed saw @p n in state @p st (0: the node is gone): keeps the pool's counts */
+static void
+fed_set(gx_reg_node_t *n, uint32_t st)
+{
+    uint32_t *from = state_count(n->pool, n->fed_state), *to = state_count(n->pool, st);
+
+    if (from != NULL)
+        (*from)--;
+    if (to != NULL)
+        (*to)++;
+    n->fed_state = st;
+}
+
+/* when a DOWN node goes: retention × TTL after it went DOWN (and never before by its age) */
+static uint64_t
+down_due(const gx_reg_t *reg, const gx_reg_node_t *n, uint32_t ttl)
+{
+    uint64_t r = (uint64_t)reg->o.retention_factor * ttl;
+    uint64_t by_age = uatomic_read(&n->seen_ms) + 2 * (uint64_t)ttl + r;
+
+    return n->down_ms + r > by_age ? n->down_ms + r : by_age;
+}
+
+/* puts @p n in the slot of @p due_ms (at the earliest the next slot the wheel comes to) */
+static void
+wheel_put(gx_reg_t *reg, gx_reg_node_t *n, uint64_t due_ms)
+{
+    uint64_t slot = (due_ms + reg->o.tick_ms - 1) / reg->o.tick_ms;
+
+    if (slot <= reg->wheel_at)
+        slot = reg->wheel_at + 1;
+    tlist_del(&n->tl);
+    n->due_slot = slot;
+    tlist_add(&reg->wheel[slot % WHEEL_SLOTS], &n->tl);
+}
+
+/* self-preservation holds @p n back: off the wheel until the mode ends */
+static void
+node_hold(gx_reg_node_t *n)
+{
+    tlist_del(&n->tl);
+    n->due_slot = HELD;
+    tlist_add(&n->pool->held, &n->tl);
+}
+
+/* puts @p n at the deadline of its next transition from its state and last-seen time */
+static void
+node_schedule(gx_reg_t *reg, gx_reg_node_t *n)
+{
+    uint32_t ttl = pool_ttl(n->pool), st = uatomic_read(&n->state);
+    uint64_t seen = uatomic_read(&n->seen_ms);
+
+    if (st == ST_DOWN)
+        wheel_put(reg, n, down_due(reg, n, ttl));
+    else
+        wheel_put(reg, n, seen + (st == ST_SUSPECT ? 2 : 1) * (uint64_t)ttl);
+}
+
+static void pools_update(gx_reg_t *reg, uint64_t now);
+
 /* ================================================================== apply (keeper, wlock) */
 
 static uint64_t
@@ -1173,9 +1404,17 @@ node_feed(gx_reg_node_t *n, int type, const gx_pb_node_t *before)
     uint64_t rev = pool_bump(n->pool);
 
     uatomic_set(&n->revision, rev);
-    n->fed_state = uatomic_read(&n->state);
+    fed_set(n, uatomic_read(&n->state));
     feed_put(n->pool, rev, type, n, before);
     return rev;
+}
+
+/* feeds @p n if its state changed since the feed last saw it */
+static void
+node_refeed(gx_reg_node_t *n)
+{
+    if (uatomic_read(&n->state) != n->fed_state)
+        node_feed(n, EV_UPSERT, NULL);
 }
 
 /* feeds the state changes the feed has not seen (sweep, heartbeats) */
@@ -1183,8 +1422,7 @@ static void
 feed_states(gx_reg_pool_t *p)
 {
     for (size_t i = 0; i < p->wn; i++)
-        if (uatomic_read(&p->w[i]->state) != p->w[i]->fed_state)
-            node_feed(p->w[i], EV_UPSERT, NULL);
+        node_refeed(p->w[i]);
 }
 
 static void
@@ -1194,10 +1432,13 @@ node_remove(gx_reg_t *reg, gx_reg_node_t *n)
 
     if (cds_lfht_del(reg->nodes, &n->ht) != 0)
         return;
+    reg->n_nodes--;
     uatomic_set(&n->live, 0);
     windex_remove(p, n);
     uatomic_dec(&p->node_count);
     node_feed(n, EV_REMOVED, NULL);
+    fed_set(n, 0);
+    tlist_del(&n->tl);
     n->grave_next = reg->grave;
     reg->grave = n;
 }
@@ -1222,7 +1463,30 @@ node_insert(gx_reg_t *reg, gx_reg_pool_t *p, gx_reg_node_t *n)
         return GX_EEXISTS;
     }
     uatomic_inc(&p->node_count);
+    reg->n_nodes++;
     return 0;
+}
+
+/*
+ * Grows the node table once it holds 8 nodes a bucket, to one bucket a node
+ * (the rule of the lfht's own lazy resize, which cannot be relied on alone:
+ * in liburcu 0.13 a resize worker that finishes before the thread that
+ * queued it marks it started leaves it marked started for good, and the
+ * table never grows again; a million nodes in 8192 buckets make every lookup
+ * walk a chain of a hundred).  An explicit resize also clears that mark.
+ * @note outside any read-side critical section (keeper, or main at start-up)
+ */
+static void
+nodes_table_grow(gx_reg_t *reg)
+{
+    unsigned long want = reg->node_buckets;
+
+    if (reg->n_nodes < 8 * (size_t)want)
+        return;
+    while (want < reg->n_nodes)
+        want <<= 1;
+    reg->node_buckets = want;
+    cds_lfht_resize(reg->nodes, want);
 }
 
 static void
@@ -1269,6 +1533,8 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
     if (op->flags & F_NEW)
         uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
     op->revision = node_feed(n, EV_UPSERT, before);
+    if (op->flags & F_REFRESH) /* new, or a fresh lease of life: out of any held list too */
+        node_schedule(reg, n);
 }
 
 static void
@@ -1383,6 +1649,7 @@ ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
     pthread_mutex_lock(&reg->wlock);
     for (gx_reg_op_t *op = list; op != NULL; op = op->next)
         op_apply(reg, op);
+    pools_update(reg, gx_now_ms()); /* node counts and pool settings changed */
     publish_all(reg);
     pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
@@ -1641,7 +1908,6 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
 {
     gx_pb_node_t *pb = gx_call_alloc(call, sizeof(*pb));
     char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
-    const gx_pb_pool_t *pool;
     unsigned flags = 0;
     int64_t registered = 0;
     target_t t;
@@ -1656,7 +1922,6 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
         rv = register_check(reg, &t, node, token_in, &flags, token, &registered, why);
     if (rv != 0)
         goto out;
-    pool = rcu_dereference(t.p->info)->pb;
     *pb = *node;
     pb->state = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
     pb->load = 0;
@@ -1666,8 +1931,7 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
     pb->revision = 0;
     pb->flap_count = 0;
     pb->owner = (char *)owner;
-    *interval_out = pool->heartbeat_interval_ms;
-    *ttl_out = pool->node_ttl_ms;
+    gx_reg_pool_heartbeat(t.p, interval_out, ttl_out);
     rv = node_put_submit(reg, pb, token, t.key, t.key_len, flags, op, why);
     if (rv == 0 && (flags & F_NEW))
         t.p->pending_adds++;
@@ -1901,28 +2165,150 @@ gx_reg_pool_delete_submit(gx_reg_t *reg, const char *name, int force, gx_reg_op_
     return rv;
 }
 
-/* ================================================================== liveness sweep (keeper) */
+/* ================================================================== liveness (keeper) */
 
-/* one node: state from its last-seen time; @return 1 when it is to be removed */
-static int
-sweep_node(gx_reg_t *reg, gx_reg_node_t *n, uint32_t ttl, uint64_t now)
+/*
+ * CAS @p n from @p st down to @p to; a heartbeat that came in meanwhile
+ * (seen_ms moved on from @p seen) puts it back up.  Feeds the result.
+ */
+static void
+node_demote(gx_reg_node_t *n, uint32_t st, uint32_t to, uint64_t seen, uint64_t now)
 {
+    if (node_transition(n, st, to, now)) {
+        if (uatomic_read(&n->seen_ms) != seen)
+            node_transition(n, to, uatomic_read(&n->draining) ? ST_DRAINING : ST_HEALTHY, now);
+        else if (to == ST_DOWN)
+            n->down_ms = now;
+    }
+    node_refeed(n);
+}
+
+/* to its deadline again, unless self-preservation holds it and it is still lapsed */
+static void
+node_reschedule(gx_reg_t *reg, gx_reg_node_t *n)
+{
+    if (n->due_slot != HELD || is_up(uatomic_read(&n->state)))
+        node_schedule(reg, n);
+}
+
+/* after the pool's liveness TTL went down, or the keeper lost track of its revivals */
+static void
+pool_reschedule(gx_reg_t *reg, gx_reg_pool_t *p)
+{
+    for (size_t i = 0; i < p->wn; i++)
+        node_reschedule(reg, p->w[i]);
+}
+
+static void
+sp_enter(gx_reg_t *reg, gx_reg_pool_t *p)
+{
+    uatomic_set(&p->sp, 1);
+    uatomic_inc(&p->sp_entries);
+    gx_log(GX_LOG_WARN, "self-preservation on pool=%s nodes=%u up=%u suspect=%u down=%u "
+           "share=%u reason=\"more than share%% of the live nodes lapsed within one ttl\"",
+           p->name, p->n_up + p->n_suspect + p->n_down, p->n_up, p->n_suspect, p->n_down,
+           reg->o.self_preservation_share);
+}
+
+/* the held nodes are judged again at the next slot; DOWN ones get a full retention from now */
+static void
+sp_exit(gx_reg_t *reg, gx_reg_pool_t *p, uint64_t now)
+{
+    tlink_t held;
+    unsigned released = 0;
+
+    uatomic_set(&p->sp, 0);
+    tlist_move(&p->held, &held);
+    while (!tlist_empty(&held)) {
+        gx_reg_node_t *n = tlist_node(held.next);
+        if (uatomic_read(&n->state) == ST_DOWN)
+            n->down_ms = now;
+        wheel_put(reg, n, now);
+        released++;
+    }
+    gx_log(GX_LOG_INFO, "self-preservation off pool=%s nodes=%u up=%u suspect=%u down=%u "
+           "released=%u", p->name, p->n_up + p->n_suspect + p->n_down, p->n_up, p->n_suspect,
+           p->n_down, released);
+}
+
+/*
+ * Enters self-preservation when the pool has at least the minimum of nodes
+ * and more than the share of its live nodes are SUSPECT (they lapsed within
+ * the last TTL); leaves it once no more than the share of all its nodes are
+ * SUSPECT or DOWN, whatever the pool's size by then (deregistering a few dead
+ * nodes must not release the others).  Entering needs a lapsed share above
+ * what leaving allows, so the two never alternate on the same counts.
+ * @return 1 while in the mode
+ */
+static int
+pool_sp_update(gx_reg_t *reg, gx_reg_pool_t *p, uint64_t now)
+{
+    uint64_t share = reg->o.self_preservation_share;
+    uint64_t live = (uint64_t)p->n_up + p->n_suspect, total = live + p->n_down;
+
+    if (!uatomic_read(&p->sp)) {
+        if (total >= reg->o.self_preservation_min_nodes && p->n_suspect * 100 > share * live)
+            sp_enter(reg, p);
+    } else if (((uint64_t)p->n_suspect + p->n_down) * 100 <= share * total) {
+        sp_exit(reg, p, now);
+    }
+    return (int)uatomic_read(&p->sp);
+}
+
+/*
+ * The slot of @p n came: demote it, hold it back, queue it on @p gone for
+ * removal, or (a heartbeat came since) put it at its real deadline.
+ */
+static void
+node_check(gx_reg_t *reg, gx_reg_node_t *n, uint64_t now, tlink_t *gone)
+{
+    gx_reg_pool_t *p = n->pool;
+    uint32_t ttl = pool_ttl(p), st = uatomic_read(&n->state), to;
     uint64_t seen = uatomic_read(&n->seen_ms);
-    uint32_t st = uatomic_read(&n->state), to;
-    int remove;
+    int unused;
 
     to = gx_reg_liveness(now > seen ? now - seen : 0, ttl, (int)uatomic_read(&n->draining),
-                         reg->o.retention_factor, &remove);
-    if (remove)
-        return 1;
-    if (to == st || (to != GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT &&
-                     to != GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DOWN))
-        return 0; /* only heartbeats and writes bring a node back up */
-    if (node_transition(n, st, to, now) && uatomic_read(&n->seen_ms) != seen)
-        node_transition(n, to, uatomic_read(&n->draining)
-                                   ? GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING
-                                   : GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY, now);
-    return 0;
+                         reg->o.retention_factor, &unused);
+    if (to == ST_DOWN && (st != ST_DOWN || down_due(reg, n, ttl) <= now) &&
+        pool_sp_update(reg, p, now)) {
+        if (is_up(st))
+            node_demote(n, st, ST_SUSPECT, seen, now);
+        if (!is_up(uatomic_read(&n->state))) {
+            node_hold(n);
+            return;
+        }
+    } else if (state_rank(to) > state_rank(st)) {
+        node_demote(n, st, to, seen, now);
+    } else if (st == ST_DOWN && down_due(reg, n, ttl) <= now) {
+        tlist_del(&n->tl);
+        tlist_add(gone, &n->tl);
+        return;
+    }
+    node_schedule(reg, n);
+}
+
+/* every slot up to now: O(nodes whose slot came, plus those a whole turn away in it) */
+static void
+wheel_advance(gx_reg_t *reg, uint64_t now, tlink_t *gone)
+{
+    uint64_t target = now / reg->o.tick_ms, s = reg->wheel_at;
+
+    if (target > s + WHEEL_SLOTS)
+        s = target - WHEEL_SLOTS; /* stalled for a whole turn: each slot once */
+    while (s < target) {
+        tlink_t batch, *slot = &reg->wheel[++s % WHEEL_SLOTS];
+        reg->wheel_at = s;
+        tlist_move(slot, &batch);
+        while (!tlist_empty(&batch)) {
+            gx_reg_node_t *n = tlist_node(batch.next);
+            if (n->due_slot <= target) {
+                node_check(reg, n, now, gone);
+            } else { /* its turn is a later one */
+                tlist_del(&n->tl);
+                tlist_add(slot, &n->tl);
+            }
+        }
+    }
 }
 
 /* removes @p n (DOWN past retention) from memory and, fire and forget, from the store */
@@ -1931,34 +2317,143 @@ sweep_remove(gx_reg_t *reg, gx_reg_node_t *n)
 {
     gx_store_op_t sop = {GX_STORE_NODES, 1, n->key, n->key_len, NULL, 0};
 
-    if (pending_find(reg, 0, n->key, n->key_len) != NULL)
-        return;
     gx_log(GX_LOG_INFO, "node removed pool=%s node=%s reason=\"down past retention\"",
            n->pool->name, n->id);
     gx_store_submit(reg->st, &sop, 1, NULL, NULL);
     node_remove(reg, n);
 }
 
-static int
-sweep_pool(gx_reg_pool_t *p, void *arg)
+/* the nodes node_check() found past retention, under the writer lock */
+static void
+sweep_removals(gx_reg_t *reg, tlink_t *gone, uint64_t now)
 {
-    gx_reg_t *reg = arg;
-    uint32_t ttl = pool_ttl(p);
-    uint64_t now = gx_now_ms();
-    int removals = 0;
-
-    for (size_t i = 0; i < p->wn; i++)
-        removals |= sweep_node(reg, p->w[i], ttl, now);
-    if (removals) {
-        pthread_mutex_lock(&reg->wlock);
-        for (size_t i = p->wn; i-- > 0;)
-            if (sweep_node(reg, p->w[i], ttl, now))
-                sweep_remove(reg, p->w[i]);
-        pthread_mutex_unlock(&reg->wlock);
+    while (!tlist_empty(gone)) {
+        gx_reg_node_t *n = tlist_node(gone->next);
+        if (uatomic_read(&n->state) != ST_DOWN) /* a heartbeat came: the restate moves it */
+            node_schedule(reg, n);
+        else if (pending_find(reg, 0, n->key, n->key_len) != NULL)
+            wheel_put(reg, n, now); /* a write of it is in flight: look again next slot */
+        else
+            sweep_remove(reg, n);
     }
-    uatomic_set(&p->restate, 0);
-    feed_states(p);
+}
+
+/* ================================================================== pools: adaptive heartbeats */
+
+typedef struct {
+    uint64_t floor;
+    double rate;
+} rate_t;
+
+static int
+rate_one(gx_reg_pool_t *p, void *arg)
+{
+    rate_t *r = arg;
+    uint64_t iv = rcu_dereference(p->info)->pb->heartbeat_interval_ms;
+
+    if (iv < r->floor)
+        iv = r->floor;
+    if (iv > 0)
+        r->rate += uatomic_read(&p->node_count) * 1000.0 / (double)iv;
     return 0;
+}
+
+/* heartbeats per second of all nodes if no pool's interval were below @p floor */
+static double
+heartbeat_rate(gx_reg_t *reg, uint64_t floor)
+{
+    rate_t r = {floor, 0};
+
+    gx_reg_pool_foreach(reg, rate_one, &r);
+    return r.rate;
+}
+
+/*
+ * The smallest interval floor that keeps all heartbeats within
+ * max_heartbeats_per_second (the rate only falls as the floor grows), at
+ * most GX_REG_INTERVAL_MAX; 0 when the pools' own intervals already do.
+ */
+static uint32_t
+heartbeat_floor(gx_reg_t *reg)
+{
+    uint32_t budget = reg->o.max_heartbeats_per_second, lo = 1, hi = GX_REG_INTERVAL_MAX;
+
+    if (budget == 0 || heartbeat_rate(reg, 0) <= budget)
+        return 0;
+    if (heartbeat_rate(reg, hi) > budget)
+        return hi;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (heartbeat_rate(reg, mid) <= budget)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/*
+ * The interval and TTL @p p hands out under @p floor, and the TTL liveness
+ * applies: the one handed out, or a longer one handed out until less than
+ * that longer TTL ago (a node told it may still be going by it).
+ */
+static void
+pool_timing(gx_reg_t *reg, gx_reg_pool_t *p, uint32_t floor, uint64_t now)
+{
+    const gx_pb_pool_t *pb = rcu_dereference(p->info)->pb;
+    uint32_t iv = pb->heartbeat_interval_ms, ttl = pb->node_ttl_ms, told = p->hb_ttl, live;
+
+    if (floor > iv && iv > 0) {
+        uint64_t t = ((uint64_t)ttl * floor + iv - 1) / iv;
+        ttl = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+        iv = floor;
+    }
+    if (ttl < told) {
+        if (p->hold_ttl < told)
+            p->hold_ttl = told;
+        if (p->hold_until < now + told)
+            p->hold_until = now + told;
+    }
+    if (now >= p->hold_until)
+        p->hold_ttl = 0;
+    live = ttl > p->hold_ttl ? ttl : p->hold_ttl;
+    uatomic_set(&p->hb_interval, iv);
+    uatomic_set(&p->hb_ttl, ttl);
+    if (live != p->live_ttl) {
+        int shorter = live < p->live_ttl;
+        uatomic_set(&p->live_ttl, live);
+        if (shorter) /* nodes were put at deadlines of the longer one */
+            pool_reschedule(reg, p);
+    }
+}
+
+typedef struct {
+    gx_reg_t *reg;
+    uint32_t floor;
+    uint64_t now;
+} pools_update_t;
+
+static int
+pool_update(gx_reg_pool_t *p, void *arg)
+{
+    pools_update_t *u = arg;
+
+    if (uatomic_xchg(&p->restate, 0)) { /* revivals the keeper could not be told of one by one */
+        feed_states(p);
+        pool_reschedule(u->reg, p);
+    }
+    pool_timing(u->reg, p, u->floor, u->now);
+    pool_sp_update(u->reg, p, u->now);
+    return 0;
+}
+
+/* every pool's heartbeat timing and self-preservation mode, after any change (keeper) */
+static void
+pools_update(gx_reg_t *reg, uint64_t now)
+{
+    pools_update_t u = {reg, heartbeat_floor(reg), now};
+
+    gx_reg_pool_foreach(reg, pool_update, &u);
 }
 
 /* ================================================================== checkpoints (keeper) */
@@ -2055,11 +2550,22 @@ queue_take(gx_reg_t *reg, uint64_t deadline_ms, int *stop, int *kick)
     return list;
 }
 
+/* liveness up to now, pool timing and modes, checkpoints when due, then publishes */
 static void
 keeper_tick(gx_reg_t *reg)
 {
+    uint64_t now = gx_now_ms();
+    tlink_t gone;
+
+    tlist_init(&gone);
     rcu_read_lock();
-    gx_reg_pool_foreach(reg, sweep_pool, reg);
+    wheel_advance(reg, now, &gone);
+    if (!tlist_empty(&gone)) {
+        pthread_mutex_lock(&reg->wlock);
+        sweep_removals(reg, &gone, now);
+        pthread_mutex_unlock(&reg->wlock);
+    }
+    pools_update(reg, now);
     if (gx_now_ms() >= reg->next_ckpt) {
         checkpoint(reg);
         reg->next_ckpt = gx_now_ms() + reg->o.checkpoint_ms;
@@ -2070,21 +2576,29 @@ keeper_tick(gx_reg_t *reg)
     rcu_read_unlock();
 }
 
-static int
-restate_one(gx_reg_pool_t *p, void *arg)
-{
-    if (uatomic_xchg(&p->restate, 0))
-        feed_states(p);
-    return 0;
-}
-
-/* feeds the state changes heartbeats made (keeper_kick) */
+/* feeds the state changes heartbeats made (keeper_kick) and moves those nodes' deadlines */
 static void
 keeper_restate(gx_reg_t *reg)
 {
+    restate_t *list;
+
+    pthread_mutex_lock(&reg->qlock);
+    list = reg->restate;
+    reg->restate = NULL;
+    pthread_mutex_unlock(&reg->qlock);
     rcu_read_lock();
     pthread_mutex_lock(&reg->wlock);
-    gx_reg_pool_foreach(reg, restate_one, NULL);
+    while (list != NULL) {
+        restate_t *r = list;
+        gx_reg_node_t *n = node_lookup(reg, r->key, r->key_len);
+        list = r->next;
+        if (n != NULL) {
+            node_refeed(n);
+            node_reschedule(reg, n);
+        }
+        free(r);
+    }
+    pools_update(reg, gx_now_ms());
     publish_all(reg);
     pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
@@ -2100,8 +2614,10 @@ keeper_main(void *arg)
     rcu_register_thread();
     while (!stop) {
         gx_reg_op_t *list = queue_take(reg, next, &stop, &kick);
-        if (list != NULL)
+        if (list != NULL) {
             ops_apply(reg, list, 1);
+            nodes_table_grow(reg);
+        }
         if (kick && !stop)
             keeper_restate(reg);
         if (!stop && gx_now_ms() >= next) {
@@ -2122,9 +2638,8 @@ typedef struct {
 } load_t;
 
 static int
-load_pool(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+load_pool_locked(load_t *l, const void *val, size_t val_len)
 {
-    load_t *l = arg;
     pinfo_t *pi = pool_record_parse(val, val_len);
     gx_reg_pool_t *p = pi != NULL ? pool_new(l->reg, pi) : NULL;
 
@@ -2147,9 +2662,8 @@ load_pool(const void *key, size_t key_len, const void *val, size_t val_len, void
 }
 
 static int
-load_node(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+load_node_locked(load_t *l, const void *key, size_t key_len, const void *val, size_t val_len)
 {
-    load_t *l = arg;
     ninfo_t *ni = node_record_parse(val, val_len);
     gx_reg_pool_t *p = ni != NULL ? gx_reg_pool_find(l->reg, ni->pb->pool) : NULL;
     gx_reg_node_t *n;
@@ -2171,7 +2685,8 @@ load_node(const void *key, size_t key_len, const void *val, size_t val_len, void
     }
     /* a fresh grace period: the node was not seen while we were down */
     node_init_live(n, ni->pb->state == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
-    n->fed_state = n->state;
+    fed_set(n, n->state);
+    node_schedule(l->reg, n);
     n->hb_unix_ms = n->ckpt_hb = ni->pb->last_heartbeat_unix_ms;
     /* the change that made it happened before this start: count it there */
     n->revision = ni->pb->revision > l->base ? ni->pb->revision : l->base;
@@ -2179,6 +2694,36 @@ load_node(const void *key, size_t key_len, const void *val, size_t val_len, void
         p->revision = n->revision;
     l->nodes++;
     return 0;
+}
+
+/*
+ * One read-side critical section per record, not one for the whole load: the
+ * hash tables grow in the background only after a grace period, and a table
+ * stuck at its first size turns a load of a million nodes from seconds into
+ * minutes (every insert walks a long chain).
+ */
+static int
+load_pool(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    int rv;
+
+    rcu_read_lock();
+    rv = load_pool_locked(arg, val, val_len);
+    rcu_read_unlock();
+    return rv;
+}
+
+static int
+load_node(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    load_t *l = arg;
+    int rv;
+
+    rcu_read_lock();
+    rv = load_node_locked(l, key, key_len, val, val_len);
+    rcu_read_unlock();
+    nodes_table_grow(l->reg);
+    return rv;
 }
 
 typedef struct {
@@ -2312,11 +2857,62 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
         snprintf(err, errlen, "registry: cannot load the store: %s", gx_strerror(rv));
         return rv;
     }
+    rcu_read_lock();
     gx_reg_pool_foreach(reg, feed_start_one, &l.base);
+    pools_update(reg, gx_now_ms());
     gx_reg_pool_foreach(reg, publish_one, NULL);
+    rcu_read_unlock();
     gx_log(GX_LOG_INFO, "registry loaded pools=%zu nodes=%zu skipped=%zu", l.pools, l.nodes,
            l.skipped);
     return 0;
+}
+
+/* ================================================================== metrics */
+
+typedef struct {
+    struct evbuffer *buf;
+    const char *name;
+    int which;
+} metric_t;
+
+enum { M_SP, M_SP_ENTRIES, M_INTERVAL, M_TTL };
+
+static int
+metric_one(gx_reg_pool_t *p, void *arg)
+{
+    const metric_t *m = arg;
+    unsigned long long v = m->which == M_SP           ? uatomic_read(&p->sp)
+                           : m->which == M_SP_ENTRIES ? uatomic_read(&p->sp_entries)
+                           : m->which == M_INTERVAL   ? uatomic_read(&p->hb_interval)
+                                                      : uatomic_read(&p->live_ttl);
+
+    evbuffer_add_printf(m->buf, "%s{pool=\"%s\"} %llu\n", m->name, p->name, v);
+    return 0;
+}
+
+void
+gx_reg_metrics(gx_reg_t *reg, void *out)
+{
+    static const char *const fams[][3] = {
+        {"galaxy_pool_self_preservation", "gauge",
+         "1 while the pool holds back demotions to DOWN (self-preservation)"},
+        {"galaxy_pool_self_preservation_entries_total", "counter",
+         "Times the pool entered self-preservation"},
+        {"galaxy_pool_heartbeat_interval_ms", "gauge",
+         "Heartbeat interval the pool's nodes are told (adaptive under the heartbeat budget)"},
+        {"galaxy_pool_node_ttl_ms", "gauge", "TTL that liveness applies to the pool's nodes now"},
+    };
+
+    if (reg == NULL)
+        return;
+    gx_reg_read_begin();
+    for (int i = 0; i < (int)(sizeof(fams) / sizeof(fams[0])); i++) {
+        metric_t m = {out, fams[i][0], i};
+        evbuffer_add_printf(out, "# HELP %s %s.\n# TYPE %s %s\n", fams[i][0], fams[i][2],
+                            fams[i][0], fams[i][1]);
+        gx_reg_pool_foreach(reg, metric_one, &m);
+    }
+    gx_reg_read_end();
 }
 
 /* ================================================================== open / close */
@@ -2349,17 +2945,23 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
         reg->o = *opts;
     else
         gx_reg_opts_init(&reg->o);
+    if (reg->o.tick_ms == 0)
+        reg->o.tick_ms = 100;
     reg->qtail = &reg->qhead;
     pthread_mutex_init(&reg->wlock, NULL);
     pthread_mutex_init(&reg->qlock, NULL);
     cond_init_monotonic(&reg->qcond);
     reg->pools = cds_lfht_new(16, 16, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
-    reg->nodes = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
-    if (reg->pools == NULL || reg->nodes == NULL)
+    reg->node_buckets = 1024;
+    reg->nodes = cds_lfht_new(reg->node_buckets, 1024, 0,
+                              CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    reg->wheel = malloc(WHEEL_SLOTS * sizeof(*reg->wheel));
+    if (reg->pools == NULL || reg->nodes == NULL || reg->wheel == NULL)
         goto fail;
-    rcu_read_lock();
+    for (size_t i = 0; i < WHEEL_SLOTS; i++)
+        tlist_init(&reg->wheel[i]);
+    reg->wheel_at = gx_now_ms() / reg->o.tick_ms;
     rv = recover(reg, err, errlen);
-    rcu_read_unlock();
     if (rv != 0)
         goto fail_close;
     reg->next_ckpt = gx_now_ms() + reg->o.checkpoint_ms;
@@ -2426,8 +3028,14 @@ gx_reg_close(gx_reg_t *reg)
     list = queue_take(reg, 0, &stop, &kick);
     if (list != NULL)
         ops_apply(reg, list, 0);
+    while (reg->restate != NULL) {
+        restate_t *r = reg->restate;
+        reg->restate = r->next;
+        free(r);
+    }
     tables_free(reg);
     rcu_barrier();
+    free(reg->wheel);
     if (reg->nodes != NULL)
         cds_lfht_destroy(reg->nodes, NULL);
     if (reg->pools != NULL)

@@ -18,6 +18,31 @@
  *
  * Liveness (HEALTHY → SUSPECT → DOWN → removed), heartbeat checkpoints and
  * the sorted per-pool index used for paging are the keeper's work too.
+ * Liveness runs off a timer wheel: a keeper tick costs the nodes whose
+ * deadline came, not the number of nodes, and a heartbeat stays a few atomic
+ * stores on the worker.
+ *
+ * Self-preservation: when more than self_preservation_share percent of a
+ * pool's live nodes (HEALTHY, DRAINING, SUSPECT) are SUSPECT at once, that
+ * is, lapsed within one TTL, and the pool has at least
+ * self_preservation_min_nodes nodes, the pool stops demoting nodes to DOWN and
+ * removing DOWN nodes (HEALTHY → SUSPECT goes on: it is what the node's
+ * silence says; DOWN is the registry's verdict, and that is what the mode
+ * holds back).  It ends by itself once no more than that share of the pool's
+ * nodes are SUSPECT or DOWN; the nodes it held are then judged again, and the
+ * DOWN ones get a full retention from that moment.  Deregister and Drain are
+ * never held back.
+ *
+ * Adaptive heartbeats: with max_heartbeats_per_second set, the registry
+ * stretches heartbeat intervals so that all nodes of all pools together stay
+ * within that budget: every pool's interval becomes at least one common floor
+ * F, the smallest with sum(nodes × 1000 / max(interval, F)) <= budget (for
+ * nodes in one pool: ceil(nodes × 1000 / budget)), never below the pool's
+ * own interval and at most GX_REG_INTERVAL_MAX; the TTL stretches in
+ * proportion.  Register and every Heartbeat hand out the current values.  A
+ * shorter TTL applies to liveness only one (longer) TTL after the longer one
+ * was last handed out, so a node that obeys what it was told is never
+ * demoted by a TTL it has not heard of yet.
  */
 #ifndef GX_CORE_GX_REG_H
 #define GX_CORE_GX_REG_H
@@ -69,6 +94,9 @@ typedef struct {
     uint32_t tick_ms;             /**< keeper period (default 100) */
     uint32_t watch_history;       /**< changes per pool kept for Watch (default 10000) */
     uint32_t watch_bytes;         /**< and at most about this many bytes (default 32 MiB) */
+    uint32_t self_preservation_min_nodes; /**< smaller pools never hold back (default 10) */
+    uint32_t self_preservation_share;     /**< percent of live nodes lapsed at once (50) */
+    uint32_t max_heartbeats_per_second;   /**< heartbeat budget of the server; 0: off */
 } gx_reg_opts_t;
 
 /**
@@ -121,11 +149,27 @@ gx_reg_pool_t *gx_reg_pool_find(gx_reg_t *reg, const char *name);
 void gx_reg_pool_foreach(gx_reg_t *reg, int (*fn)(gx_reg_pool_t *p, void *arg), void *arg);
 /**
  * Fills @p out (shallow: strings point into the registry) with the pool's
- * configuration and its output fields.  Valid inside the read bracket.
+ * configuration and its output fields (node_count, self_preservation).
+ * Valid inside the read bracket.
  */
 void gx_reg_pool_fill(const gx_reg_pool_t *p, gx_pb_pool_t *out);
 /** The pool's current revision. */
 uint64_t gx_reg_pool_revision(const gx_reg_pool_t *p);
+/**
+ * The heartbeat interval and TTL the pool's nodes are told now (the pool's
+ * own values, or stretched by max_heartbeats_per_second).  Either may be NULL.
+ */
+void gx_reg_pool_heartbeat(const gx_reg_pool_t *p, uint32_t *interval_ms, uint32_t *ttl_ms);
+
+/**
+ * Appends the registry's metrics to @p out (an evbuffer), in Prometheus text
+ * format: per pool, galaxy_pool_self_preservation (gauge 0/1),
+ * galaxy_pool_self_preservation_entries_total (counter),
+ * galaxy_pool_heartbeat_interval_ms and galaxy_pool_node_ttl_ms (gauges: what
+ * the nodes are told, and the TTL liveness applies now).  @p reg NULL: nothing.
+ * @note thread: any (takes its own read bracket)
+ */
+void gx_reg_metrics(gx_reg_t *reg, void *out);
 
 /** The node @p id of @p pool or NULL. */
 gx_reg_node_t *gx_reg_node_find(gx_reg_t *reg, const char *pool, const char *id);
@@ -201,6 +245,8 @@ size_t gx_reg_feed_bytes(const gx_reg_feed_t *f);
  * Records a heartbeat from the lease holder: last-seen time, load, running
  * jobs; SUSPECT/DOWN come back to HEALTHY (DRAINING when draining).
  * @param state_out  the node's state after the heartbeat
+ * @param interval_out  the interval the node is to heartbeat at from now on
+ *                      (adaptive: see the file comment)
  * @return 0, GX_ENOTFOUND (pool or node), GX_EDENIED (token mismatch)
  * @note inside a read bracket
  */
@@ -242,6 +288,8 @@ typedef struct {
  * @param reply     filled (allocated from @p call memory via gx_call_alloc)
  *                  with the node as it will be stored; token_out with the
  *                  lease token (call memory)
+ * @param interval_out, ttl_out  the heartbeat interval and TTL the node is
+ *                  told (gx_reg_pool_heartbeat())
  * @return 0 (op in flight: done() will be called), or <0 with @p why set
  */
 int gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *node,

@@ -252,6 +252,36 @@ START_TEST(test_all_keys)
 }
 END_TEST
 
+START_TEST(test_registry_keys)
+{
+    fixture_t f;
+    const gx_reg_opts_t *r = &f.conf.registry;
+
+    ck_assert_int_eq(gx_conf_init(&f.conf), 0);
+    ck_assert_uint_eq(r->self_preservation_min_nodes, 10);
+    ck_assert_uint_eq(r->self_preservation_share, 50);
+    ck_assert_uint_eq(r->max_heartbeats_per_second, 0);
+    gx_conf_deinit(&f.conf);
+    load_ok(&f, "registry:\n"
+                "  retention_factor: 3\n"
+                "  checkpoint_ms: 1000\n"
+                "  watch_history: 7\n"
+                "  watch_bytes: 65536\n"
+                "  self_preservation_min_nodes: 1\n"
+                "  self_preservation_share: 100\n"
+                "  max_heartbeats_per_second: 20000\n");
+    ck_assert_uint_eq(r->retention_factor, 3);
+    ck_assert_uint_eq(r->checkpoint_ms, 1000);
+    ck_assert_uint_eq(r->watch_history, 7);
+    ck_assert_uint_eq(r->watch_bytes, 65536);
+    ck_assert_uint_eq(r->self_preservation_min_nodes, 1);
+    ck_assert_uint_eq(r->self_preservation_share, 100);
+    ck_assert_uint_eq(r->max_heartbeats_per_second, 20000);
+    ck_assert_int_eq(gx_conf_check(&f.conf, f.err, sizeof(f.err)), 0);
+    gx_conf_deinit(&f.conf);
+}
+END_TEST
+
 START_TEST(test_log_levels)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -361,6 +391,16 @@ static const error_case_t error_cases[] = {
     {"limits:\n  first_request_timeout_ms: 0\n", 2,
      "limits.first_request_timeout_ms: 0 is out of range 100..86400000"},
     {"server:\n  workers: 1025\n", 2, "server.workers: 1025 is out of range 0..1024"},
+    {"registry:\n  self_preservation_share: 0\n", 2,
+     "registry.self_preservation_share: 0 is out of range 1..100"},
+    {"registry:\n  self_preservation_share: 101\n", 2,
+     "registry.self_preservation_share: 101 is out of range 1..100"},
+    {"registry:\n  self_preservation_min_nodes: 0\n", 2,
+     "registry.self_preservation_min_nodes: 0 is out of range 1..1000000000"},
+    {"registry:\n  max_heartbeats_per_second: 1000000001\n", 2,
+     "registry.max_heartbeats_per_second: 1000000001 is out of range 0..1000000000"},
+    {"registry:\n  max_heartbeat_per_second: 1\n", 2,
+     "unknown key \"max_heartbeat_per_second\" in section \"registry\""},
     {"limits:\n  max_connections: 4294967296\n", 2,
      "limits.max_connections: 4294967296 is out of range 1..1000000"},
     {"limits:\n  max_connections: 99999999999999999999999\n", 2,
@@ -801,8 +841,18 @@ START_TEST(test_shipped_default)
 {
     gx_conf_t c;
 
+    size_t n;
+
     load_shipped(&c, "galaxy-poold.yaml");
+    /* the shipped file is the defaults, with access control on */
+    ck_assert_uint_eq(c.n_modules, 2);
+    ck_assert_str_eq(c.modules[0].path, "auth_apikey");
+    ck_assert_str_eq(c.modules[1].path, "rbac");
+    ck_assert_uint_eq(c.modules[0].n_kv + c.modules[1].n_kv, 0);
+    n = c.n_modules;
+    c.n_modules = 0;
     assert_defaults(&c);
+    c.n_modules = n;
     gx_conf_deinit(&c);
 }
 END_TEST
@@ -839,6 +889,7 @@ conf_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_empty_file);
     tcase_add_test(tc, test_all_keys);
+    tcase_add_test(tc, test_registry_keys);
     tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_empty_means_off);
     tcase_add_test(tc, test_quoted_null_is_a_string);
