@@ -227,6 +227,20 @@ gx_conf_mod_deinit(gx_mod_conf_t *mod)
     memset(mod, 0, sizeof(*mod));
 }
 
+static void
+gx_conf_pool_deinit(gx_reg_pool_conf_t *pc)
+{
+    free(pc->name);
+    free(pc->tier);
+    free(pc->description);
+    free(pc->routing_policy);
+    for (size_t i = 0; i < pc->n_specializations; i++)
+        free(pc->specializations[i]);
+    free(pc->specializations);
+    free(pc->where);
+    memset(pc, 0, sizeof(*pc));
+}
+
 void
 gx_conf_deinit(gx_conf_t *conf)
 {
@@ -239,6 +253,9 @@ gx_conf_deinit(gx_conf_t *conf)
     for (size_t i = 0; i < conf->n_modules; i++)
         gx_conf_mod_deinit(&conf->modules[i]);
     free(conf->modules);
+    for (size_t i = 0; i < conf->registry.n_pools; i++)
+        gx_conf_pool_deinit(&conf->registry.pools[i]);
+    free(conf->registry.pools);
     free(conf->file);
     memset(conf, 0, sizeof(*conf));
 }
@@ -675,6 +692,198 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- pools */
+
+/*
+ * `pools:` lists the pools a new data directory starts with (without the
+ * section: mainnet, testnet and devnet, public).  Each entry is a mapping of
+ * Pool fields; the values follow API.md's rules for CreatePool.
+ */
+static const char *const gx_conf_pool_keys[] = {
+    "name", "visibility", "tier", "description", "heartbeat_interval_ms", "node_ttl_ms",
+    "routing_policy", "max_nodes", "specializations", NULL,
+};
+
+static int
+gx_conf_pool_u32(gx_conf_parse_t *p, const yaml_node_t *node, const char *what,
+                 unsigned long long min, unsigned long long max, uint32_t *out)
+{
+    const char *v = gx_conf_scalar(p, node, what);
+    unsigned long long n;
+
+    if (v == NULL)
+        return GX_ECONF;
+    if (gx_conf_parse_u64(v, &n) != 0 || n < min || n > max)
+        return gx_conf_fail(p, node, "%s: must be a number from %llu to %llu", what, min, max);
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int
+gx_conf_pool_text(gx_conf_parse_t *p, const yaml_node_t *node, const char *what, size_t max,
+                  char **out)
+{
+    const char *v = gx_conf_scalar(p, node, what);
+
+    if (v == NULL)
+        return GX_ECONF;
+    if (strlen(v) > max)
+        return gx_conf_fail(p, node, "%s: longer than %zu bytes", what, max);
+    for (const char *c = v; *c; c++)
+        if ((unsigned char)*c < ' ' || *c == 0x7f)
+            return gx_conf_fail(p, node, "%s: control characters are not allowed", what);
+    return gx_conf_set_str(out, v);
+}
+
+static int
+gx_conf_pool_specs(gx_conf_parse_t *p, const yaml_node_t *node, gx_reg_pool_conf_t *pc)
+{
+    size_t n;
+
+    if (node->type != YAML_SEQUENCE_NODE)
+        return gx_conf_fail(p, node, "pools.specializations: must be a sequence, not a %s",
+                            gx_conf_kind(node));
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n > GX_REG_SPECS_MAX)
+        return gx_conf_fail(p, node, "pools.specializations: at most %d", GX_REG_SPECS_MAX);
+    pc->specializations = calloc(n ? n : 1, sizeof(*pc->specializations));
+    if (pc->specializations == NULL)
+        return GX_ENOMEM;
+    for (const yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        const yaml_node_t *item = yaml_document_get_node(p->doc, *it);
+        const char *v = gx_conf_scalar(p, item, "pools.specializations");
+
+        if (v == NULL)
+            return GX_ECONF;
+        if (!gx_reg_valid_spec(v))
+            return gx_conf_fail(p, item, "pools.specializations: \"%s\" must match "
+                                "[a-z0-9-]{1,32}", v);
+        pc->specializations[pc->n_specializations] = strdup(v);
+        if (pc->specializations[pc->n_specializations++] == NULL)
+            return GX_ENOMEM;
+    }
+    return 0;
+}
+
+static int
+gx_conf_pool_field(gx_conf_parse_t *p, const char *key, const yaml_node_t *v,
+                   gx_reg_pool_conf_t *pc)
+{
+    const char *s;
+
+    if (strcmp(key, "name") == 0) {
+        if ((s = gx_conf_scalar(p, v, "pools.name")) == NULL)
+            return GX_ECONF;
+        if (!gx_reg_valid_pool_name(s))
+            return gx_conf_fail(p, v, "pools.name: \"%s\" must match [a-z0-9][a-z0-9-]{0,62}", s);
+        return gx_conf_set_str(&pc->name, s);
+    }
+    if (strcmp(key, "visibility") == 0) {
+        if ((s = gx_conf_scalar(p, v, "pools.visibility")) == NULL)
+            return GX_ECONF;
+        if (strcmp(s, "public") == 0)
+            pc->visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC;
+        else if (strcmp(s, "private") == 0)
+            pc->visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE;
+        else
+            return gx_conf_fail(p, v, "pools.visibility: must be public or private");
+        return 0;
+    }
+    if (strcmp(key, "tier") == 0)
+        return gx_conf_pool_text(p, v, "pools.tier", GX_REG_TEXT_MAX, &pc->tier);
+    if (strcmp(key, "description") == 0)
+        return gx_conf_pool_text(p, v, "pools.description", GX_REG_DESCRIPTION_MAX,
+                                 &pc->description);
+    if (strcmp(key, "routing_policy") == 0) {
+        if ((s = gx_conf_scalar(p, v, "pools.routing_policy")) == NULL)
+            return GX_ECONF;
+        if (!gx_reg_valid_token(s, GX_REG_TEXT_MAX))
+            return gx_conf_fail(p, v, "pools.routing_policy: malformed");
+        return gx_conf_set_str(&pc->routing_policy, s);
+    }
+    if (strcmp(key, "heartbeat_interval_ms") == 0)
+        return gx_conf_pool_u32(p, v, "pools.heartbeat_interval_ms", GX_REG_INTERVAL_MIN,
+                                GX_REG_INTERVAL_MAX, &pc->heartbeat_interval_ms);
+    if (strcmp(key, "node_ttl_ms") == 0)
+        return gx_conf_pool_u32(p, v, "pools.node_ttl_ms", GX_REG_INTERVAL_MIN,
+                                10ull * GX_REG_INTERVAL_MAX, &pc->node_ttl_ms);
+    if (strcmp(key, "max_nodes") == 0)
+        return gx_conf_pool_u32(p, v, "pools.max_nodes", 0, UINT32_MAX, &pc->max_nodes);
+    return gx_conf_pool_specs(p, v, pc); /* "specializations": the keys are checked first */
+}
+
+static int
+gx_conf_load_pool(gx_conf_parse_t *p, const yaml_node_t *entry, gx_reg_pool_conf_t *pc)
+{
+    int rc = 0;
+
+    if (entry->type != YAML_MAPPING_NODE)
+        return gx_conf_fail(p, entry, "a pools entry must be a mapping (name, visibility, ...), "
+                            "not a %s", gx_conf_kind(entry));
+    for (const yaml_node_pair_t *pair = entry->data.mapping.pairs.start;
+         pair < entry->data.mapping.pairs.top && rc == 0; pair++) {
+        const char *key = gx_conf_map_key(p, entry, pair, "a pools entry");
+        size_t k = 0;
+
+        if (key == NULL)
+            return GX_ECONF;
+        while (gx_conf_pool_keys[k] != NULL && strcmp(gx_conf_pool_keys[k], key) != 0)
+            k++;
+        if (gx_conf_pool_keys[k] == NULL)
+            return gx_conf_fail(p, yaml_document_get_node(p->doc, pair->key),
+                                "unknown key \"%s\" in a pools entry", key);
+        rc = gx_conf_pool_field(p, key, yaml_document_get_node(p->doc, pair->value), pc);
+    }
+    if (rc != 0)
+        return rc;
+    if (pc->name == NULL)
+        return gx_conf_fail(p, entry, "pools entry without \"name\"");
+    if (pc->visibility == 0)
+        return gx_conf_fail(p, entry, "pools entry \"%s\" without \"visibility\" "
+                            "(public or private)", pc->name);
+    for (size_t i = 0; i < p->conf->registry.n_pools; i++)
+        if (strcmp(p->conf->registry.pools[i].name, pc->name) == 0)
+            return gx_conf_fail(p, entry, "pool \"%s\" is already listed at %s", pc->name,
+                                p->conf->registry.pools[i].where);
+    pc->where = gx_conf_where_new(p, entry);
+    return pc->where != NULL ? 0 : GX_ENOMEM;
+}
+
+static int
+gx_conf_load_pools(gx_conf_parse_t *p, const yaml_node_t *node)
+{
+    gx_reg_opts_t *o = &p->conf->registry;
+    gx_reg_pool_conf_t pc;
+    int rc = 0;
+
+    o->pools_given = 1;
+    if (node->type != YAML_SEQUENCE_NODE)
+        return gx_conf_is_null(node)
+                   ? 0
+                   : gx_conf_fail(p, node, "section \"pools\" must be a sequence, not a %s",
+                                  gx_conf_kind(node));
+    memset(&pc, 0, sizeof(pc));
+    for (const yaml_node_item_t *item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top && rc == 0; item++) {
+        gx_reg_pool_conf_t *v;
+
+        rc = gx_conf_load_pool(p, yaml_document_get_node(p->doc, *item), &pc);
+        if (rc != 0)
+            break;
+        v = realloc(o->pools, (o->n_pools + 1) * sizeof(*v));
+        if (v == NULL) {
+            rc = GX_ENOMEM;
+            break;
+        }
+        o->pools = v;
+        v[o->n_pools++] = pc;
+        memset(&pc, 0, sizeof(pc));
+    }
+    gx_conf_pool_deinit(&pc);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- document */
 
 static int
@@ -695,6 +904,8 @@ gx_conf_load_root(gx_conf_parse_t *p, const yaml_node_t *root)
             return GX_ECONF;
         if (strcmp(name, "modules") == 0)
             rc = gx_conf_load_modules(p, value);
+        else if (strcmp(name, "pools") == 0)
+            rc = gx_conf_load_pools(p, value);
         else if (gx_conf_is_section(name))
             rc = gx_conf_load_section(p, name, value);
         else

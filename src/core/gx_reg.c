@@ -2760,27 +2760,45 @@ store_put_sync(gx_store_t *st, const gx_store_op_t *ops, size_t n)
     return s.status;
 }
 
-static const char *const default_pools[][2] = {
-    {"mainnet", "main"}, {"testnet", "test"}, {"devnet", "dev"},
+static const gx_reg_pool_conf_t builtin_pools[] = {
+    {.name = "mainnet", .visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC,
+     .tier = "main", .description = "", .routing_policy = ""},
+    {.name = "testnet", .visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC,
+     .tier = "test", .description = "", .routing_policy = ""},
+    {.name = "devnet", .visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC,
+     .tier = "dev", .description = "", .routing_policy = ""},
 };
 
-#define N_DEFAULTS (sizeof(default_pools) / sizeof(default_pools[0]))
-
-/* first start: the public pools mainnet, testnet and devnet, made once */
+/*
+ * First start: the pools of the configuration (`pools:`), or the built-in
+ * public mainnet, testnet and devnet, made once (the META mark records it).
+ */
 static int
 defaults_create(gx_reg_t *reg)
 {
-    gx_store_op_t ops[N_DEFAULTS + 1];
-    uint8_t *recs[N_DEFAULTS] = {NULL};
-    int rv = 0;
+    const gx_reg_pool_conf_t *v = reg->o.pools_given ? reg->o.pools : builtin_pools;
+    size_t n = reg->o.pools_given ? reg->o.n_pools
+                                  : sizeof(builtin_pools) / sizeof(builtin_pools[0]);
+    gx_store_op_t *ops = calloc(n + 1, sizeof(*ops));
+    uint8_t **recs = calloc(n + 1, sizeof(*recs));
+    int rv = ops != NULL && recs != NULL ? 0 : GX_ENOMEM;
 
-    ops[0] = (gx_store_op_t){GX_STORE_META, 0, DEFAULTS_KEY, sizeof(DEFAULTS_KEY) - 1, "1", 1};
-    for (size_t i = 0; i < N_DEFAULTS && rv == 0; i++) {
+    if (rv == 0)
+        ops[0] = (gx_store_op_t){GX_STORE_META, 0, DEFAULTS_KEY, sizeof(DEFAULTS_KEY) - 1, "1",
+                                 1};
+    for (size_t i = 0; i < n && rv == 0; i++) {
         gx_pb_pool_t pb = GALAXY__POOL__V1__POOL__INIT;
         size_t len = 0;
-        pb.name = (char *)default_pools[i][0];
-        pb.tier = (char *)default_pools[i][1];
-        pb.visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC;
+        pb.name = v[i].name;
+        pb.visibility = (Galaxy__Pool__V1__Visibility)v[i].visibility;
+        pb.tier = v[i].tier ? v[i].tier : "";
+        pb.description = v[i].description ? v[i].description : "";
+        pb.routing_policy = v[i].routing_policy ? v[i].routing_policy : "";
+        pb.heartbeat_interval_ms = v[i].heartbeat_interval_ms;
+        pb.node_ttl_ms = v[i].node_ttl_ms;
+        pb.max_nodes = v[i].max_nodes;
+        pb.n_specializations = v[i].n_specializations;
+        pb.specializations = v[i].specializations;
         pool_defaults(&pb);
         pb.created_unix_ms = unix_ms();
         recs[i] = pool_record(&pb, &len);
@@ -2789,9 +2807,11 @@ defaults_create(gx_reg_t *reg)
         ops[i + 1] = (gx_store_op_t){GX_STORE_POOLS, 0, pb.name, strlen(pb.name), recs[i], len};
     }
     if (rv == 0)
-        rv = store_put_sync(reg->st, ops, N_DEFAULTS + 1);
-    for (size_t i = 0; i < N_DEFAULTS; i++)
+        rv = store_put_sync(reg->st, ops, n + 1);
+    for (size_t i = 0; recs != NULL && i < n; i++)
         free(recs[i]);
+    free(recs);
+    free(ops);
     return rv;
 }
 

@@ -88,6 +88,17 @@ typedef Galaxy__Pool__V1__Node gx_pb_node_t;
 
 /* ------------------------------------------------------------------ options */
 
+/** One pool of the configuration's `pools:`, created on the first start of a store. */
+typedef struct {
+    char *name;
+    int visibility;               /**< Visibility: PUBLIC or PRIVATE */
+    char *tier, *description, *routing_policy; /**< "" when not given */
+    uint32_t heartbeat_interval_ms, node_ttl_ms, max_nodes; /**< 0: the defaults */
+    char **specializations;
+    size_t n_specializations;
+    char *where;                  /**< "file:line" of the entry */
+} gx_reg_pool_conf_t;
+
 typedef struct {
     uint32_t retention_factor;    /**< DOWN nodes go after this × ttl (default 10) */
     uint32_t checkpoint_ms;       /**< last-seen checkpoints every … (default 30000) */
@@ -97,6 +108,13 @@ typedef struct {
     uint32_t self_preservation_min_nodes; /**< smaller pools never hold back (default 10) */
     uint32_t self_preservation_share;     /**< percent of live nodes lapsed at once (50) */
     uint32_t max_heartbeats_per_second;   /**< heartbeat budget of the server; 0: off */
+    /**
+     * The pools a store gets on its first start: with pools_given, these
+     * (possibly none); without, mainnet, testnet and devnet (public).
+     */
+    gx_reg_pool_conf_t *pools;
+    size_t n_pools;
+    int pools_given;
 } gx_reg_opts_t;
 
 /**

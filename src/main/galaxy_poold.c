@@ -285,6 +285,14 @@ state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg
     char err[512] = "";
     int rv;
 
+    for (size_t i = 0; i < conf->registry.n_pools && !gx_access_enforced(mods); i++)
+        if (conf->registry.pools[i].visibility ==
+            GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE) {
+            fprintf(stderr, "galaxy-poold: %s: pool \"%s\" is private, but no module "
+                    "enforces access: load an authentication module (auth_apikey, auth_mtls) "
+                    "and rbac\n", conf->registry.pools[i].where, conf->registry.pools[i].name);
+            return GX_ECONF;
+        }
     rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
     if (rv == 0)
         rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));

@@ -282,6 +282,50 @@ START_TEST(test_registry_keys)
 }
 END_TEST
 
+START_TEST(test_pools)
+{
+    fixture_t f;
+    const gx_reg_opts_t *r = &f.conf.registry;
+
+    ck_assert_int_eq(gx_conf_init(&f.conf), 0);
+    ck_assert_int_eq(r->pools_given, 0); /* the built-in mainnet, testnet, devnet */
+    gx_conf_deinit(&f.conf);
+    load_ok(&f, "pools:\n"
+                "  - name: acme\n"
+                "    visibility: private\n"
+                "    tier: enterprise\n"
+                "    description: \"ACME's pool\"\n"
+                "    heartbeat_interval_ms: 2000\n"
+                "    node_ttl_ms: 9000\n"
+                "    routing_policy: p2c\n"
+                "    max_nodes: 50\n"
+                "    specializations: [gpu, storage]\n"
+                "  - name: open\n"
+                "    visibility: public\n");
+    ck_assert_int_eq(r->pools_given, 1);
+    ck_assert_uint_eq(r->n_pools, 2);
+    ck_assert_str_eq(r->pools[0].name, "acme");
+    ck_assert_int_eq(r->pools[0].visibility, GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE);
+    ck_assert_str_eq(r->pools[0].tier, "enterprise");
+    ck_assert_str_eq(r->pools[0].description, "ACME's pool");
+    ck_assert_uint_eq(r->pools[0].heartbeat_interval_ms, 2000);
+    ck_assert_uint_eq(r->pools[0].node_ttl_ms, 9000);
+    ck_assert_str_eq(r->pools[0].routing_policy, "p2c");
+    ck_assert_uint_eq(r->pools[0].max_nodes, 50);
+    ck_assert_uint_eq(r->pools[0].n_specializations, 2);
+    ck_assert_str_eq(r->pools[0].specializations[1], "storage");
+    ck_assert_str_eq(r->pools[1].name, "open");
+    ck_assert_int_eq(r->pools[1].visibility, GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC);
+    ck_assert_ptr_null(r->pools[1].tier);
+    ck_assert_uint_eq(r->pools[1].heartbeat_interval_ms, 0);
+    gx_conf_deinit(&f.conf);
+    load_ok(&f, "pools: []\n"); /* given, and empty: a new store starts without pools */
+    ck_assert_int_eq(r->pools_given, 1);
+    ck_assert_uint_eq(r->n_pools, 0);
+    gx_conf_deinit(&f.conf);
+}
+END_TEST
+
 START_TEST(test_log_levels)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -369,7 +413,7 @@ static const error_case_t error_cases[] = {
     /* unknown keys and sections */
     {"server:\n  workers: 1\n  lisen: \"a:1\"\n", 3, "unknown key \"lisen\" in section \"server\""},
     {"limits:\n  max_streams: 1\n", 2, "unknown key \"max_streams\" in section \"limits\""},
-    {"server: {}\npools:\n  dev: {}\n", 2, "unknown section \"pools\""},
+    {"server: {}\nnodes:\n  dev: {}\n", 2, "unknown section \"nodes\""},
     {"workers: 4\n", 1, "unknown section \"workers\""},
     /* ranges */
     {"limits:\n\n  max_concurrent_streams: 0\n", 3,
@@ -399,6 +443,19 @@ static const error_case_t error_cases[] = {
      "registry.self_preservation_min_nodes: 0 is out of range 1..1000000000"},
     {"registry:\n  max_heartbeats_per_second: 1000000001\n", 2,
      "registry.max_heartbeats_per_second: 1000000001 is out of range 0..1000000000"},
+    {"pools:\n  - name: a\n", 2, "pools entry \"a\" without \"visibility\" (public or private)"},
+    {"pools:\n  - visibility: public\n", 2, "pools entry without \"name\""},
+    {"pools:\n  - name: Bad\n    visibility: public\n", 2,
+     "pools.name: \"Bad\" must match [a-z0-9][a-z0-9-]{0,62}"},
+    {"pools:\n  - name: a\n    visibility: secret\n", 3,
+     "pools.visibility: must be public or private"},
+    {"pools:\n  - name: a\n    visibility: public\n    heartbeat_interval_ms: 10\n", 4,
+     "pools.heartbeat_interval_ms: must be a number from 50 to 3600000"},
+    {"pools:\n  - name: a\n    visibility: public\n    specializations: [GPU]\n", 4,
+     "pools.specializations: \"GPU\" must match [a-z0-9-]{1,32}"},
+    {"pools:\n  - name: a\n    visibility: public\n    colour: red\n", 4,
+     "unknown key \"colour\" in a pools entry"},
+    {"pools: 3\n", 1, "section \"pools\" must be a sequence, not a scalar"},
     {"registry:\n  max_heartbeat_per_second: 1\n", 2,
      "unknown key \"max_heartbeat_per_second\" in section \"registry\""},
     {"limits:\n  max_connections: 4294967296\n", 2,
@@ -475,6 +532,20 @@ START_TEST(test_errors)
     const error_case_t *c = &error_cases[_i];
 
     assert_load_error(c->yaml, c->line, c->msg);
+}
+END_TEST
+
+START_TEST(test_duplicate_pool)
+{
+    fixture_t f;
+    char want[ERRLEN];
+
+    load(&f, "pools:\n  - name: a\n    visibility: public\n  - name: a\n    visibility: private\n");
+    snprintf(want, sizeof(want), "%s:4: pool \"a\" is already listed at %s:2", f.path, f.path);
+    ck_assert_int_eq(f.rc, GX_ECONF);
+    ck_assert_str_eq(f.err, want);
+    ck_assert_uint_eq(f.conf.registry.n_pools, 1);
+    gx_conf_deinit(&f.conf);
 }
 END_TEST
 
@@ -849,6 +920,13 @@ START_TEST(test_shipped_default)
     ck_assert_str_eq(c.modules[0].path, "auth_apikey");
     ck_assert_str_eq(c.modules[1].path, "rbac");
     ck_assert_uint_eq(c.modules[0].n_kv + c.modules[1].n_kv, 0);
+    /* and the built-in pools, written out */
+    ck_assert_int_eq(c.registry.pools_given, 1);
+    ck_assert_uint_eq(c.registry.n_pools, 3);
+    ck_assert_str_eq(c.registry.pools[0].name, "mainnet");
+    ck_assert_str_eq(c.registry.pools[2].tier, "dev");
+    ck_assert_int_eq(c.registry.pools[1].visibility,
+                     GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC);
     n = c.n_modules;
     c.n_modules = 0;
     assert_defaults(&c);
@@ -890,6 +968,8 @@ conf_suite(void)
     tcase_add_test(tc, test_empty_file);
     tcase_add_test(tc, test_all_keys);
     tcase_add_test(tc, test_registry_keys);
+    tcase_add_test(tc, test_pools);
+    tcase_add_test(tc, test_duplicate_pool);
     tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_empty_means_off);
     tcase_add_test(tc, test_quoted_null_is_a_string);
