@@ -34,9 +34,18 @@
  * the held lists, the per-pool counts of nodes by state and the pools'
  * liveness TTLs are the keeper's alone.
  *
+ * Secondary indexes: each pool also keeps one sorted array per specialization
+ * its nodes have (ListNodes and Watch snapshots with a specialization page
+ * through it, not the whole pool), maintained and published the same way and
+ * in the same round as the pool's; labels have none (filtered while paging).
+ *
  * Index cost: adding or removing a node is a memmove in the keeper's sorted
- * array (O(n)), and each keeper round publishes a copy of every pool it
- * changed (O(n) per round, shared by all the ops of that round).
+ * arrays (O(n) in the pool's, O(m) in each of its specializations', m the
+ * nodes that have it), and each keeper round publishes a copy of every array
+ * it changed (O(n + m) per round, shared by all the ops of that round).  A
+ * node costs one pointer in the pool's arrays and one in each of its
+ * specializations' (the keeper's, at most 4 × over with its slack, and the
+ * published copy).
  *
  * Revisions and the watch feed: only the keeper stamps revisions, and each
  * revision it stamps writes one entry of the pool's feed (a ring of
@@ -61,13 +70,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 
 #include "core/gx_urcu.h"
 #include "util/gx_clock.h"
+#include "util/gx_crypto.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
@@ -113,10 +122,16 @@ typedef struct restate_s {
     char key[];
 } restate_t;
 
+/*
+ * A node's stored form: one malloc'ed block holding this header, the lease
+ * token and the unpacked Node with all its strings and arrays (carved out of
+ * the block by node_record_parse), so that a node costs one allocation here
+ * instead of twenty, and no slack.
+ */
 typedef struct {
     struct rcu_head rcu;
-    gx_pb_node_t *pb; /* heap, protobuf_c unpacked */
-    char token[GX_REG_TOKEN_MAX + 1];
+    gx_pb_node_t *pb; /* inside the block */
+    char token[];     /* NUL-terminated */
 } ninfo_t;
 
 typedef struct {
@@ -129,6 +144,30 @@ typedef struct {
     size_t n;
     gx_reg_node_t *v[];
 } idx_t;
+
+/* a sorted array of nodes: the keeper's (under the writer lock) and the copy readers see */
+typedef struct {
+    gx_reg_node_t **v; /* keeper: sorted by id */
+    size_t n, cap;
+    int dirty;         /* v changed since pub was made */
+    idx_t *pub;        /* RCU; NULL: empty */
+} windex_t;
+
+/* the index of one specialization of a pool (its nodes that have it) */
+typedef struct sidx_s {
+    struct rcu_head rcu;
+    windex_t ix;
+    struct sidx_s *next; /* keeper: on the pool's list to publish, or to free */
+    int queued;          /* keeper: on the list to publish */
+    char name[GX_REG_SPEC_MAX + 1];
+} sidx_t;
+
+/* a pool's specialization indexes by name, as readers see them (immutable) */
+typedef struct {
+    struct rcu_head rcu;
+    size_t n;
+    sidx_t *v[];
+} sdir_t;
 
 /* one entry of a watch feed (immutable once published) */
 typedef struct {
@@ -170,7 +209,7 @@ struct gx_reg_node_s {
     uint32_t draining;
     uint32_t live;
     uint64_t revision;
-    uint64_t flaps[GX_REG_FLAP_RING];
+    uint64_t *flaps;   /* GX_REG_FLAP_RING times, allocated at the first flap */
     uint32_t flap_pos;
     int64_t ckpt_hb;   /* keeper only */
     uint32_t fed_state; /* keeper only: the state the watch feed last saw */
@@ -185,7 +224,6 @@ struct gx_reg_pool_s {
     struct rcu_head rcu;
     char *name;
     pinfo_t *info;     /* RCU */
-    idx_t *idx;        /* RCU */
     uint64_t revision; /* atomics */
     uint32_t node_count;
     uint32_t live;
@@ -203,9 +241,14 @@ struct gx_reg_pool_s {
     tlink_t held;        /* nodes self-preservation holds back */
     /* under the writer lock */
     uint32_t pending_adds;
-    gx_reg_node_t **w; /* the keeper's sorted array */
-    size_t wn, wcap;
-    int dirty;
+    windex_t ix;         /* all nodes (ix.pub: RCU) */
+    sdir_t *sdir;        /* RCU: the specialization indexes readers see; NULL: none */
+    uint32_t spec_stale; /* atomic: the specialization indexes are not to be trusted */
+    sidx_t **sv;         /* the specialization indexes by name */
+    size_t sn, scap;
+    int sdir_dirty;      /* a specialization came or went since sdir was made */
+    sidx_t *squeue;      /* indexes to publish */
+    sidx_t *sdead;       /* empty indexes left out of sv, still in sdir */
 };
 
 struct gx_reg_s {
@@ -371,12 +414,10 @@ gx_reg_page_token_decode(const char *token, char *out, size_t outlen)
 int
 gx_reg_token_equal(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
+    size_t la = strlen(a);
 
-    for (size_t i = 0; i < la && lb > 0; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % lb]);
-    return diff == 0;
+    /* the length of a lease token is no secret (the server's are all alike) */
+    return la == strlen(b) && gx_ct_equal(a, b, la);
 }
 
 /* ================================================================== threads */
@@ -541,11 +582,7 @@ pool_match(struct cds_lfht_node *ht, const void *key)
 static void
 ninfo_free(ninfo_t *ni)
 {
-    if (ni == NULL)
-        return;
-    if (ni->pb != NULL)
-        protobuf_c_message_free_unpacked(&ni->pb->base, NULL);
-    free(ni);
+    free(ni); /* the Node lives in the same block */
 }
 
 static void
@@ -574,6 +611,28 @@ static void
 idx_free_rcu(struct rcu_head *h)
 {
     free(caa_container_of(h, idx_t, rcu));
+}
+
+static void
+sidx_free(sidx_t *s)
+{
+    if (s == NULL)
+        return;
+    free(s->ix.v);
+    free(s->ix.pub);
+    free(s);
+}
+
+static void
+sidx_free_rcu(struct rcu_head *h)
+{
+    sidx_free(caa_container_of(h, sidx_t, rcu));
+}
+
+static void
+sdir_free_rcu(struct rcu_head *h)
+{
+    free(caa_container_of(h, sdir_t, rcu));
 }
 
 static void
@@ -633,6 +692,7 @@ node_free(gx_reg_node_t *n)
     if (n == NULL)
         return;
     ninfo_free(n->info);
+    free(n->flaps);
     free(n->key);
     free(n);
 }
@@ -650,8 +710,17 @@ pool_free(gx_reg_pool_t *p)
         return;
     pinfo_free(p->info);
     gx_reg_feed_release(p->feed);
-    free(p->idx);
-    free(p->w);
+    for (size_t i = 0; i < p->sn; i++)
+        sidx_free(p->sv[i]);
+    while (p->sdead != NULL) {
+        sidx_t *s = p->sdead;
+        p->sdead = s->next;
+        sidx_free(s);
+    }
+    free(p->sv);
+    free(p->sdir);
+    free(p->ix.pub);
+    free(p->ix.v);
     free(p->name);
     free(p);
 }
@@ -706,11 +775,9 @@ pool_new(const gx_reg_t *reg, pinfo_t *info)
     if (p == NULL)
         return NULL;
     p->name = strdup(info->pb->name);
-    p->idx = calloc(1, sizeof(idx_t));
     p->feed = feed_new(reg->o.watch_history, reg->o.watch_bytes);
-    if (p->name == NULL || p->idx == NULL || p->feed == NULL) {
+    if (p->name == NULL || p->feed == NULL) {
         free(p->name);
-        free(p->idx);
         free(p->feed);
         free(p);
         return NULL;
@@ -813,10 +880,11 @@ static uint32_t
 flap_count(const gx_reg_node_t *n, uint64_t now, uint32_t ttl)
 {
     uint64_t window = 10 * (uint64_t)ttl;
+    const uint64_t *ring = uatomic_read(&n->flaps);
     uint32_t c = 0;
 
-    for (size_t i = 0; i < GX_REG_FLAP_RING; i++) {
-        uint64_t t = uatomic_read(&n->flaps[i]);
+    for (size_t i = 0; ring != NULL && i < GX_REG_FLAP_RING; i++) {
+        uint64_t t = uatomic_read(&ring[i]);
         if (t != 0 && now - t < window)
             c++;
     }
@@ -853,15 +921,72 @@ lower_bound(gx_reg_node_t *const *v, size_t n, const char *id)
     return lo;
 }
 
+/* the nodes of @p x's published copy whose id is greater than @p after */
+static void
+windex_read(const windex_t *x, const char *after, gx_reg_node_t *const **nodes, size_t *n)
+{
+    const idx_t *pub = rcu_dereference(x->pub);
+    size_t start;
+
+    if (pub == NULL) {
+        *nodes = NULL;
+        *n = 0;
+        return;
+    }
+    start = after != NULL && after[0] ? lower_bound(pub->v, pub->n, after) : 0;
+    *nodes = pub->v + start;
+    *n = pub->n - start;
+}
+
 void
 gx_reg_pool_nodes(const gx_reg_pool_t *p, const char *after, gx_reg_node_t *const **nodes,
                   size_t *n)
 {
-    const idx_t *x = rcu_dereference(p->idx);
-    size_t start = after != NULL && after[0] ? lower_bound(x->v, x->n, after) : 0;
+    windex_read(&p->ix, after, nodes, n);
+}
 
-    *nodes = x->v + start;
-    *n = x->n - start;
+/* the first of @p v[0..n) (sorted by name) whose name is not below @p spec */
+static size_t
+spec_search(sidx_t *const *v, size_t n, const char *spec)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(v[mid]->name, spec) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void
+gx_reg_pool_spec_nodes(const gx_reg_pool_t *p, const char *spec, const char *after,
+                       gx_reg_node_t *const **nodes, size_t *n)
+{
+    const sdir_t *d;
+    size_t at;
+
+    if (spec == NULL || spec[0] == '\0' || uatomic_read(&p->spec_stale)) {
+        windex_read(&p->ix, after, nodes, n);
+        return;
+    }
+    cmm_smp_rmb(); /* pairs with specs_publish(): not stale, so the indexes are whole */
+    d = rcu_dereference(p->sdir);
+    at = d != NULL ? spec_search(d->v, d->n, spec) : 0;
+    if (d == NULL || at == d->n || strcmp(d->v[at]->name, spec) != 0) {
+        *nodes = NULL;
+        *n = 0;
+        return;
+    }
+    windex_read(&d->v[at]->ix, after, nodes, n);
+}
+
+const gx_pb_node_t *
+gx_reg_node_info(const gx_reg_node_t *n)
+{
+    return rcu_dereference(n->info)->pb;
 }
 
 int
@@ -947,12 +1072,25 @@ gx_reg_feed_bytes(const gx_reg_feed_t *f)
 
 /* ================================================================== liveness */
 
+/* Most nodes never flap: the ring is allocated at the first flap (published with a CAS). */
 static void
 flap_record(gx_reg_node_t *n, uint64_t now)
 {
-    uint32_t i = uatomic_add_return(&n->flap_pos, 1);
+    uint64_t *ring = uatomic_read(&n->flaps);
+    uint32_t i;
 
-    uatomic_set(&n->flaps[i % GX_REG_FLAP_RING], now);
+    if (ring == NULL) {
+        uint64_t *fresh = calloc(GX_REG_FLAP_RING, sizeof(*fresh));
+        if (fresh == NULL)
+            return; /* a flap not counted: routing is a little less cautious */
+        ring = uatomic_cmpxchg(&n->flaps, NULL, fresh);
+        if (ring == NULL)
+            ring = fresh;
+        else
+            free(fresh);
+    }
+    i = uatomic_add_return(&n->flap_pos, 1);
+    uatomic_set(&ring[i % GX_REG_FLAP_RING], now);
 }
 
 static int
@@ -1060,18 +1198,78 @@ node_record(const gx_pb_node_t *pb, const char *token, size_t *len)
     return buf;
 }
 
+/* A protobuf-c allocator carving 8-byte aligned pieces from [p, end); free does nothing. */
+typedef struct {
+    uint8_t *p, *end;
+} carve_t;
+
+#define CARVE_ALIGN(n) (((n) + 7) & ~(size_t)7)
+
+static void *
+carve_alloc(void *data, size_t n)
+{
+    carve_t *c = data;
+    void *r;
+
+    n = CARVE_ALIGN(n);
+    if ((size_t)(c->end - c->p) < n)
+        return NULL;
+    r = c->p;
+    c->p += n;
+    return r;
+}
+
+static void
+carve_free(void *data, void *ptr)
+{
+}
+
+/*
+ * Unpacks the Node of a record twice: first into scratch memory (the stack,
+ * or a heap buffer for a big record), only to learn how many bytes it takes,
+ * then into one block of exactly that size behind the header and the token.
+ */
 static ninfo_t *
 node_record_parse(const uint8_t *v, size_t len)
 {
+    uint8_t stack[16384], *scratch = stack, *heap = NULL;
+    size_t tl, plen, head, need;
+    const uint8_t *body;
+    carve_t c;
+    ProtobufCAllocator a = {carve_alloc, carve_free, &c};
+    gx_pb_node_t *pb = NULL;
     ninfo_t *ni;
 
     if (len < 2 || v[0] != RECORD_VERSION || v[1] > GX_REG_TOKEN_MAX || (size_t)v[1] + 2 > len)
         return NULL;
-    ni = calloc(1, sizeof(*ni));
+    tl = v[1];
+    body = v + 2 + tl;
+    plen = len - 2 - tl;
+    /* a Node unpacks into some times its packed size (many tiny labels: ~12x), plus structs */
+    for (size_t mult = 16; pb == NULL && mult <= 64; mult *= 4) {
+        need = 1024 + mult * plen;
+        if (need > sizeof(stack)) {
+            free(heap);
+            scratch = heap = malloc(need);
+            if (heap == NULL)
+                return NULL;
+        }
+        c = (carve_t){scratch, scratch + (need > sizeof(stack) ? need : sizeof(stack))};
+        pb = galaxy__pool__v1__node__unpack(&a, plen, body);
+    }
+    need = (size_t)(c.p - scratch);
+    free(heap);
+    if (pb == NULL)
+        return NULL; /* not a Node: at 64x it cannot fail for want of bytes */
+    head = CARVE_ALIGN(sizeof(*ni) + tl + 1);
+    ni = malloc(head + need);
     if (ni == NULL)
         return NULL;
-    memcpy(ni->token, v + 2, v[1]);
-    ni->pb = galaxy__pool__v1__node__unpack(NULL, len - 2 - v[1], v + 2 + v[1]);
+    memset(ni, 0, sizeof(*ni));
+    memcpy(ni->token, v + 2, tl);
+    ni->token[tl] = '\0';
+    c = (carve_t){(uint8_t *)ni + head, (uint8_t *)ni + head + need};
+    ni->pb = galaxy__pool__v1__node__unpack(&a, plen, body);
     if (ni->pb == NULL) {
         free(ni);
         return NULL;
@@ -1231,72 +1429,298 @@ feed_publish(gx_reg_pool_t *p)
 /* ================================================================== the keeper's index */
 
 static int
-windex_insert(gx_reg_pool_t *p, gx_reg_node_t *n)
+windex_insert(windex_t *x, gx_reg_node_t *n)
 {
-    size_t at;
+    /* the store is read in key order: at start-up every insert is an append */
+    size_t at = x->n == 0 || strcmp(x->v[x->n - 1]->id, n->id) < 0
+                    ? x->n : lower_bound(x->v, x->n, n->id);
 
-    if (p->wn == p->wcap) {
-        size_t cap = p->wcap ? p->wcap * 2 : 16;
-        gx_reg_node_t **w = realloc(p->w, cap * sizeof(*w));
-        if (w == NULL)
+    if (at > 0 && x->v[at - 1] == n)
+        return 0; /* there already: a specialization listed twice */
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        gx_reg_node_t **v = realloc(x->v, cap * sizeof(*v));
+        if (v == NULL)
             return GX_ENOMEM;
-        p->w = w;
-        p->wcap = cap;
+        x->v = v;
+        x->cap = cap;
     }
-    at = lower_bound(p->w, p->wn, n->id);
-    memmove(p->w + at + 1, p->w + at, (p->wn - at) * sizeof(*p->w));
-    p->w[at] = n;
-    p->wn++;
-    p->dirty = 1;
+    memmove(x->v + at + 1, x->v + at, (x->n - at) * sizeof(*x->v));
+    x->v[at] = n;
+    x->n++;
+    x->dirty = 1;
     return 0;
 }
 
 static void
-windex_remove(gx_reg_pool_t *p, gx_reg_node_t *n)
+windex_remove(windex_t *x, gx_reg_node_t *n)
 {
-    size_t at = lower_bound(p->w, p->wn, n->id);
+    size_t at = lower_bound(x->v, x->n, n->id);
 
-    if (at == 0 || p->w[at - 1] != n)
+    if (at == 0 || x->v[at - 1] != n)
         return;
     at--;
-    memmove(p->w + at, p->w + at + 1, (p->wn - at - 1) * sizeof(*p->w));
-    p->wn--;
-    p->dirty = 1;
+    memmove(x->v + at, x->v + at + 1, (x->n - at - 1) * sizeof(*x->v));
+    x->n--;
+    x->dirty = 1;
+    if (x->cap > 64 && x->n < x->cap / 4) { /* give back what a crowd left behind */
+        gx_reg_node_t **v = realloc(x->v, x->cap / 2 * sizeof(*v));
+        if (v != NULL) {
+            x->v = v;
+            x->cap /= 2;
+        }
+    }
 }
 
-/* publishes the keeper's array of @p p; on ENOMEM it stays dirty and is retried */
-static void
-index_publish(gx_reg_pool_t *p)
+/* publishes a copy of the keeper's array of @p x; @return 0, or GX_ENOMEM: it stays dirty */
+static int
+windex_publish(windex_t *x)
 {
-    idx_t *x, *old;
+    idx_t *c, *old;
 
-    if (!p->dirty)
-        return;
-    x = malloc(sizeof(*x) + p->wn * sizeof(x->v[0]));
-    if (x == NULL)
-        return;
-    x->n = p->wn;
-    memcpy(x->v, p->w, p->wn * sizeof(x->v[0]));
-    old = rcu_xchg_pointer(&p->idx, x);
-    call_rcu(&old->rcu, idx_free_rcu);
-    p->dirty = 0;
+    if (!x->dirty)
+        return 0;
+    c = malloc(sizeof(*c) + x->n * sizeof(c->v[0]));
+    if (c == NULL)
+        return GX_ENOMEM;
+    c->n = x->n;
+    if (x->n > 0)
+        memcpy(c->v, x->v, x->n * sizeof(c->v[0]));
+    old = rcu_xchg_pointer(&x->pub, c);
+    if (old != NULL)
+        call_rcu(&old->rcu, idx_free_rcu);
+    x->dirty = 0;
+    return 0;
 }
 
+/* ================================================================== specialization indexes */
+
+/*
+ * Each pool keeps one index per specialization its nodes have, maintained
+ * with the pool's index (node_insert, node_remove, a re-register that changes
+ * the specializations) and published in the same round, before the feed's
+ * head.  Readers find an index through the pool's directory (sdir, sorted by
+ * name, republished when a specialization comes or goes; an index left empty
+ * is dropped from it and freed after a grace period).  Out of memory while
+ * adding to an index marks the pool's indexes stale: readers then page
+ * through the pool's index (a superset they filter anyway) until the keeper
+ * has rebuilt and published them all.
+ */
+
+static int
+pb_has_spec(const gx_pb_node_t *pb, const char *spec)
+{
+    for (size_t i = 0; i < pb->n_specializations; i++)
+        if (strcmp(pb->specializations[i], spec) == 0)
+            return 1;
+    return 0;
+}
+
+/* the index of @p spec in @p p; made (empty) with @p make; NULL: none, or out of memory */
+static sidx_t *
+sidx_get(gx_reg_pool_t *p, const char *spec, int make)
+{
+    size_t at = spec_search(p->sv, p->sn, spec);
+    sidx_t *s;
+
+    if (at < p->sn && strcmp(p->sv[at]->name, spec) == 0)
+        return p->sv[at];
+    if (!make || strlen(spec) > GX_REG_SPEC_MAX)
+        return NULL;
+    if (p->sn == p->scap) {
+        size_t cap = p->scap ? p->scap * 2 : 8;
+        sidx_t **v = realloc(p->sv, cap * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        p->sv = v;
+        p->scap = cap;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    strcpy(s->name, spec);
+    memmove(p->sv + at + 1, p->sv + at, (p->sn - at) * sizeof(*p->sv));
+    p->sv[at] = s;
+    p->sn++;
+    p->sdir_dirty = 1;
+    return s;
+}
+
+/* puts a changed index on its pool's list to publish */
+static void
+sidx_queue(gx_reg_pool_t *p, sidx_t *s)
+{
+    if (s->ix.dirty && !s->queued) {
+        s->queued = 1;
+        s->next = p->squeue;
+        p->squeue = s;
+    }
+}
+
+/* an empty index leaves the directory; freed once a directory without it is out */
+static void
+sidx_drop(gx_reg_pool_t *p, sidx_t *s)
+{
+    size_t at = spec_search(p->sv, p->sn, s->name);
+
+    if (at == p->sn || p->sv[at] != s)
+        return;
+    memmove(p->sv + at, p->sv + at + 1, (p->sn - at - 1) * sizeof(*p->sv));
+    p->sn--;
+    s->next = p->sdead;
+    p->sdead = s;
+    p->sdir_dirty = 1;
+}
+
+/* adds @p n to the index of each specialization of @p pb that @p except (or NULL) lacks */
+static int
+specs_insert(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+             const gx_pb_node_t *except)
+{
+    for (size_t i = 0; i < pb->n_specializations; i++) {
+        const char *spec = pb->specializations[i];
+        sidx_t *s;
+        if (except != NULL && pb_has_spec(except, spec))
+            continue;
+        s = sidx_get(p, spec, 1);
+        if (s == NULL || windex_insert(&s->ix, n) != 0)
+            return GX_ENOMEM;
+        sidx_queue(p, s);
+    }
+    return 0;
+}
+
+static void
+node_specs_add(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+               const gx_pb_node_t *except)
+{
+    if (p->spec_stale || specs_insert(p, n, pb, except) == 0)
+        return;
+    gx_log(GX_LOG_WARN, "registry: specialization index rebuilt pool=%s reason=\"out of "
+           "memory\"", p->name);
+    uatomic_set(&p->spec_stale, 1);
+}
+
+/* removes @p n from the index of each specialization of @p pb that @p except lacks */
+static void
+node_specs_del(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+               const gx_pb_node_t *except)
+{
+    for (size_t i = 0; i < pb->n_specializations; i++) {
+        sidx_t *s;
+        if (except != NULL && pb_has_spec(except, pb->specializations[i]))
+            continue;
+        s = sidx_get(p, pb->specializations[i], 0);
+        if (s != NULL) {
+            windex_remove(&s->ix, n);
+            sidx_queue(p, s);
+        }
+    }
+}
+
+/* refills every index of @p p from its nodes (after out of memory) */
+static int
+specs_rebuild(gx_reg_pool_t *p)
+{
+    for (size_t i = 0; i < p->sn; i++) {
+        p->sv[i]->ix.n = 0;
+        p->sv[i]->ix.dirty = 1;
+        sidx_queue(p, p->sv[i]);
+    }
+    for (size_t i = 0; i < p->ix.n; i++) {
+        gx_reg_node_t *n = p->ix.v[i];
+        if (specs_insert(p, n, n->info->pb, NULL) != 0)
+            return GX_ENOMEM;
+    }
+    return 0;
+}
+
+/* publishes the directory of @p p's indexes, then frees the ones dropped from it */
+static int
+sdir_publish(gx_reg_pool_t *p)
+{
+    sdir_t *d = malloc(sizeof(*d) + p->sn * sizeof(d->v[0])), *old;
+
+    if (d == NULL)
+        return GX_ENOMEM;
+    d->n = p->sn;
+    if (p->sn > 0)
+        memcpy(d->v, p->sv, p->sn * sizeof(d->v[0]));
+    old = rcu_xchg_pointer(&p->sdir, d);
+    if (old != NULL)
+        call_rcu(&old->rcu, sdir_free_rcu);
+    while (p->sdead != NULL) {
+        sidx_t *s = p->sdead;
+        p->sdead = s->next;
+        call_rcu(&s->rcu, sidx_free_rcu);
+    }
+    p->sdir_dirty = 0;
+    return 0;
+}
+
+/* publishes @p p's changed specialization indexes; @return 0, or GX_ENOMEM (retried) */
+static int
+specs_publish(gx_reg_pool_t *p)
+{
+    sidx_t *s, *retry = NULL;
+    int rv = 0;
+
+    if (p->spec_stale && specs_rebuild(p) != 0)
+        return GX_ENOMEM;
+    while ((s = p->squeue) != NULL) {
+        p->squeue = s->next;
+        if (windex_publish(&s->ix) != 0) {
+            s->next = retry;
+            retry = s;
+            rv = GX_ENOMEM;
+            continue;
+        }
+        s->queued = 0;
+        if (s->ix.n == 0)
+            sidx_drop(p, s);
+    }
+    p->squeue = retry;
+    if (p->sdir_dirty && sdir_publish(p) != 0)
+        rv = GX_ENOMEM;
+    if (rv == 0 && p->spec_stale) {
+        cmm_smp_wmb(); /* the indexes before the flag: see gx_reg_pool_spec_nodes() */
+        uatomic_set(&p->spec_stale, 0);
+    }
+    return rv;
+}
+
+/* ================================================================== publication */
+
+/*
+ * Publishes @p p's changed indexes, then (all of them out) the feed's head;
+ * what fails for want of memory stays dirty and is retried next round.
+ */
 static int
 publish_one(gx_reg_pool_t *p, void *arg)
 {
-    index_publish(p);
-    if (!p->dirty)
+    int *failed = arg;
+    int rv = windex_publish(&p->ix);
+
+    if (specs_publish(p) != 0)
+        rv = GX_ENOMEM;
+    if (rv == 0)
         feed_publish(p);
+    else if (failed != NULL)
+        *failed = 1;
     return 0;
 }
 
-/* publishes every changed index, then frees removed nodes after a grace period */
+/*
+ * Publishes every changed index, then frees removed nodes after a grace
+ * period: not while an index readers may still find them in is unpublished.
+ */
 static void
 publish_all(gx_reg_t *reg)
 {
-    gx_reg_pool_foreach(reg, publish_one, NULL);
-    while (reg->grave != NULL) {
+    int failed = 0;
+
+    gx_reg_pool_foreach(reg, publish_one, &failed);
+    while (!failed && reg->grave != NULL) {
         gx_reg_node_t *n = reg->grave;
         reg->grave = n->grave_next;
         call_rcu(&n->rcu, node_free_rcu);
@@ -1421,8 +1845,8 @@ node_refeed(gx_reg_node_t *n)
 static void
 feed_states(gx_reg_pool_t *p)
 {
-    for (size_t i = 0; i < p->wn; i++)
-        node_refeed(p->w[i]);
+    for (size_t i = 0; i < p->ix.n; i++)
+        node_refeed(p->ix.v[i]);
 }
 
 static void
@@ -1434,7 +1858,8 @@ node_remove(gx_reg_t *reg, gx_reg_node_t *n)
         return;
     reg->n_nodes--;
     uatomic_set(&n->live, 0);
-    windex_remove(p, n);
+    windex_remove(&p->ix, n);
+    node_specs_del(p, n, n->info->pb, NULL);
     uatomic_dec(&p->node_count);
     node_feed(n, EV_REMOVED, NULL);
     fed_set(n, 0);
@@ -1455,13 +1880,14 @@ node_init_live(gx_reg_node_t *n, int draining)
 static int
 node_insert(gx_reg_t *reg, gx_reg_pool_t *p, gx_reg_node_t *n)
 {
-    if (windex_insert(p, n) != 0)
+    if (windex_insert(&p->ix, n) != 0)
         return GX_ENOMEM;
     if (cds_lfht_add_unique(reg->nodes, hash_bytes(n->key, n->key_len), node_match,
                             &(hkey_t){n->key, n->key_len}, &n->ht) != &n->ht) {
-        windex_remove(p, n);
+        windex_remove(&p->ix, n);
         return GX_EEXISTS;
     }
+    node_specs_add(p, n, n->info->pb, NULL);
     uatomic_inc(&p->node_count);
     reg->n_nodes++;
     return 0;
@@ -1520,6 +1946,10 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
         ninfo_t *old = rcu_xchg_pointer(&n->info, ni);
         before = old->pb; /* freed after a grace period: still readable here */
         call_rcu(&old->rcu, ninfo_free_rcu);
+        if (!same_specs(before, ni->pb)) {
+            node_specs_del(p, n, before, ni->pb);
+            node_specs_add(p, n, ni->pb, before);
+        }
         if (op->flags & F_REFRESH) {
             node_init_live(n, 0);
             uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
@@ -1581,14 +2011,14 @@ apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
 
     if (p == NULL)
         return;
-    while (p->wn > 0)
-        node_remove(reg, p->w[p->wn - 1]);
+    while (p->ix.n > 0)
+        node_remove(reg, p->ix.v[p->ix.n - 1]);
     if (cds_lfht_del(reg->pools, &p->ht) == 0) {
         feed_publish(p); /* watchers get the removals, then the end */
         cmm_smp_wmb();
         uatomic_set(&p->feed->dead, 1);
         uatomic_set(&p->live, 0);
-        p->dirty = 0;
+        p->ix.dirty = 0;
         call_rcu(&p->rcu, pool_free_rcu);
     }
 }
@@ -1781,20 +2211,10 @@ copy_call(gx_call_t *call, const ProtobufCMessage *m)
 static void
 random_token(char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char b[TOKEN_BYTES];
-    size_t got = 0;
 
-    while (got < sizeof(b)) {
-        ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
-        if (r > 0)
-            got += (size_t)r;
-    }
-    for (size_t i = 0; i < sizeof(b); i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[TOKEN_HEX] = '\0';
+    gx_random_bytes(b, sizeof(b));
+    gx_hex(out, b, sizeof(b));
 }
 
 static int
@@ -2135,15 +2555,16 @@ pool_delete_locked(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
     if (pending_find(reg, 1, name, strlen(name)) != NULL || pending_in_pool(reg, name))
         return why_set(why, GX_STATUS_ABORTED, "name: a change in pool \"%s\" is in flight; "
                        "retry", name);
-    if (!force && p->wn > 0)
+    if (!force && p->ix.n > 0)
         return why_set(why, GX_STATUS_FAILED_PRECONDITION, "name: pool \"%s\" still has %zu "
-                       "nodes (force deletes them)", name, p->wn);
-    sops = calloc(p->wn + 1, sizeof(*sops));
+                       "nodes (force deletes them)", name, p->ix.n);
+    sops = calloc(p->ix.n + 1, sizeof(*sops));
     if (sops == NULL)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     sops[n++] = (gx_store_op_t){GX_STORE_POOLS, 1, name, strlen(name), NULL, 0};
-    for (size_t i = 0; i < p->wn; i++)
-        sops[n++] = (gx_store_op_t){GX_STORE_NODES, 1, p->w[i]->key, p->w[i]->key_len, NULL, 0};
+    for (size_t i = 0; i < p->ix.n; i++)
+        sops[n++] = (gx_store_op_t){GX_STORE_NODES, 1, p->ix.v[i]->key, p->ix.v[i]->key_len,
+                                    NULL, 0};
     op->obj = NULL;
     op->flags = 0;
     rv = op_submit(reg, op, OP_POOL_DEL, name, strlen(name), sops, n, why);
@@ -2195,8 +2616,8 @@ node_reschedule(gx_reg_t *reg, gx_reg_node_t *n)
 static void
 pool_reschedule(gx_reg_t *reg, gx_reg_pool_t *p)
 {
-    for (size_t i = 0; i < p->wn; i++)
-        node_reschedule(reg, p->w[i]);
+    for (size_t i = 0; i < p->ix.n; i++)
+        node_reschedule(reg, p->ix.v[i]);
 }
 
 static void
@@ -2480,8 +2901,8 @@ ckpt_pool(gx_reg_pool_t *p, void *arg)
 {
     ckpt_t *c = arg;
 
-    for (size_t i = 0; i < p->wn; i++) {
-        gx_reg_node_t *n = p->w[i];
+    for (size_t i = 0; i < p->ix.n; i++) {
+        gx_reg_node_t *n = p->ix.v[i];
         int64_t hb = uatomic_read(&n->hb_unix_ms);
         ninfo_t *ni = rcu_dereference(n->info);
         gx_pb_node_t pb;

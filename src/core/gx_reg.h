@@ -17,7 +17,8 @@
  * memory: changes are applied after the commit, never rolled back.
  *
  * Liveness (HEALTHY → SUSPECT → DOWN → removed), heartbeat checkpoints and
- * the sorted per-pool index used for paging are the keeper's work too.
+ * the sorted indexes used for paging (one per pool, and one per specialization
+ * of each pool) are the keeper's work too.
  * Liveness runs off a timer wheel: a keeper tick costs the nodes whose
  * deadline came, not the number of nodes, and a heartbeat stays a few atomic
  * stores on the worker.
@@ -203,6 +204,23 @@ Galaxy__Pool__V1__NodeState gx_reg_node_state(const gx_reg_node_t *n);
  */
 void gx_reg_pool_nodes(const gx_reg_pool_t *p, const char *after, gx_reg_node_t *const **nodes,
                        size_t *n);
+/**
+ * As gx_reg_pool_nodes(), through the pool's index of specialization @p spec
+ * (NULL or "": the whole pool): the nodes that had @p spec as of the last
+ * published index, whose id is greater than @p after.  It may list more: nodes
+ * that lost the specialization since, or the whole pool for a while after the
+ * registry ran out of memory; check the node's current specializations
+ * (gx_reg_node_info()).  An unknown specialization lists nothing.
+ * @note inside a read bracket; the array is valid until it ends
+ */
+void gx_reg_pool_spec_nodes(const gx_reg_pool_t *p, const char *spec, const char *after,
+                            gx_reg_node_t *const **nodes, size_t *n);
+/**
+ * The node's static part as last registered (id, specializations, labels,
+ * address, …): its live fields (state, load, revision, …) are not current
+ * there, see gx_reg_node_fill().  @note inside a read bracket
+ */
+const gx_pb_node_t *gx_reg_node_info(const gx_reg_node_t *n);
 /** 0 once the node was removed from the registry. */
 int gx_reg_node_live(const gx_reg_node_t *n);
 /** The node's id (immutable). */

@@ -3,24 +3,28 @@
  * galaxy.pool.v1.Discovery, served by a built-in module: GetNode and
  * ListNodes read the registry under RCU and answer inside the read bracket
  * (the reply is packed at once, so shallow copies of registry strings are
- * safe).  ListNodes walks the pool's sorted index from the id after the page
- * token, so a node present through a whole listing is returned exactly once.
+ * safe).  ListNodes walks a sorted index from the id after the page token,
+ * so a node present through a whole listing is returned exactly once: with a
+ * specialization, that specialization's index (its nodes only), else the
+ * pool's.  Labels and states are filtered on the way, on the node's static
+ * part and state, before a node is copied into the page.
  *
  * Watch reads the pool's change feed (core/gx_reg.h): a ring of the pool's
  * last changes written by the registry's keeper, shared by every watcher of
  * the pool.  A watcher holds a reference to the feed and a cursor (the last
- * revision it handled); it sends a snapshot (the pool's index, then SYNCED),
- * or replays the feed from the client's revision (then SYNCED), then follows
- * the feed.  It learns of new changes by polling the feed's head, one atomic
- * load, from a timer of its call every WATCH_POLL_US (5 ms): a change in one
- * pool costs the watchers of other pools nothing.  Idle cost per watcher: its
- * state (about 400 bytes of call memory), one timer, 200 wake-ups a second of
- * well under a microsecond each.  A busy watcher sends at most WATCH_BATCH
- * events per turn, then yields the worker.  When the send buffer is full it
- * stops (no timer) until on_writable; what it has not sent stays in the feed,
- * never in the watcher.  If its cursor has left the feed's window by then, or
- * its send buffer stayed full longer than WATCH_STALL_MS with changes
- * waiting, it is resynchronised: RESET, snapshot, SYNCED.
+ * revision it handled); it sends a snapshot (the index of its specialization
+ * or of the pool, then SYNCED), or replays the feed from the client's revision
+ * (then SYNCED), then follows the feed.  It learns of new changes by polling
+ * the feed's head, one atomic load, from a timer of its call every
+ * WATCH_POLL_US (5 ms): a change in one pool costs the watchers of other pools
+ * nothing.  Idle cost per watcher: its state (about 400 bytes of call memory),
+ * one timer, 200 wake-ups a second of well under a microsecond each.  A busy
+ * watcher sends at most WATCH_BATCH events per turn, then yields the
+ * worker.  When the send buffer is full it stops (no timer) until on_writable;
+ * what it has not sent stays in the feed, never in the watcher.  If its cursor
+ * has left the feed's window by then, or its send buffer stayed full longer
+ * than WATCH_STALL_MS with changes waiting, it is resynchronised: RESET,
+ * snapshot, SYNCED.
  */
 #include "config.h"
 
@@ -128,21 +132,28 @@ has_label(const gx_pb_node_t *n, const char *key, const char *value)
 }
 
 static int
-matches(const list_nodes_req_t *req, const gx_pb_node_t *n)
+has_spec(size_t n, char *const *specs, const char *spec)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(specs[i], spec) == 0)
+            return 1;
+    return 0;
+}
+
+/* @p n: the node's static part (gx_reg_node_info), @p state: its state now */
+static int
+matches(const list_nodes_req_t *req, const gx_pb_node_t *n, int state)
 {
     int ok = req->n_states == 0;
 
     for (size_t i = 0; i < req->n_states && !ok; i++)
-        ok = (int)req->states[i] == (int)n->state;
+        ok = (int)req->states[i] == state;
     if (!ok)
         return 0;
-    if (req->specialization[0]) {
-        ok = 0;
-        for (size_t i = 0; i < n->n_specializations && !ok; i++)
-            ok = strcmp(n->specializations[i], req->specialization) == 0;
-        if (!ok)
-            return 0;
-    }
+    /* the index may lag a re-register that dropped the specialization */
+    if (req->specialization[0] &&
+        !has_spec(n->n_specializations, n->specializations, req->specialization))
+        return 0;
     for (size_t i = 0; i < req->n_labels; i++)
         if (!has_label(n, req->labels[i]->key, req->labels[i]->value))
             return 0;
@@ -164,20 +175,21 @@ list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
     if (nodes == NULL || ptrs == NULL || token == NULL)
         return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     resp.revision = gx_reg_pool_revision(p);
-    gx_reg_pool_nodes(p, after, &v, &n);
+    gx_reg_pool_spec_nodes(p, req->specialization, after, &v, &n);
     for (size_t i = 0; i < n; i++) {
-        gx_pb_node_t cur;
+        int state;
         if (!gx_reg_node_live(v[i]))
             continue;
-        gx_reg_node_fill(v[i], &cur);
-        if (!matches(req, &cur))
+        state = (int)gx_reg_node_state(v[i]);
+        if (!matches(req, gx_reg_node_info(v[i]), state))
             continue;
         if (got == page) { /* one more matches: this page is not the last */
             gx_reg_page_token_encode(nodes[got - 1].id, token, PAGE_TOKEN_MAX);
             resp.next_page_token = token;
             break;
         }
-        nodes[got] = cur;
+        gx_reg_node_fill(v[i], &nodes[got]);
+        nodes[got].state = (Galaxy__Pool__V1__NodeState)state; /* the state it matched in */
         ptrs[got] = &nodes[got];
         got++;
     }
@@ -252,15 +264,6 @@ watch_cleanup(void *arg)
 }
 
 static int
-has_spec(size_t n, char *const *specs, const char *spec)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(specs[i], spec) == 0)
-            return 1;
-    return 0;
-}
-
-static int
 watch_send(watch_t *w, int type, const gx_pb_node_t *node, uint64_t revision)
 {
     watch_event_t ev = GALAXY__POOL__V1__WATCH_EVENT__INIT;
@@ -304,7 +307,7 @@ snapshot_step(watch_t *w, int *budget)
         if (rv != 0)
             return rv;
     }
-    gx_reg_pool_nodes(p, w->after, &v, &n);
+    gx_reg_pool_spec_nodes(p, w->spec, w->after, &v, &n);
     for (i = 0; i < n && *budget > 0; i++) {
         gx_pb_node_t cur;
         if (!gx_reg_node_live(v[i]))

@@ -4,8 +4,10 @@
  * id, specialization and token validators at their bounds, the liveness
  * state machine (HEALTHY → SUSPECT → DOWN → removed, DRAINING while alive),
  * page tokens (round trip, and every kind of token we never made), the
- * constant-time token compare, the sorted-index search used for paging, and
- * the Watch feed's ring (publication, window, resumes, byte bound).
+ * constant-time token compare, the sorted-index search used for paging, the
+ * Watch feed's ring (publication, window, resumes, byte bound), and the
+ * per-specialization indexes (upkeep through adds, re-registers and removals,
+ * publication, directory, rebuild after out of memory).
  */
 #include "config.h"
 
@@ -217,6 +219,217 @@ START_TEST(sorted_search)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- specialization indexes */
+
+#define SPEC_NODES 6
+
+typedef struct {
+    gx_reg_pool_t p;
+    gx_reg_node_t n[SPEC_NODES];
+    ninfo_t info[SPEC_NODES];
+    gx_pb_node_t pb[SPEC_NODES];
+    char *specs[SPEC_NODES][3];
+    char ids[SPEC_NODES][8];
+} spec_fx_t;
+
+/* node @p i with the specializations in @p specs (comma-separated), not yet in any index */
+static void
+fx_specs(spec_fx_t *fx, size_t i, const char *specs)
+{
+    static char store[SPEC_NODES][3][GX_REG_SPEC_MAX + 1];
+    gx_pb_node_t *pb = &fx->pb[i];
+    char buf[128], *save = NULL;
+
+    galaxy__pool__v1__node__init(pb);
+    pb->n_specializations = 0;
+    pb->specializations = fx->specs[i];
+    snprintf(buf, sizeof(buf), "%s", specs);
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        snprintf(store[i][pb->n_specializations], GX_REG_SPEC_MAX + 1, "%s", t);
+        fx->specs[i][pb->n_specializations] = store[i][pb->n_specializations];
+        pb->n_specializations++;
+    }
+}
+
+static spec_fx_t *
+fx_new(void)
+{
+    spec_fx_t *fx = calloc(1, sizeof(*fx));
+
+    fx->p.name = (char *)"t";
+    for (size_t i = 0; i < SPEC_NODES; i++) {
+        snprintf(fx->ids[i], sizeof(fx->ids[i]), "n%zu", i);
+        fx->n[i].id = fx->ids[i];
+        fx->n[i].pool = &fx->p;
+        fx->n[i].live = 1;
+        fx->info[i].pb = &fx->pb[i];
+        fx->n[i].info = &fx->info[i];
+    }
+    return fx;
+}
+
+/* what node_insert and node_remove do to the indexes */
+static void
+fx_add(spec_fx_t *fx, size_t i, const char *specs)
+{
+    fx_specs(fx, i, specs);
+    ck_assert_int_eq(windex_insert(&fx->p.ix, &fx->n[i]), 0);
+    node_specs_add(&fx->p, &fx->n[i], &fx->pb[i], NULL);
+}
+
+static void
+fx_del(spec_fx_t *fx, size_t i)
+{
+    windex_remove(&fx->p.ix, &fx->n[i]);
+    node_specs_del(&fx->p, &fx->n[i], &fx->pb[i], NULL);
+}
+
+/* the ids listed for @p spec after @p after, joined by spaces */
+static const char *
+fx_list(const spec_fx_t *fx, const char *spec, const char *after)
+{
+    static char out[256];
+    gx_reg_node_t *const *v;
+    size_t n;
+
+    out[0] = '\0';
+    rcu_read_lock();
+    gx_reg_pool_spec_nodes(&fx->p, spec, after, &v, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (out[0])
+            strcat(out, " ");
+        strcat(out, v[i]->id);
+    }
+    rcu_read_unlock();
+    return out;
+}
+
+static void
+fx_free(spec_fx_t *fx)
+{
+    for (size_t i = 0; i < fx->p.sn; i++)
+        sidx_free(fx->p.sv[i]);
+    while (fx->p.sdead != NULL) {
+        sidx_t *s = fx->p.sdead;
+        fx->p.sdead = s->next;
+        sidx_free(s);
+    }
+    free(fx->p.sv);
+    free(fx->p.sdir);
+    free(fx->p.ix.pub);
+    free(fx->p.ix.v);
+    free(fx);
+}
+
+START_TEST(spec_index)
+{
+    spec_fx_t *fx = fx_new();
+
+    rcu_register_thread();
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), ""); /* nothing published yet */
+    fx_add(fx, 3, "gpu,cpu");
+    fx_add(fx, 1, "cpu");
+    fx_add(fx, 5, "gpu");
+    fx_add(fx, 0, "ssd");
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), ""); /* written, not yet published */
+    ck_assert_int_eq(specs_publish(&fx->p), 0);
+    ck_assert_int_eq(windex_publish(&fx->p.ix), 0);
+    ck_assert_uint_eq(fx->p.sn, 3);
+    ck_assert_ptr_null(fx->p.squeue);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n3 n5");
+    ck_assert_str_eq(fx_list(fx, "gpu", "n3"), "n5"); /* paging: after the token's id */
+    ck_assert_str_eq(fx_list(fx, "gpu", "n4"), "n5");
+    ck_assert_str_eq(fx_list(fx, "gpu", "n5"), "");
+    ck_assert_str_eq(fx_list(fx, "cpu", NULL), "n1 n3");
+    ck_assert_str_eq(fx_list(fx, "tpu", NULL), ""); /* unknown: nothing, not the pool */
+    ck_assert_str_eq(fx_list(fx, "", NULL), "n0 n1 n3 n5");
+    ck_assert_str_eq(fx_list(fx, NULL, "n1"), "n3 n5");
+
+    /* a re-register moves n3 from gpu,cpu to cpu,ssd: out of gpu, into ssd */
+    {
+        gx_pb_node_t before = fx->pb[3];
+        char *old[2] = {(char *)"gpu", (char *)"cpu"};
+        before.specializations = old;
+        fx_specs(fx, 3, "cpu,ssd");
+        ck_assert(!same_specs(&before, &fx->pb[3]));
+        node_specs_del(&fx->p, &fx->n[3], &before, &fx->pb[3]);
+        node_specs_add(&fx->p, &fx->n[3], &fx->pb[3], &before);
+    }
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n3 n5"); /* readers: the last published */
+    ck_assert_int_eq(specs_publish(&fx->p), 0);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n5");
+    ck_assert_str_eq(fx_list(fx, "cpu", NULL), "n1 n3");
+    ck_assert_str_eq(fx_list(fx, "ssd", NULL), "n0 n3");
+
+    /* removals; an index left empty leaves the directory */
+    fx_del(fx, 5);
+    ck_assert_int_eq(specs_publish(&fx->p), 0);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "");
+    ck_assert_uint_eq(fx->p.sn, 2);
+    ck_assert_ptr_null(fx->p.sdead); /* handed to call_rcu with the new directory */
+    ck_assert_uint_eq(rcu_dereference(fx->p.sdir)->n, 2);
+    /* and comes back when a node has it again */
+    fx_add(fx, 4, "gpu");
+    ck_assert_int_eq(specs_publish(&fx->p), 0);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n4");
+
+    /* out of memory: stale, readers get the whole pool, then the rebuild puts it right */
+    uatomic_set(&fx->p.spec_stale, 1);
+    fx_add(fx, 2, "gpu"); /* not indexed while stale */
+    ck_assert_int_eq(windex_publish(&fx->p.ix), 0);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n0 n1 n2 n3 n4");
+    ck_assert_int_eq(specs_publish(&fx->p), 0);
+    ck_assert_uint_eq(uatomic_read(&fx->p.spec_stale), 0);
+    ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n2 n4");
+    ck_assert_str_eq(fx_list(fx, "cpu", "n1"), "n3");
+    ck_assert_str_eq(fx_list(fx, "ssd", NULL), "n0 n3");
+    rcu_barrier();
+    fx_free(fx);
+    rcu_unregister_thread();
+}
+END_TEST
+
+START_TEST(spec_index_twice)
+{
+    spec_fx_t *fx = fx_new();
+
+    /* a specialization listed twice is one entry, removed once */
+    fx_add(fx, 1, "gpu,gpu");
+    ck_assert_uint_eq(fx->p.sn, 1);
+    ck_assert_uint_eq(fx->p.sv[0]->ix.n, 1);
+    fx_del(fx, 1);
+    ck_assert_uint_eq(fx->p.sv[0]->ix.n, 0);
+    fx_free(fx);
+}
+END_TEST
+
+START_TEST(windex_shrinks)
+{
+    windex_t x = {0};
+    gx_reg_node_t *n = calloc(1000, sizeof(*n));
+    char (*ids)[8] = calloc(1000, sizeof(*ids));
+
+    for (size_t i = 0; i < 1000; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%04zu", i);
+        n[i].id = ids[i];
+        ck_assert_int_eq(windex_insert(&x, &n[i]), 0);
+    }
+    ck_assert_int_eq(windex_insert(&x, &n[500]), 0); /* there already */
+    ck_assert_uint_eq(x.n, 1000);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_ptr_eq(x.v[i], &n[i]);
+    for (size_t i = 0; i < 990; i++)
+        windex_remove(&x, &n[i]);
+    windex_remove(&x, &n[0]); /* gone already */
+    ck_assert_uint_eq(x.n, 10);
+    ck_assert_uint_le(x.cap, 64);
+    ck_assert_ptr_eq(x.v[0], &n[990]);
+    free(x.v);
+    free(n);
+    free(ids);
+}
+END_TEST
+
 static Suite *
 reg_suite(void)
 {
@@ -231,6 +444,9 @@ reg_suite(void)
     tcase_add_test(tc, token_compare);
     tcase_add_test(tc, sorted_search);
     tcase_add_test(tc, watch_ring);
+    tcase_add_test(tc, spec_index);
+    tcase_add_test(tc, spec_index_twice);
+    tcase_add_test(tc, windex_shrinks);
     suite_add_tcase(s, tc);
     return s;
 }
