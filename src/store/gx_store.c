@@ -835,6 +835,26 @@ out:
 }
 
 int
+gx_store_count(gx_store_t *st, gx_store_table_t table, size_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat ms;
+    int rc;
+
+    *out = 0;
+    if (!table_ok(table))
+        return GX_EINVAL;
+    rc = read_begin(st, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_stat(txn, st->dbi[table], &ms) == 0 ? 0 : GX_EIO;
+    if (rc == 0)
+        *out = ms.ms_entries;
+    read_end(st, txn);
+    return rc;
+}
+
+int
 gx_store_scan(gx_store_t *st, gx_store_table_t table,
               int (*fn)(const void *key, size_t key_len, const void *val, size_t val_len,
                         void *arg),

@@ -133,6 +133,13 @@ int gx_store_scan(gx_store_t *st, gx_store_table_t table,
                   void *arg);
 
 /**
+ * The number of records in @p table (LMDB's own count: no scan), e.g. to
+ * size a hash table before loading it.  @return 0, GX_EINVAL (table), GX_EIO
+ * @note thread: any
+ */
+int gx_store_count(gx_store_t *st, gx_store_table_t table, size_t *out);
+
+/**
  * Reads one record into a malloc()ed copy (*val, *val_len; caller frees; a
  * value of length 0 is still a non-NULL pointer).
  * @return 0, GX_ENOTFOUND, GX_EINVAL (table or key length), GX_ENOMEM, GX_EIO
