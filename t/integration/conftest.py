@@ -312,6 +312,15 @@ def interop_server(tmp_path_factory, pki):
     s.assert_clean()
 
 
+def rss_kib(pid):
+    """VmRSS of process @pid in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def wait_for(pred, timeout=5.0, step=0.02):
     """Polls pred() until true or the timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout

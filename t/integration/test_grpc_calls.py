@@ -16,7 +16,7 @@ import urllib.parse
 import grpc
 import pytest
 
-from conftest import wait_for
+from conftest import rss_kib, wait_for
 from h2raw import CANCEL, MAX_WINDOW, H2Client, grpc_frame
 
 CHECK = "/grpc.health.v1.Health/Check"
@@ -84,14 +84,6 @@ def out_request(pb, sizes, interval_us=0):
     m = pb.messages_pb2
     return m.StreamingOutputCallRequest(response_parameters=[
         m.ResponseParameters(size=s, interval_us=interval_us) for s in sizes])
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 @pytest.fixture

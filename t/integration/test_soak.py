@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from conftest import rss_kib
 from gxapi import Api, with_key
 from h2raw import grpc_frame
 
@@ -30,14 +31,6 @@ pytestmark = pytest.mark.skipif(shutil.which("h2load") is None,
 @pytest.fixture(scope="module")
 def pb(protos):
     return importlib.import_module("galaxy.pool.v1.pool_pb2")
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def h2load(addr, path, body, n, conns, streams, headers=()):

@@ -12,7 +12,7 @@ import time
 import grpc
 import pytest
 
-from conftest import wait_for
+from conftest import rss_kib, wait_for
 from h2raw import H2Client, grpc_frame, grpc_messages
 from test_registry import Api
 
@@ -298,14 +298,6 @@ def test_fifty_watchers_get_the_same_events(api, pb):
 
 
 # ---------------------------------------------------------------- a reader that stops
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
 
 CHANGES = 600
 
