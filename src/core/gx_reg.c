@@ -3276,6 +3276,21 @@ epoch_next(gx_reg_t *reg, uint64_t *base)
     return rv;
 }
 
+/*
+ * Every loaded node's grace period starts once the whole store is loaded, not
+ * when its own record was read (a million records take seconds): the wheel
+ * slots they were put in fire early, and the keeper's re-check moves them on.
+ */
+static int
+grace_start_one(gx_reg_pool_t *p, void *arg)
+{
+    uint64_t now = gx_now_ms();
+
+    for (size_t i = 0; i < p->ix.n; i++)
+        uatomic_set(&p->ix.v[i]->seen_ms, now);
+    return 0;
+}
+
 static int
 recover(gx_reg_t *reg, char *err, size_t errlen)
 {
@@ -3299,6 +3314,7 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
         return rv;
     }
     rcu_read_lock();
+    gx_reg_pool_foreach(reg, grace_start_one, NULL);
     gx_reg_pool_foreach(reg, feed_start_one, &l.base);
     pools_update(reg, gx_now_ms());
     gx_reg_pool_foreach(reg, publish_one, NULL);
