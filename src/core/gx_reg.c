@@ -80,6 +80,7 @@
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
+#define PENDING_BUCKETS 4096 /* power of two */
 #define TOKEN_BYTES 24 /* 192 random bits, sent as 48 hex digits */
 #define TOKEN_HEX (TOKEN_BYTES * 2)
 #define RECORD_VERSION 1
@@ -256,7 +257,7 @@ struct gx_reg_s {
     gx_reg_opts_t o;
     struct cds_lfht *pools, *nodes;
     pthread_mutex_t wlock;
-    gx_reg_op_t *pending;
+    gx_reg_op_t *pending[PENDING_BUCKETS]; /* writes in flight by key hash (wlock) */
     pthread_mutex_t qlock;
     pthread_cond_t qcond;
     gx_reg_op_t *qhead, **qtail;
@@ -2023,10 +2024,19 @@ apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
     }
 }
 
+/* The chain of writes in flight whose key hashes like @p key's (a thousand calls in flight
+ * made every submit scan them all when it was one list). */
+static gx_reg_op_t **
+pending_bucket(gx_reg_t *reg, const char *key, size_t key_len)
+{
+    return &reg->pending[hash_bytes(key, key_len) & (PENDING_BUCKETS - 1)];
+}
+
 static void
 pending_drop(gx_reg_t *reg, gx_reg_op_t *op)
 {
-    for (gx_reg_op_t **pp = &reg->pending; *pp != NULL; pp = &(*pp)->pending_next) {
+    for (gx_reg_op_t **pp = pending_bucket(reg, op->key, op->key_len); *pp != NULL;
+         pp = &(*pp)->pending_next) {
         if (*pp == op) {
             *pp = op->pending_next;
             return;
@@ -2111,7 +2121,8 @@ store_done(int status, void *arg)
 static gx_reg_op_t *
 pending_find(gx_reg_t *reg, int pool_op, const char *key, size_t key_len)
 {
-    for (gx_reg_op_t *op = reg->pending; op != NULL; op = op->pending_next) {
+    for (gx_reg_op_t *op = *pending_bucket(reg, key, key_len); op != NULL;
+         op = op->pending_next) {
         int is_pool = op->kind == OP_POOL_PUT || op->kind == OP_POOL_DEL;
         if (is_pool == pool_op && op->key_len == key_len && memcmp(op->key, key, key_len) == 0)
             return op;
@@ -2125,10 +2136,12 @@ pending_in_pool(gx_reg_t *reg, const char *name)
 {
     size_t len = strlen(name);
 
-    for (gx_reg_op_t *op = reg->pending; op != NULL; op = op->pending_next)
-        if ((op->kind == OP_NODE_PUT || op->kind == OP_NODE_DEL) && op->key_len > len &&
-            memcmp(op->key, name, len + 1) == 0)
-            return 1;
+    /* rare (DeletePool): every chain */
+    for (size_t b = 0; b < PENDING_BUCKETS; b++)
+        for (gx_reg_op_t *op = reg->pending[b]; op != NULL; op = op->pending_next)
+            if ((op->kind == OP_NODE_PUT || op->kind == OP_NODE_DEL) && op->key_len > len &&
+                memcmp(op->key, name, len + 1) == 0)
+                return 1;
     return 0;
 }
 
@@ -2170,8 +2183,8 @@ op_submit(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_
         op->key = NULL;
         return why_set(why, gx_error_to_status(rv), "store: %s", gx_strerror(rv));
     }
-    op->pending_next = reg->pending;
-    reg->pending = op;
+    op->pending_next = *pending_bucket(reg, op->key, op->key_len);
+    *pending_bucket(reg, op->key, op->key_len) = op;
     return 0;
 }
 
