@@ -510,24 +510,6 @@ gx_keys_list(gx_call_t *call, gx_pb_key_t ***out, size_t *n)
 
 /* ------------------------------------------------------------------ start and stop */
 
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, status;
-} sync_t;
-
-static void
-sync_done(gx_reg_op_t *op)
-{
-    sync_t *s = op->arg;
-
-    pthread_mutex_lock(&s->lock);
-    s->status = op->status;
-    s->done = 1;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
 static int
 load_one(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
 {
@@ -586,10 +568,9 @@ bootstrap(const char *data_dir, char *err, size_t errlen)
 {
     const char *env = getenv("GALAXY_ADMIN_KEY");
     char secret[SECRET_LEN + 1], path[4096];
-    sync_t s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-    gx_reg_op_t op = {.done = sync_done, .arg = &s};
-    gx_reg_why_t why;
-    uint8_t raw[SECRET_BYTES];
+    gx_store_op_t sop;
+    uint8_t raw[SECRET_BYTES], *rec;
+    size_t len = 0;
     apikey_t *k;
     int rv;
 
@@ -614,21 +595,16 @@ bootstrap(const char *data_dir, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return GX_ENOMEM;
     }
-    pthread_mutex_lock(&K.lock);
-    rv = submit(k, 0, 0, &op, &why);
-    pthread_mutex_unlock(&K.lock);
+    rec = record(k, 0, &len);
+    sop = (gx_store_op_t){GX_STORE_KEYS, 0, k->id, ID_HEX, rec, len};
+    rv = rec != NULL ? gx_store_submit_sync(K.st, &sop, 1) : GX_ENOMEM;
+    free(rec);
+    if (rv == 0)
+        rv = keys_add(k); /* start-up: no reader yet, no lock needed */
     if (rv != 0) {
         key_free(k);
-        snprintf(err, errlen, "admin key: %s", why.msg);
-        return GX_EIO;
-    }
-    pthread_mutex_lock(&s.lock);
-    while (!s.done)
-        pthread_cond_wait(&s.cond, &s.lock);
-    pthread_mutex_unlock(&s.lock);
-    if (s.status != 0) {
-        snprintf(err, errlen, "admin key: store: %s", gx_strerror(s.status));
-        return s.status;
+        snprintf(err, errlen, "admin key: %s", gx_strerror(rv));
+        return rv;
     }
     if (env != NULL)
         gx_log(GX_LOG_INFO, "admin API key created id=%s from=GALAXY_ADMIN_KEY", k->id);

@@ -3160,40 +3160,6 @@ load_node(const void *key, size_t key_len, const void *val, size_t val_len, void
     return rv;
 }
 
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, status;
-} sync_t;
-
-static void
-sync_done(int status, void *arg)
-{
-    sync_t *s = arg;
-
-    pthread_mutex_lock(&s->lock);
-    s->status = status;
-    s->done = 1;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
-/* submits and waits for the commit (start-up only) */
-static int
-store_put_sync(gx_store_t *st, const gx_store_op_t *ops, size_t n)
-{
-    sync_t s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-    int rv = gx_store_submit(st, ops, n, sync_done, &s);
-
-    if (rv != 0)
-        return rv;
-    pthread_mutex_lock(&s.lock);
-    while (!s.done)
-        pthread_cond_wait(&s.cond, &s.lock);
-    pthread_mutex_unlock(&s.lock);
-    return s.status;
-}
-
 static const gx_reg_pool_conf_t builtin_pools[] = {
     {.name = "mainnet", .visibility = GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC,
      .tier = "main", .description = "", .routing_policy = ""},
@@ -3241,7 +3207,7 @@ defaults_create(gx_reg_t *reg)
         ops[i + 1] = (gx_store_op_t){GX_STORE_POOLS, 0, pb.name, strlen(pb.name), recs[i], len};
     }
     if (rv == 0)
-        rv = store_put_sync(reg->st, ops, n + 1);
+        rv = gx_store_submit_sync(reg->st, ops, n + 1);
     for (size_t i = 0; recs != NULL && i < n; i++)
         free(recs[i]);
     free(recs);
@@ -3284,7 +3250,7 @@ epoch_next(gx_reg_t *reg, uint64_t *base)
     epoch++;
     op = (gx_store_op_t){GX_STORE_META, 0, EPOCH_KEY, sizeof(EPOCH_KEY) - 1, buf,
                          (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)epoch)};
-    rv = store_put_sync(reg->st, &op, 1);
+    rv = gx_store_submit_sync(reg->st, &op, 1);
     *base = epoch << 32;
     return rv;
 }

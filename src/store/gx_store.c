@@ -834,6 +834,39 @@ out:
     return rc;
 }
 
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, status;
+} sync_wait_t;
+
+static void
+sync_done(int status, void *arg)
+{
+    sync_wait_t *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    s->status = status;
+    s->done = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int
+gx_store_submit_sync(gx_store_t *st, const gx_store_op_t *ops, size_t n)
+{
+    sync_wait_t s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int rv = gx_store_submit(st, ops, n, sync_done, &s);
+
+    if (rv != 0)
+        return rv;
+    pthread_mutex_lock(&s.lock);
+    while (!s.done)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+    return s.status;
+}
+
 int
 gx_store_count(gx_store_t *st, gx_store_table_t table, size_t *out)
 {

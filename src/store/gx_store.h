@@ -117,6 +117,13 @@ int gx_store_submit(gx_store_t *st, const gx_store_op_t *ops, size_t n, gx_store
                     void *arg);
 
 /**
+ * gx_store_submit() and a wait for the commit (start-up work: default
+ * records, the first admin key).  @return 0, a submit error, or the commit's
+ * status.  @note thread: not the store's writer (it would wait for itself)
+ */
+int gx_store_submit_sync(gx_store_t *st, const gx_store_op_t *ops, size_t n);
+
+/**
  * Calls @p fn for every record of @p table in key order, inside one read
  * transaction.  The bytes are valid only during the call.  @p fn returns 0 to
  * go on, anything else to stop (returned by gx_store_scan).
