@@ -23,6 +23,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 build=.
 ref=${REF_SERVER:-$src/bench/ref/ref_server}
 mode=both
@@ -106,7 +107,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 for v in "$n" "$warmup" "$nodes" "$rounds" "$workers" "$client_threads" "$reg_conc" \
          "$h2load_timeout"; do
     isnum "$v" || { echo "heartbeat.sh: \"$v\" is not a number" >&2; exit 2; }
@@ -164,17 +164,6 @@ ticks=$(getconf CLK_TCK)
 py=/usr/bin/python3
 reg="$py $src/bench/register_nodes.py"
 alog=$tmp/access.log
-
-wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
-    local i=0
-    while [ ! -s "$1" ] && [ $i -lt 400 ]; do
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-        i=$((i + 1))
-    done
-    [ -s "$1" ]
-}
-
 start_ref() {
     local pre=$nodes
     if [ $ref_register = 1 ]; then pre=0; fi
@@ -220,11 +209,6 @@ start_poold() {
         --node "$node" --body "$tmp/poold.body" --check ||
         { echo "heartbeat.sh: registering $nodes nodes in galaxy-poold failed" >&2; exit 1; }
 }
-
-cpu() {    # utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
-    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
-}
-
 # "OK ERR": grpc-status 0 Heartbeat responses, and non-OK calls of any method.
 counts_ref() {
     local before after i=0 line
@@ -310,13 +294,6 @@ $((ok1 - ok0)), non-OK: $((err1 - err0)), access-log lines: $logged; see h2load.
         "$s" "$c" "$m" "$rps" "$us" "$verdict"
     echo "$rps $us ${verdict%% *}" >>"$tmp/res.$s.${c}x$m"
 }
-
-median() {    # column FILE
-    sort -g -k"$1" "$2" | awk -v k="$1" '{v[NR] = $k} END {
-        if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
-        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo "heartbeat: $nodes nodes, node $node, -n $n per shape, $rounds round(s), server threads" \
      "$workers, h2load -t <= $client_threads, $(nproc) cores"
 if [ "$mode" != ref ]; then echo "galaxy-poold: $conf_desc"; fi

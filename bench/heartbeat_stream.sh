@@ -24,6 +24,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 build=.
 ref=${REF_SERVER:-$src/bench/ref/ref_server}
 gx_load=
@@ -118,7 +119,6 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "heartbeat_stream.sh: $*" >&2; exit 1; }
-isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 for v in "$n" "$msgs" "$window" "$warmup" "$nodes" "$rounds" "$workers" "$client_threads" \
          "$reg_conc" "$run_timeout"; do
     isnum "$v" || { echo "heartbeat_stream.sh: \"$v\" is not a number" >&2; exit 2; }
@@ -176,17 +176,6 @@ if [ -z "$gx_load" ]; then
         $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
         die "building gx_load failed (bench/deps.sh?)"
 fi
-
-wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
-    local i=0
-    while [ ! -s "$1" ] && [ $i -lt 400 ]; do
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-        i=$((i + 1))
-    done
-    [ -s "$1" ]
-}
-
 start_ref() {
     "$ref" --listen 127.0.0.1:0 -t "$workers" --preload "$nodes" --ready-file "$tmp/ref.ready" \
         2>"$tmp/ref.log" &
@@ -228,11 +217,6 @@ start_poold() {
         --node "$node" --body "$tmp/poold.body" --check ||
         die "registering $nodes nodes in galaxy-poold failed"
 }
-
-cpu() {    # utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
-    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
-}
-
 # "OK ERR": grpc-status 0 Heartbeat responses, and non-OK calls of any method.
 counts_ref() {
     local before after i=0 line
@@ -362,13 +346,6 @@ $((ok1 - ok0)), non-OK: $((err1 - err0)); see h2load.ref.$label.txt)"
         ref "$c" "$m" "(unary Heartbeat, h2load)" "$rps" "$us" "$verdict"
     echo "$rps $us ${verdict%% *}" >>"$tmp/res.ref.${c}x$m"
 }
-
-median() {    # column FILE
-    sort -g -k"$1" "$2" | awk -v k="$1" '{v[NR] = $k} END {
-        if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
-        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 if [ -n "$poold_conf" ]; then conf_desc="configuration $poold_conf"
 elif [ $bare = 1 ]; then conf_desc="bare (no modules, access log off)"
 else conf_desc="auth_apikey + rbac, access log to a file"; fi

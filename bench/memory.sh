@@ -28,6 +28,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 build=.
 nodes=1000000
 workers=$(nproc)
@@ -87,7 +88,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 case $shape in
 *x*) ;;
 *) echo "memory.sh: bad --shape \"$shape\" (want CONNSxSTREAMS)" >&2; exit 2 ;;

@@ -27,6 +27,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 build=.
 mode=both
 n=100000
@@ -100,7 +101,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 for v in "$n" "$warmup" "$rounds" "$workers" "$client_threads" "$pad" "$run_timeout"; do
     isnum "$v" || { echo "register.sh: \"$v\" is not a number" >&2; exit 2; }
 done
@@ -226,11 +226,6 @@ stop() {    # SERVER SIGNAL
     fi
     unset "pid[$1]"
 }
-
-cpu() {    # utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
-    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
-}
-
 declare -A next=([poold]=0 [etcd]=0) acked=([poold]=0 [etcd]=0)
 declare -A rpc=([poold]=/galaxy.pool.v1.NodeRegistry/Register [etcd]=/etcdserverpb.KV/Put)
 failures=0
@@ -309,13 +304,6 @@ fresh() {
     next[$1]=0
     "start_$1"
 }
-
-median() {    # column FILE
-    sort -g -k"$1" "$2" | awk -v k="$1" '{v[NR] = $k} END {
-        if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
-        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # ------------------------------------------------------------------ measure
 t_begin=$(date +%s)
 echo "register: -n $n per run, shapes $shapes, $rounds round(s), galaxy-poold --workers $workers," \

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: MIT
+# Shell functions the benchmark scripts share; sourced, not run.
+# The callers keep their servers' PIDs in the associative array `pid` and
+# their temporary directory in `tmp`.
+
+isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
+
+wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
+    local i=0
+    while [ ! -s "$1" ] && [ $i -lt 400 ]; do
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+        i=$((i + 1))
+    done
+    [ -s "$1" ]
+}
+
+cpu() {    # SERVER: utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
+    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
+}
+
+median() {    # column FILE
+    sort -g -k"$1" "$2" | awk -v k="$1" '{v[NR] = $k} END {
+        if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
+        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
