@@ -245,6 +245,53 @@ typedef struct {
 #define GX_MODULE_SYMBOL "gx_module_descriptor"
 
 /* ------------------------------------------------------------------------ */
+/* Routing policies                                                         */
+
+/**
+ * A node that could take a job, as a routing policy sees it.  Only eligible
+ * nodes are offered (HEALTHY, not draining, not flapping, with the job's
+ * specialization, every node_selector label and free capacity).
+ */
+typedef struct {
+    const char *id;          /**< the node's id */
+    double load;             /**< last reported load, 0..1 */
+    uint32_t running_jobs;   /**< jobs the node last reported running */
+    uint32_t assigned_jobs;  /**< jobs the pool has on it (ASSIGNED or RUNNING) */
+} gx_route_node_t;
+
+/** The job being routed. */
+typedef struct {
+    const char *pool;
+    const char *id;              /**< the job's id */
+    const char *specialization;
+    const char *routing_key;     /**< "" when the submitter gave none */
+} gx_route_job_t;
+
+/**
+ * A routing policy: what a pool's `routing_policy` names.  Registered by a
+ * module's init() with gx_route_register().
+ */
+typedef struct {
+    const char *name; /**< the routing_policy value, [a-z0-9_]{1,32}; unique */
+    /**
+     * Picks one of @p nodes[0..n) (n >= 1, in node id order) for @p job.
+     * When @p scores is not NULL (ExplainJob), also sets scores[i] for every
+     * node: the policy's own measure, higher is better.
+     * @return the index of the chosen node, 0 .. n-1
+     * @note thread: any; runs under the jobs lock: quick, never blocks
+     */
+    size_t (*choose)(const gx_route_job_t *job, const gx_route_node_t *nodes, size_t n,
+                     double *scores, void *ctx);
+} gx_router_t;
+
+/**
+ * Makes @p router available under its name (in init(); @p router and @p ctx
+ * must live until fini).  @return 0, or -EEXIST (name taken), -EINVAL (bad
+ * name), -ENOSPC (too many policies)
+ */
+GX_API int gx_route_register(gx_module_t *mod, const gx_router_t *router, void *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Module configuration                                                     */
 
 /**

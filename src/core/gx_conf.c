@@ -66,6 +66,8 @@ typedef struct {
     {"limits", #name, GX_CONF_T_U32, offsetof(gx_conf_t, limits.name), min, max, NULL}
 #define GX_CONF_REGISTRY(name, min, max) \
     {"registry", #name, GX_CONF_T_U32, offsetof(gx_conf_t, registry.name), min, max, NULL}
+#define GX_CONF_JOBS(name, min, max) \
+    {"jobs", #name, GX_CONF_T_U32, offsetof(gx_conf_t, jobs.name), min, max, NULL}
 
 /* Defaults are set by gx_conf_init() and gx_limits_init(); etc/galaxy-poold.yaml documents both. */
 static const gx_conf_key_t gx_conf_keys[] = {
@@ -110,6 +112,13 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_REGISTRY(self_preservation_min_nodes, 1, 1000000000),
     GX_CONF_REGISTRY(self_preservation_share, 1, 100),
     GX_CONF_REGISTRY(max_heartbeats_per_second, 0, 1000000000),
+
+    GX_CONF_JOBS(max_attempts, 1, 1000),
+    GX_CONF_JOBS(flap_threshold, 0, 1000),
+    GX_CONF_JOBS(queue_max, 1, 100000000),
+    GX_CONF_JOBS(ack_timeout_ms, 100, GX_CONF_MS_MAX),
+    GX_CONF_JOBS(retention_ms, 1000, GX_CONF_MS_MAX),
+    GX_CONF_JOBS(jobs_max, 1, 100000000),
 };
 
 #define GX_CONF_N_KEYS (sizeof(gx_conf_keys) / sizeof(gx_conf_keys[0]))
@@ -270,6 +279,7 @@ gx_conf_init(gx_conf_t *conf)
     conf->log_level = GX_LOG_INFO;
     gx_limits_init(&conf->limits);
     gx_reg_opts_init(&conf->registry);
+    gx_jobs_opts_init(&conf->jobs);
     if ((rc = gx_conf_set_str(&conf->listen, "127.0.0.1:50051")) != 0 ||
         (rc = gx_conf_set_str(&conf->admin_listen, "127.0.0.1:9464")) != 0 ||
         (rc = gx_conf_set_str(&conf->data_dir, "./var")) != 0 ||

@@ -13,6 +13,7 @@
 
 #include <galaxy/gx_module.h>
 
+#include "core/gx_jobs.h"
 #include "core/gx_reg.h"
 #include "transport/gx_limits.h"
 
@@ -51,6 +52,7 @@ typedef struct gx_conf_s {
     int log_level;        /**< GX_LOG_* */
     gx_limits_t limits;   /**< transport limits; ranges documented in etc/galaxy-poold.yaml */
     gx_reg_opts_t registry; /**< liveness and Watch history (section `registry:`) */
+    gx_jobs_opts_t jobs;    /**< attempts, queues, timeouts (section `jobs:`) */
     gx_mod_conf_t *modules; /**< `modules:` entries in file order, load order */
     size_t n_modules;       /**< number of entries in @p modules */
 } gx_conf_t;

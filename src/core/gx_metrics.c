@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core/gx_phase.h"
+#include "core/gx_jobs.h"
 #include "core/gx_reg.h"
 #include "util/gx_stats.h"
 
@@ -45,4 +46,5 @@ gx_metrics_render(void *out, void *arg)
                             (unsigned long long)sum.c[i]);
     gx_phase_metrics(buf);
     gx_reg_metrics(gx__reg, buf);
+    gx_jobs_metrics(buf);
 }

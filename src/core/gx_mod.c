@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "core/gx_mod.h"
+#include "core/gx_router.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -374,6 +375,7 @@ gx_mods_unload(gx_mods_t *mods)
         gx_module_t *mod = mods->mods[i];
         if (mod->inited && mod->desc->fini != NULL)
             mod->desc->fini(mod, mod->ctx);
+        gx_router_forget(mod);
     }
     for (size_t i = mods->n_mods; i-- > 0;) {
         gx_module_t *mod = mods->mods[i];

@@ -271,6 +271,8 @@ struct gx_reg_s {
     tlink_t *wheel;    /* keeper only: WHEEL_SLOTS lists of nodes by deadline */
     uint64_t wheel_at; /* keeper only: the last slot the wheel went past */
     size_t n_nodes;    /* keeper only: nodes in the table */
+    gx_reg_listener_t listener;
+    int changed;       /* keeper only: the listener heard of changes not yet settled */
     unsigned long node_buckets; /* keeper only: the table size last asked for */
 };
 
@@ -905,6 +907,23 @@ gx_reg_node_fill(const gx_reg_node_t *n, gx_pb_node_t *out)
     out->last_heartbeat_unix_ms = uatomic_read(&n->hb_unix_ms);
     out->revision = uatomic_read(&n->revision);
     out->flap_count = flap_count(n, gx_now_ms(), pool_ttl(n->pool));
+}
+
+void
+gx_reg_node_live_fields(const gx_reg_node_t *n, double *load, uint32_t *running,
+                        uint32_t *flaps)
+{
+    uint64_t bits = uatomic_read(&n->load_bits);
+
+    memcpy(load, &bits, sizeof(bits));
+    *running = uatomic_read(&n->running);
+    *flaps = flap_count(n, gx_now_ms(), pool_ttl(n->pool));
+}
+
+int
+gx_reg_node_token_ok(const gx_reg_node_t *n, const char *token)
+{
+    return gx_reg_token_equal(token, rcu_dereference(n->info)->token);
 }
 
 static size_t
@@ -1831,6 +1850,11 @@ node_feed(gx_reg_node_t *n, int type, const gx_pb_node_t *before)
     uatomic_set(&n->revision, rev);
     fed_set(n, uatomic_read(&n->state));
     feed_put(n->pool, rev, type, n, before);
+    if (gx__reg != NULL && gx__reg->listener.node_changed != NULL) {
+        gx__reg->listener.node_changed(gx__reg->listener.arg, n->pool->name, n->id,
+                                       uatomic_read(&n->state), type == EV_REMOVED);
+        gx__reg->changed = 1;
+    }
     return rev;
 }
 
@@ -2078,6 +2102,25 @@ op_apply(gx_reg_t *reg, gx_reg_op_t *op)
     op_cleanup(op);
 }
 
+/* tells the listener that the changes it heard of are published (no lock held) */
+static void
+listener_settle(gx_reg_t *reg)
+{
+    if (reg->changed && reg->listener.settled != NULL) {
+        reg->changed = 0;
+        reg->listener.settled(reg->listener.arg);
+    }
+}
+
+void
+gx_reg_listen(gx_reg_t *reg, const gx_reg_listener_t *l)
+{
+    if (l != NULL)
+        reg->listener = *l;
+    else
+        memset(&reg->listener, 0, sizeof(reg->listener));
+}
+
 /*
  * Applies a list of committed ops in commit order, publishes, then completes
  * them (@p complete 0 at close: the workers that would resume them are gone).
@@ -2093,6 +2136,8 @@ ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
     publish_all(reg);
     pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
+    if (complete)
+        listener_settle(reg);
     while (list != NULL) {
         gx_reg_op_t *op = list;
         list = op->next;
@@ -3008,6 +3053,9 @@ keeper_tick(gx_reg_t *reg)
     publish_all(reg);
     pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
+    listener_settle(reg);
+    if (reg->listener.tick != NULL)
+        reg->listener.tick(reg->listener.arg, now);
 }
 
 /* feeds the state changes heartbeats made (keeper_kick) and moves those nodes' deadlines */
@@ -3036,6 +3084,7 @@ keeper_restate(gx_reg_t *reg)
     publish_all(reg);
     pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
+    listener_settle(reg);
 }
 
 static void *
@@ -3045,7 +3094,7 @@ keeper_main(void *arg)
     uint64_t next = gx_now_ms() + reg->o.tick_ms;
     int stop = 0, kick = 0;
 
-    rcu_register_thread();
+    gx_reg_thread_online(); /* the listener's read brackets see the flag */
     while (!stop) {
         gx_reg_op_t *list = queue_take(reg, next, &stop, &kick);
         if (list != NULL) {
@@ -3059,7 +3108,7 @@ keeper_main(void *arg)
             next = gx_now_ms() + reg->o.tick_ms;
         }
     }
-    rcu_unregister_thread();
+    gx_reg_thread_offline();
     return NULL;
 }
 

@@ -226,6 +226,31 @@ int gx_reg_node_live(const gx_reg_node_t *n);
 /** The node's id (immutable). */
 const char *gx_reg_node_id(const gx_reg_node_t *n);
 
+/** The node's load, the running jobs it reported, and its flap count now. */
+void gx_reg_node_live_fields(const gx_reg_node_t *n, double *load, uint32_t *running,
+                             uint32_t *flaps);
+/** 1 when @p token is the node's lease token (constant time). @note inside a read bracket */
+int gx_reg_node_token_ok(const gx_reg_node_t *n, const char *token);
+
+/**
+ * Who hears of node changes (the jobs: re-routing, pending work).  All three
+ * run on the keeper thread.  node_changed runs under the registry's writer
+ * lock for every change a watcher would see (@p state the node's state
+ * after it, @p removed 1 when it left the registry): record, do not route.
+ * settled runs once the round's changes are published (the indexes list
+ * new nodes), with no registry lock held; tick every keeper period.
+ */
+typedef struct {
+    void (*node_changed)(void *arg, const char *pool, const char *id, uint32_t state,
+                         int removed);
+    void (*settled)(void *arg);
+    void (*tick)(void *arg, uint64_t now_ms);
+    void *arg;
+} gx_reg_listener_t;
+
+/** Sets the listener (NULL: none).  @note thread: main, before the workers start */
+void gx_reg_listen(gx_reg_t *reg, const gx_reg_listener_t *l);
+
 /* ------------------------------------------------------------------ watch feed */
 
 /**

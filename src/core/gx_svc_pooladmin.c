@@ -20,6 +20,7 @@
 #include "core/gx_keys.h"
 #include "core/gx_mod.h"
 #include "core/gx_reg.h"
+#include "core/gx_router.h"
 #include "core/gx_svc_util.h"
 #include "galaxy/pool/v1/pool.pb-c.h"
 
@@ -64,6 +65,12 @@ validate_pool(gx_call_t *call, const gx_pb_pool_t *p, int create)
         return GX_DONE;
     if (p->routing_policy[0] && !gx_reg_valid_token(p->routing_policy, GX_REG_TEXT_MAX))
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.routing_policy: malformed");
+    if (p->routing_policy[0] && gx_router_find(p->routing_policy, NULL) == NULL) {
+        char names[256];
+        gx_router_names(names, sizeof(names));
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.routing_policy: no routing "
+                            "policy \"%s\" is loaded (loaded: %s)", p->routing_policy, names);
+    }
     if (p->heartbeat_interval_ms != 0 && (p->heartbeat_interval_ms < GX_REG_INTERVAL_MIN ||
                                           p->heartbeat_interval_ms > GX_REG_INTERVAL_MAX))
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "pool.heartbeat_interval_ms: "
@@ -371,6 +378,8 @@ list_modules_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
             seen |= 1u << h->phase;
         if (m->desc->services != NULL && m->desc->services[0] != NULL)
             seen |= 1u << GX_PHASE_HANDLER;
+        if (gx_router_of(m))
+            seen |= 1u << GX_PHASE_ROUTE; /* a routing policy: jobs are routed through it */
         for (int ph = 0; ph < GX_PHASE_MAX; ph++)
             if (seen & (1u << ph))
                 phases[n++] = (char *)phase_names[ph];

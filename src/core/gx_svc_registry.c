@@ -21,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/gx_jobs.h"
 #include "core/gx_reg.h"
 #include "core/gx_svc_util.h"
 #include "galaxy/pool/v1/pool.pb-c.h"
@@ -216,6 +217,7 @@ heartbeat(gx_call_t *call, const heartbeat_req_t *req, Galaxy__Pool__V1__Heartbe
     resp->state = st;
     resp->heartbeat_interval_ms = interval;
     resp->revision = rev;
+    gx_jobs_heartbeat(call, req->pool, req->node_id, resp);
     return GX_OK;
 }
 
@@ -250,6 +252,9 @@ stream_message(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     }
     if (heartbeat(call, req, &resp) != GX_OK)
         return; /* the call is finished with that status */
+    /* jobs routed to the node from now on are pushed on this stream */
+    gx_call_set_ctx(call, self, gx_jobs_stream_bind(call, gx_call_ctx(call, self), req->pool,
+                                                    req->node_id));
     if (gx_call_send(call, &resp.base) < 0 && !gx_call_is_done(call))
         gx_call_finish(call, GX_STATUS_INTERNAL, "cannot send the heartbeat response");
 }
@@ -258,6 +263,17 @@ static void
 stream_half_close(gx_call_t *call, void *ctx)
 {
     gx_call_finish(call, GX_STATUS_OK, NULL);
+}
+
+/* the end of a HeartbeatStream: no more pushes to it */
+static int
+log_hook(gx_call_t *call, void *ctx)
+{
+    void *s = gx_call_ctx(call, self);
+
+    if (s != NULL && strcmp(gx_call_method(call), SVC "HeartbeatStream") == 0)
+        gx_jobs_stream_end(s);
+    return GX_OK;
 }
 
 /* ------------------------------------------------------------------ module */
@@ -326,6 +342,7 @@ static const gx_service_t *const registry_services[] = {&registry_service, NULL}
 
 static const gx_hook_t registry_hooks[] = {
     {.phase = GX_PHASE_HANDLER, .fn = write_hook, .order = 1000},
+    {.phase = GX_PHASE_LOG, .fn = log_hook, .order = 1000},
     {.fn = NULL},
 };
 

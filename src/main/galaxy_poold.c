@@ -18,7 +18,10 @@
 
 #include "core/gx_access.h"
 #include "core/gx_conf.h"
+#include "core/gx_jobs.h"
 #include "core/gx_keys.h"
+#include "core/gx_router.h"
+#include "core/gx_svc_jobs.h"
 #include "core/gx_metrics.h"
 #include "core/gx_mod.h"
 #include "core/gx_phase.h"
@@ -48,7 +51,9 @@ static const gx_module_desc_t *const builtin_modules[] = {&gx_svc_health_module,
                                                             &gx_svc_reflection_module,
                                                             &gx_svc_registry_module,
                                                             &gx_svc_discovery_module,
-                                                            &gx_svc_pooladmin_module, NULL};
+                                                            &gx_svc_pooladmin_module,
+                                                            &gx_svc_jobs_module,
+                                                            &gx_route_least_loaded_module, NULL};
 
 static void
 usage(FILE *out)
@@ -294,11 +299,23 @@ state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg
                     "and rbac\n", conf->registry.pools[i].where, conf->registry.pools[i].name);
             return GX_ECONF;
         }
+    for (size_t i = 0; i < conf->registry.n_pools; i++) {
+        const gx_reg_pool_conf_t *pc = &conf->registry.pools[i];
+        if (pc->routing_policy != NULL && pc->routing_policy[0] &&
+            gx_router_find(pc->routing_policy, NULL) == NULL) {
+            gx_router_names(err, sizeof(err));
+            fprintf(stderr, "galaxy-poold: %s: pool \"%s\": no routing policy \"%s\" is loaded "
+                    "(loaded: %s)\n", pc->where, pc->name, pc->routing_policy, err);
+            return GX_ECONF;
+        }
+    }
     rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
     if (rv == 0)
         rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));
     if (rv == 0)
         rv = gx_keys_open(*st, conf->data_dir, err, sizeof(err));
+    if (rv == 0)
+        rv = gx_jobs_open(*st, *reg, &conf->jobs, err, sizeof(err));
     if (rv == 0 && !gx_access_enforced(mods)) {
         gx_reg_thread_online();
         gx_reg_read_begin();
@@ -319,6 +336,7 @@ state_close(gx_store_t *st, gx_reg_t *reg)
     gx_reg_stop(reg);
     gx_store_shutdown(st);
     gx_reg_close(reg);
+    gx_jobs_close();
     gx_store_close(st);
     gx_keys_close();
 }
@@ -357,6 +375,7 @@ serve(const flags_t *f, gx_conf_t *conf, gx_mods_t *mods)
         goto out;
     }
     gx_phase_set_server(srv);
+    gx_jobs_set_server(srv);
     rv = gx_server_start(srv);
     if (rv == 0 && f->ready_file != NULL)
         rv = ready_file_write(f->ready_file, srv);
@@ -369,6 +388,7 @@ serve(const flags_t *f, gx_conf_t *conf, gx_mods_t *mods)
         gx_server_drain(srv);
     gx_server_run(srv);
     gx_reg_stop(gx__reg); /* no more resumes: the workers go with the server */
+    gx_jobs_set_server(NULL);
     if (rv == 0)
         gx_log(GX_LOG_INFO, "galaxy-poold stopped");
 out:

@@ -68,6 +68,19 @@ typedef struct gx_admin_handler_s {
     int (*ready)(void *arg);
 } gx_admin_handler_t;
 
+/** Work posted to a worker thread (gx_server_post()). */
+typedef struct gx_post_s {
+    struct gx_post_s *next;
+    void (*fn)(struct gx_post_s *p); /**< on the worker; or at teardown, when it is gone */
+} gx_post_t;
+
+/**
+ * Runs @p p->fn(p) on worker @p worker's thread soon.  A post that arrives
+ * after the worker stopped runs at gx_server_free(), on its thread.
+ * @note thread: any
+ */
+void gx_server_post(gx_server_t *srv, unsigned worker, gx_post_t *p);
+
 /**
  * Creates the server and binds every listener.
  * @param err  on failure, the reason (which address, which file).

@@ -167,6 +167,18 @@ gx__worker_post_resume(gx_worker_t *w, gx_call_t *call)
     event_active(w->post_ev, EV_READ, 0);
 }
 
+void
+gx_server_post(gx_server_t *srv, unsigned worker, gx_post_t *p)
+{
+    gx_worker_t *w = &srv->workers[worker % srv->n_workers];
+
+    pthread_mutex_lock(&w->post_lock);
+    p->next = w->fns;
+    w->fns = p;
+    pthread_mutex_unlock(&w->post_lock);
+    event_active(w->post_ev, EV_READ, 0);
+}
+
 static void
 drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -207,11 +219,14 @@ post_cb(evutil_socket_t fd, short what, void *arg)
 {
     gx_worker_t *w = arg;
     gx_call_t *list, *fifo = NULL;
+    gx_post_t *fns, *fns_fifo = NULL;
     int drain;
 
     pthread_mutex_lock(&w->post_lock);
     list = w->posted;
     w->posted = NULL;
+    fns = w->fns;
+    w->fns = NULL;
     drain = w->post_drain;
     w->post_drain = 0;
     pthread_mutex_unlock(&w->post_lock);
@@ -230,6 +245,17 @@ post_cb(evutil_socket_t fd, short what, void *arg)
         w->srv->dispatch.on_resume(call, w->srv->dispatch.arg);
         if (c != NULL)
             gx__conn_io_end(c);
+    }
+    while (fns != NULL) {
+        gx_post_t *next = fns->next;
+        fns->next = fns_fifo;
+        fns_fifo = fns;
+        fns = next;
+    }
+    while (fns_fifo != NULL) {
+        gx_post_t *p = fns_fifo;
+        fns_fifo = p->next;
+        p->fn(p);
     }
     if (drain)
         worker_drain(w);
@@ -331,7 +357,7 @@ worker_main(void *arg)
     for (int i = 0; i < 4; i++)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     /* resumes that arrived after the loop stopped still release their calls */
-    while (w->posted != NULL)
+    while (w->posted != NULL || w->fns != NULL)
         post_cb(-1, 0, w);
     if (srv->dispatch.on_tick != NULL)
         srv->dispatch.on_tick(w->id, 1, srv->dispatch.arg);
@@ -541,7 +567,7 @@ gx_server_free(gx_server_t *srv)
             continue;
         /* resumes that came after the worker stopped (a store commit finishing
          * late) still release their calls: the worker is gone, so do it here */
-        while (w->posted != NULL)
+        while (w->posted != NULL || w->fns != NULL)
             post_cb(-1, 0, w);
         worker_deinit(w);
     }

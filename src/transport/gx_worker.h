@@ -32,6 +32,7 @@ typedef struct gx_worker_s {
     struct event *post_ev, *tick_ev, *drain_ev;
     pthread_mutex_t post_lock;
     gx_call_t *posted;            /* calls resumed from any thread */
+    gx_post_t *fns;               /* work posted from any thread (gx_server_post) */
     int post_drain;               /* a drain request is pending */
     gx_conn_t *conns;
     unsigned n_conns;

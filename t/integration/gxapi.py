@@ -32,6 +32,12 @@ class Api:
                           ("ListApiKeys", "ListApiKeysRequest", "ListApiKeysResponse"),
                           ("RevokeApiKey", "RevokeApiKeyRequest", "RevokeApiKeyResponse"),
                           ("ListModules", "ListModulesRequest", "ListModulesResponse")],
+            "Jobs": [("SubmitJob", "SubmitJobRequest", "Job"),
+                     ("GetJob", "GetJobRequest", "Job"),
+                     ("ListJobs", "ListJobsRequest", "ListJobsResponse"),
+                     ("CancelJob", "CancelJobRequest", "Job"),
+                     ("UpdateJobStatus", "UpdateJobStatusRequest", "Job"),
+                     ("ExplainJob", "SubmitJobRequest", "ExplainJobResponse")],
         }
         for svc, rows in self.methods.items():
             for name, req, resp in rows:

@@ -102,10 +102,13 @@ def test_open_server_refuses_private_pools_and_checks_keys(api, pb):
 
 def test_list_modules_builtin(api, pb):
     mods = {m.name: m for m in api.ListModules(pb.ListModulesRequest(), timeout=5).modules}
-    assert set(mods) == {"health", "reflection", "registry", "discovery", "pooladmin"}
+    assert set(mods) == {"health", "reflection", "registry", "discovery", "pooladmin", "jobs",
+                         "route_least_loaded"}
     for m in mods.values():
         assert m.edition == "community" and m.path == "(built-in)" and m.version
-        assert "handler" in m.phases
+        assert ("route" if m.name.startswith("route_") else "handler") in m.phases
+    assert list(mods["route_least_loaded"].phases) == ["route"]
+    assert "route" in mods["jobs"].phases
     assert list(mods["health"].phases) == ["handler"]
 
 
