@@ -120,14 +120,7 @@ if ! isnum "$node_idx" || [ "$node_idx" -ge "$nodes" ]; then
     echo "heartbeat.sh: --node must be one of n0..n$((nodes - 1))" >&2
     exit 2
 fi
-for shape in $shapes; do
-    case $shape in
-    *x*) isnum "${shape%x*}" && isnum "${shape#*x}" && [ "${shape%x*}" -ge 1 ] &&
-         [ "${shape#*x}" -ge 1 ] && continue ;;
-    esac
-    echo "heartbeat.sh: bad shape \"$shape\" (want CONNSxSTREAMS)" >&2
-    exit 2
-done
+shapes_check heartbeat.sh 1 $shapes
 servers=()
 if [ "$mode" != poold ]; then servers+=(ref); fi
 if [ "$mode" != ref ]; then servers+=(poold); fi

@@ -135,14 +135,7 @@ if ! isnum "$node_idx" || [ "$node_idx" -ge "$nodes" ]; then
     echo "heartbeat_stream.sh: --node must be one of n0..n$((nodes - 1))" >&2
     exit 2
 fi
-for shape in $shapes $ref_shapes; do
-    case $shape in
-    *x*) isnum "${shape%x*}" && isnum "${shape#*x}" && [ "${shape%x*}" -ge 1 ] &&
-         [ "${shape#*x}" -ge 1 ] && continue ;;
-    esac
-    echo "heartbeat_stream.sh: bad shape \"$shape\" (want CONNSxSTREAMS)" >&2
-    exit 2
-done
+shapes_check heartbeat_stream.sh 1 $shapes $ref_shapes
 [ -n "$module_dir" ] || module_dir=$build/modules/.libs
 [ -x "$build/galaxy-poold" ] || die "no $build/galaxy-poold (--build DIR)"
 if [ "$mode" = both ]; then

@@ -5,6 +5,19 @@
 
 isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 
+shapes_check() {    # SCRIPT MIN_CONNS SHAPES...: each CONNSxSTREAMS, CONNS >= MIN_CONNS; exit 2 if not
+    local script=$1 min=$2 shape
+    shift 2
+    for shape in "$@"; do
+        case $shape in
+        *x*) isnum "${shape%x*}" && isnum "${shape#*x}" && [ "${shape%x*}" -ge "$min" ] &&
+             [ "${shape#*x}" -ge 1 ] && continue ;;
+        esac
+        echo "$script: bad shape \"$shape\" (want CONNSxSTREAMS, CONNS at least $min)" >&2
+        exit 2
+    done
+}
+
 wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
     local i=0
     while [ ! -s "$1" ] && [ $i -lt 400 ]; do

@@ -109,16 +109,8 @@ if [ "$n" -lt 1 ] || [ "$rounds" -lt 1 ] || [ "$rounds" -gt 20 ] || [ "$client_t
     echo "register.sh: need -n > 0, --rounds 1..20, --client-threads >= 1, --timeout >= 1" >&2
     exit 2
 fi
-nshapes=0
-for shape in $shapes; do
-    nshapes=$((nshapes + 1))
-    case $shape in
-    *x*) isnum "${shape%x*}" && isnum "${shape#*x}" && [ "${shape%x*}" -ge 1 ] &&
-         [ "${shape#*x}" -ge 1 ] && continue ;;
-    esac
-    echo "register.sh: bad shape \"$shape\" (want CONNSxSTREAMS)" >&2
-    exit 2
-done
+shapes_check register.sh 1 $shapes
+nshapes=$(echo $shapes | wc -w)
 # node ids have 8 digits
 if [ $((warmup + rounds * nshapes * n)) -ge 100000000 ]; then
     echo "register.sh: more than 10^8 requests per server" >&2

@@ -51,6 +51,7 @@ enum {
 #define EXPLAIN_MAX 1000         /* verdicts in one ExplainJob answer */
 #define PASS_MAX 10000           /* pending jobs tried per pool per pass */
 #define PASS_ALL_MS 1000         /* every pool with pending jobs is tried this often */
+#define DELIVER_SLOTS 65536      /* see J.deliver */
 #define ROUTE_BUCKETS 16         /* routing time histogram: 1 us .. 32.8 ms, then +Inf */
 
 static const char *const state_names[JS_MAX] = {"UNSPECIFIED", "PENDING", "ASSIGNED", "RUNNING",
@@ -258,11 +259,17 @@ static struct {
     uint64_t last_ms;             /* id generation */
     uint32_t seq;
     size_t n_state[JS_MAX];
+    uint32_t active;              /* atomic: jobs PENDING, ASSIGNED or RUNNING */
     uint64_t transitions[JS_MAX]; /* jobs that entered each state */
     uint64_t rerouted, timeouts, write_errors;
     uint64_t route_ns_max, route_ns_sum, routes;
     uint64_t route_hist[ROUTE_BUCKETS]; /* decisions by time: <= 1 us << i */
-    uint32_t n_deliver;           /* atomic: jobs waiting on node lists to be heard */
+    /*
+     * Jobs waiting on node lists to be heard (ASSIGNED, or cancelled and not
+     * yet told), by a hash of the node: a heartbeat whose slot is 0 has
+     * nothing to hear, and knows it from one atomic load, without the lock.
+     */
+    uint32_t deliver[DELIVER_SLOTS];
     int open;
 } J = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -442,6 +449,31 @@ node_key(const char *pool, const char *id, char *buf)
     return a + 1 + b;
 }
 
+/*
+ * The registry's node keeps a pointer to its jnode, so that routing finds a
+ * node's use of capacity without a lookup; set when either is made, cleared
+ * when the jnode goes.  Inside a read bracket (all of J.lock's holders are).
+ */
+static void
+jnode_attach(jnode_t *n)
+{
+    gx_reg_node_t *rn = J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key +
+                                                          strlen(n->key) + 1) : NULL;
+
+    if (rn != NULL)
+        gx_reg_node_set_ext(rn, n);
+}
+
+static void
+jnode_detach(jnode_t *n)
+{
+    gx_reg_node_t *rn = J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key +
+                                                          strlen(n->key) + 1) : NULL;
+
+    if (rn != NULL && gx_reg_node_ext(rn) == n)
+        gx_reg_node_set_ext(rn, NULL);
+}
+
 static jnode_t *
 jnode_get(const char *pool, const char *id, int make)
 {
@@ -464,6 +496,7 @@ jnode_get(const char *pool, const char *id, int make)
         free(n);
         return NULL;
     }
+    jnode_attach(n);
     return n;
 }
 
@@ -478,17 +511,27 @@ static void
 jnode_gc(jnode_t *n)
 {
     if (n != NULL && list_empty(&n->jobs) && n->stream == NULL) {
+        jnode_detach(n);
         htab_del(&J.nodes, &n->he);
         free(n);
     }
+}
+
+/* jobs by state; J.active also, for the registry's listener to look at without the lock */
+static void
+count_state(uint32_t st, int d)
+{
+    J.n_state[st] += (size_t)(ssize_t)d;
+    if (st == JS_PENDING || st == JS_ASSIGNED || st == JS_RUNNING)
+        uatomic_add(&J.active, d);
 }
 
 static void
 set_state(job_t *j, uint32_t st, const char *message)
 {
     if (j->state != st) {
-        J.n_state[j->state]--;
-        J.n_state[st]++;
+        count_state(j->state, -1);
+        count_state(st, 1);
         J.transitions[st]++;
     }
     j->state = st;
@@ -499,6 +542,12 @@ set_state(job_t *j, uint32_t st, const char *message)
     }
     gx_log(GX_LOG_DEBUG, "job id=%s pool=%s state=%s node=%s attempts=%u", j->id,
            j->pool->name, state_names[st], j->node_id, j->attempts);
+}
+
+static void
+deliver_add(const jnode_t *n, int d)
+{
+    uatomic_add(&J.deliver[n->he.h % DELIVER_SLOTS], d);
 }
 
 /* gives back what @p j takes of its node, and stops its delivery (it stays listed) */
@@ -517,7 +566,7 @@ release(job_t *j)
         n->njobs--;
     }
     if (j->state == JS_ASSIGNED || j->tell)
-        uatomic_dec(&J.n_deliver);
+        deliver_add(j->node, -1);
     j->tell = 0;
     list_del(&j->timed);
 }
@@ -563,7 +612,7 @@ job_forget(job_t *j)
     list_del(&j->all);
     list_del(&j->timed);
     htab_del(&J.jobs, &j->he);
-    J.n_state[j->state]--;
+    count_state(j->state, -1);
     galaxy__pool__v1__job__free_unpacked(j->pb, NULL);
     free(j->message);
     free(j);
@@ -646,11 +695,18 @@ eligible(const gx_reg_node_t *n, const job_t *j, reasons_t *r, gx_route_node_t *
 {
     const gx_pb_node_t *pb = gx_reg_node_info(n);
     const Galaxy__Pool__V1__Resources *need = j->pb->resources, *cap = pb->capacity;
-    jnode_t *jn = jnode_get(j->pool->name, gx_reg_node_id(n), 0);
     uint32_t st = gx_reg_node_state(n), running, flaps;
+    jnode_t *jn;
     double load;
     int ok = 1;
 
+    if (!gx_reg_node_live(n)) {
+        if (r == NULL)
+            return 0;
+        reason_add(r, "removed");
+        return 0;
+    }
+    jn = gx_reg_node_ext(n); /* NULL: nothing of it taken (assign() attaches) */
     gx_reg_node_live_fields(n, &load, &running, &flaps);
 #define NO(text)                \
     do {                        \
@@ -666,8 +722,6 @@ eligible(const gx_reg_node_t *n, const job_t *j, reasons_t *r, gx_route_node_t *
             return 0;           \
         reason_lacks(r, what, name); \
     } while (0)
-    if (!gx_reg_node_live(n))
-        NO("removed");
     if (st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING)
         NO("draining");
     else if (st != NODE_HEALTHY)
@@ -741,11 +795,12 @@ policy_of(const char *pool, void **ctx)
 
 /*
  * Chooses a node for @p j among the eligible ones, by its pool's policy;
- * copies its id into @p out.  @return 1 when one was found.
+ * copies its id into @p out; @p count: a routing decision (metrics), not ExplainJob.
+ * @return 1 when one was found.
  * @note J.lock, inside a read bracket
  */
 static int
-choose(const job_t *j, char *out)
+choose(const job_t *j, char *out, int count)
 {
     gx_reg_pool_t *p = gx_reg_pool_find(J.reg, j->pool->name);
     gx_reg_node_t *const *v;
@@ -780,6 +835,8 @@ choose(const job_t *j, char *out)
     if (pick >= k)
         pick = 0;
     snprintf(out, GX_REG_NODE_ID_MAX + 1, "%s", S.c[pick].id);
+    if (!count)
+        return 1;
     dt = gx_now_ns() - t0;
     J.routes++;
     J.route_ns_sum += dt;
@@ -795,19 +852,12 @@ choose(const job_t *j, char *out)
     return 1;
 }
 
-/* puts @p j on node @p id (J.lock) */
-static int
-assign(job_t *j, const char *id)
+/* puts @p j on node @p n's list, taking its share of the node's capacity */
+static void
+take(job_t *j, jnode_t *n)
 {
-    jnode_t *n = jnode_get(j->pool->name, id, 1);
     const Galaxy__Pool__V1__Resources *r = j->pb->resources;
 
-    if (n == NULL)
-        return GX_ENOMEM;
-    dequeue(j);
-    snprintf(j->node_id, sizeof(j->node_id), "%s", id);
-    j->avoid[0] = '\0';
-    j->attempts++;
     j->node = n;
     list_add_tail(&n->jobs, &j->q);
     if (r != NULL) {
@@ -816,11 +866,27 @@ assign(job_t *j, const char *id)
         n->gpus += r->gpus;
     }
     n->njobs++;
+}
+
+/* puts @p j on node @p id (J.lock) */
+static int
+assign(job_t *j, const char *id)
+{
+    jnode_t *n = jnode_get(j->pool->name, id, 1);
+
+    if (n == NULL)
+        return GX_ENOMEM;
+    jnode_attach(n); /* the registry may have made the node again since the jnode was made */
+    dequeue(j);
+    snprintf(j->node_id, sizeof(j->node_id), "%s", id);
+    j->avoid[0] = '\0';
+    j->attempts++;
+    take(j, n);
     set_state(j, JS_ASSIGNED, "");
     j->at_ms = gx_now_ms();
     list_del(&j->timed);
     list_add_tail(&J.assigned, &j->timed);
-    uatomic_inc(&J.n_deliver);
+    deliver_add(n, 1);
     stream_poke(n);
     return 0;
 }
@@ -841,7 +907,7 @@ try_route(job_t *j)
 {
     char id[GX_REG_NODE_ID_MAX + 1];
 
-    return choose(j, id) && assign(j, id) == 0;
+    return choose(j, id, 1) && assign(j, id) == 0;
 }
 
 /* routes the pool's pending jobs, oldest first (J.lock, read bracket) */
@@ -909,6 +975,8 @@ on_node_changed(void *arg, const char *pool, const char *id, uint32_t state, int
 
     if (!removed && state != NODE_HEALTHY && state != NODE_DOWN)
         return;
+    if (uatomic_read(&J.active) == 0)
+        return; /* no job to route or to take back: registrations cost nothing here */
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return; /* the next pass over the queues catches up with HEALTHY; DOWN: ack timeout */
@@ -1149,7 +1217,7 @@ job_link(job_t *j, jpool_t *p)
         return GX_ENOMEM;
     j->pool = p;
     list_add_tail(&p->all, &j->all);
-    J.n_state[j->state]++;
+    count_state(j->state, 1);
     return 0;
 }
 
@@ -1247,7 +1315,7 @@ gx_jobs_cancel(gx_call_t *call, const char *id, gx_jobs_op_t *op, gx_jobs_why_t 
         if (n != NULL) { /* stays on the node's list until the node is told */
             release(j);
             j->tell = 1;
-            uatomic_inc(&J.n_deliver);
+            deliver_add(n, 1);
         }
         snprintf(msg, sizeof(msg), "cancelled by %s", who[0] ? who : "an anonymous caller");
         set_state(j, JS_CANCELLED, msg);
@@ -1305,7 +1373,7 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
         goto out;
     }
     if (j->state == JS_CANCELLED && j->tell) {
-        uatomic_dec(&J.n_deliver); /* it knows now */
+        deliver_add(j->node, -1); /* it knows now */
         j->tell = 0;
         jnode_t *jn = j->node;
         list_del(&j->q);
@@ -1319,7 +1387,7 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
     }
     if ((uint32_t)req->state == JS_RUNNING) {
         if (j->state == JS_ASSIGNED) { /* heard: no more deliveries, no timeout */
-            uatomic_dec(&J.n_deliver);
+            deliver_add(j->node, -1);
             list_del(&j->timed);
         }
         set_state(j, JS_RUNNING, req->message);
@@ -1497,7 +1565,10 @@ gx_jobs_explain(gx_call_t *call, const gx_pb_job_t *in, Galaxy__Pool__V1__Explai
             pick = 0;
         for (size_t i = 0; i < k; i++)
             out->verdicts[idx[i]]->score = scores[i];
-        snprintf(chosen, sizeof(chosen), "%s", S.c[pick].id);
+        (void)pick;
+    }
+    /* the choice itself is SubmitJob's, over every node, not only those listed */
+    if (choose(&probe, chosen, 0)) {
         out->chosen_node_id = gx_call_alloc(call, strlen(chosen) + 1);
         if (out->chosen_node_id != NULL)
             memcpy(out->chosen_node_id, chosen, strlen(chosen) + 1);
@@ -1540,7 +1611,7 @@ deliver(gx_call_t *call, jnode_t *n, Galaxy__Pool__V1__HeartbeatResponse *resp)
         resp->assigned_jobs[resp->n_assigned_jobs++] = c;
         if (j->tell) { /* told once: its node's lease ends what is left of it */
             j->tell = 0;
-            uatomic_dec(&J.n_deliver);
+            deliver_add(j->node, -1);
             list_del(&j->q);
             j->node = NULL;
         }
@@ -1554,7 +1625,10 @@ gx_jobs_heartbeat(gx_call_t *call, const char *pool, const char *id,
 {
     jnode_t *n;
 
-    if (uatomic_read(&J.n_deliver) == 0)
+    char key[GX_REG_POOL_NAME_MAX + GX_REG_NODE_ID_MAX + 2];
+    size_t len = node_key(pool, id, key);
+
+    if (uatomic_read(&J.deliver[hash_bytes(key, len) % DELIVER_SLOTS]) == 0)
         return;
     pthread_mutex_lock(&J.lock);
     n = jnode_get(pool, id, 0);
@@ -1762,21 +1836,13 @@ load_one(const void *key, size_t key_len, const void *val, size_t val_len, void 
         enqueue(j, 0);
     } else if (takes_capacity(j->state)) {
         jnode_t *n = jnode_get(pb->pool, j->node_id, 1);
-        const Galaxy__Pool__V1__Resources *r = pb->resources;
         if (n == NULL)
             return GX_ENOMEM;
-        j->node = n;
-        list_add_tail(&n->jobs, &j->q);
-        if (r != NULL) {
-            n->cpu += r->cpu_millis;
-            n->mem += r->memory_bytes;
-            n->gpus += r->gpus;
-        }
-        n->njobs++;
+        take(j, n);
         if (j->state == JS_ASSIGNED) {
             j->at_ms = gx_now_ms(); /* a fresh acknowledgement time, like the nodes' grace */
             list_add_tail(&J.assigned, &j->timed);
-            uatomic_inc(&J.n_deliver);
+            deliver_add(n, 1);
         }
     } else {
         int64_t age = unix_ms() - j->updated_ms;
@@ -1818,7 +1884,10 @@ gx_jobs_open(gx_store_t *st, gx_reg_t *reg, const gx_jobs_opts_t *o, char *err, 
         gx_jobs_opts_init(&J.o);
     list_init(&J.assigned);
     list_init(&J.ended);
+    gx_reg_thread_online();
+    gx_reg_read_begin(); /* load_one finds the jobs' nodes in the registry */
     rv = gx_store_scan(st, GX_STORE_JOBS, load_one, &ld);
+    gx_reg_read_end();
     if (rv != 0) {
         snprintf(err, errlen, "jobs: cannot load: %s", gx_strerror(rv));
         return rv;

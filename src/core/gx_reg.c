@@ -217,6 +217,7 @@ struct gx_reg_node_s {
     tlink_t tl;         /* keeper only: in a wheel slot or the pool's held list */
     uint64_t due_slot;  /* keeper only: the wheel slot, or HELD */
     uint64_t down_ms;   /* keeper only: when the keeper demoted it to DOWN */
+    void *ext;          /* the jobs' record of the node (gx_reg_node_ext), under their lock */
     gx_reg_node_t *grave_next;
 };
 
@@ -917,7 +918,20 @@ gx_reg_node_live_fields(const gx_reg_node_t *n, double *load, uint32_t *running,
 
     memcpy(load, &bits, sizeof(bits));
     *running = uatomic_read(&n->running);
-    *flaps = flap_count(n, gx_now_ms(), pool_ttl(n->pool));
+    /* most nodes never flapped: no clock reading for them */
+    *flaps = uatomic_read(&n->flaps) == NULL ? 0 : flap_count(n, gx_now_ms(), pool_ttl(n->pool));
+}
+
+void *
+gx_reg_node_ext(const gx_reg_node_t *n)
+{
+    return n->ext;
+}
+
+void
+gx_reg_node_set_ext(gx_reg_node_t *n, void *ext)
+{
+    n->ext = ext;
 }
 
 int

@@ -229,6 +229,12 @@ const char *gx_reg_node_id(const gx_reg_node_t *n);
 /** The node's load, the running jobs it reported, and its flap count now. */
 void gx_reg_node_live_fields(const gx_reg_node_t *n, double *load, uint32_t *running,
                              uint32_t *flaps);
+/**
+ * One pointer's worth of room on the node for the jobs (NULL on a new node;
+ * a removed node's is never read).  Read and written under the jobs' lock.
+ */
+void *gx_reg_node_ext(const gx_reg_node_t *n);
+void gx_reg_node_set_ext(gx_reg_node_t *n, void *ext);
 /** 1 when @p token is the node's lease token (constant time). @note inside a read bracket */
 int gx_reg_node_token_ok(const gx_reg_node_t *n, const char *token);
 

@@ -6,6 +6,8 @@
 
 #include "core/gx_router.h"
 
+#include "core/gx_mod.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,8 +42,13 @@ gx_route_register(gx_module_t *mod, const gx_router_t *router, void *ctx)
 {
     if (router == NULL || router->choose == NULL || !valid_name(router->name))
         return -EINVAL;
-    if (gx_router_find(router->name, NULL) != NULL)
-        return -EEXIST;
+    for (size_t i = 0; i < n_routers; i++)
+        if (strcmp(routers[i].r->name, router->name) == 0) {
+            gx_mod_log(mod, GX_LOG_ERROR, "routing policy \"%s\" is already registered by "
+                       "module %s", router->name, routers[i].mod != NULL
+                       ? routers[i].mod->desc->name : "(built-in)");
+            return -EEXIST;
+        }
     if (n_routers == ROUTERS_MAX)
         return -ENOSPC;
     routers[n_routers++] = (router_slot_t){router, ctx, mod};

@@ -138,6 +138,12 @@ assert_defaults(const gx_conf_t *c)
     ck_assert_int_eq(c->log_level, GX_LOG_INFO);
     ck_assert_int_eq(memcmp(&c->limits, &l, sizeof(l)), 0);
     ck_assert_uint_eq(c->n_modules, 0);
+    ck_assert_uint_eq(c->jobs.max_attempts, 3);
+    ck_assert_uint_eq(c->jobs.flap_threshold, 4);
+    ck_assert_uint_eq(c->jobs.queue_max, 10000);
+    ck_assert_uint_eq(c->jobs.ack_timeout_ms, 60000);
+    ck_assert_uint_eq(c->jobs.retention_ms, 3600000);
+    ck_assert_uint_eq(c->jobs.jobs_max, 1000000);
 }
 
 START_TEST(test_defaults)
@@ -443,6 +449,10 @@ static const error_case_t error_cases[] = {
      "registry.self_preservation_min_nodes: 0 is out of range 1..1000000000"},
     {"registry:\n  max_heartbeats_per_second: 1000000001\n", 2,
      "registry.max_heartbeats_per_second: 1000000001 is out of range 0..1000000000"},
+    {"jobs:\n  max_attempts: 0\n", 2, "jobs.max_attempts: 0 is out of range 1..1000"},
+    {"jobs:\n  ack_timeout_ms: 99\n", 2,
+     "jobs.ack_timeout_ms: 99 is out of range 100..86400000"},
+    {"jobs:\n  attempts: 3\n", 2, "unknown key \"attempts\" in section \"jobs\""},
     {"pools:\n  - name: a\n", 2, "pools entry \"a\" without \"visibility\" (public or private)"},
     {"pools:\n  - visibility: public\n", 2, "pools entry without \"name\""},
     {"pools:\n  - name: Bad\n    visibility: public\n", 2,
@@ -915,11 +925,14 @@ START_TEST(test_shipped_default)
     size_t n;
 
     load_shipped(&c, "galaxy-poold.yaml");
-    /* the shipped file is the defaults, with access control on */
-    ck_assert_uint_eq(c.n_modules, 2);
+    /* the shipped file is the defaults, with access control and the routing policies on */
+    ck_assert_uint_eq(c.n_modules, 4);
     ck_assert_str_eq(c.modules[0].path, "auth_apikey");
     ck_assert_str_eq(c.modules[1].path, "rbac");
-    ck_assert_uint_eq(c.modules[0].n_kv + c.modules[1].n_kv, 0);
+    ck_assert_str_eq(c.modules[2].path, "route_p2c");
+    ck_assert_str_eq(c.modules[3].path, "route_hash");
+    for (size_t i = 0; i < c.n_modules; i++)
+        ck_assert_uint_eq(c.modules[i].n_kv, 0);
     /* and the built-in pools, written out */
     ck_assert_int_eq(c.registry.pools_given, 1);
     ck_assert_uint_eq(c.registry.n_pools, 3);
