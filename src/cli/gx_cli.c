@@ -2,9 +2,9 @@
 /*
  * galaxy-cli: main(), the command table and what every command shares.
  *
- * Commands are data: one row each in `commands` below (group, name,
- * arguments, options, summary, function), so that a new command is a row and
- * a function in src/cli/gx_cli_<group>.c.  The command line is parsed in two
+ * Commands are data: one row each (group, name, arguments, options, summary,
+ * function) in the table of their file, src/cli/gx_cli_<group>.c, listed in
+ * `tables` below.  The command line is parsed in two
  * passes: global options up to the group, then the rest with the global
  * options and the command's own, in any order; the command function gets the
  * positional arguments only.  Calls go through the client side of the
@@ -34,13 +34,41 @@
 #define MAX_TIMEOUT_MS 86400000u
 #define MAX_SECRET_LEN 1024
 
-static const gx_cli_cmd_t commands[] = {
-    {"health", "check", "[SERVICE]", NULL, 0, 1,
-     "ask whether the server (or SERVICE) is serving; exit 1 unless SERVING", gx_cli_health_check},
-    {"health", "watch", "[SERVICE]", "count=N", 0, 1,
-     "print each serving status as it arrives (--count N: stop after N)", gx_cli_health_watch},
-    {NULL, NULL, NULL, NULL, 0, 0, NULL, NULL},
-};
+/*
+ * The command tables, one per command file (gx_cli.h lists them), in the
+ * order --help shows them; gx_cli_add_commands() appends more (plugins).
+ */
+#define MAX_TABLES 64
+
+static const gx_cli_cmd_t *tables[MAX_TABLES] = {gx_cli_cmds_health};
+static size_t n_tables = 1;
+
+int
+gx_cli_add_commands(const gx_cli_cmd_t *table)
+{
+    if (n_tables == MAX_TABLES)
+        return -1;
+    tables[n_tables++] = table;
+    return 0;
+}
+
+/* every command: for (it = 0; (cmd = cmd_next(&it)) != NULL;) */
+static const gx_cli_cmd_t *
+cmd_next(size_t *it)
+{
+    size_t t = *it >> 16, i = *it & 0xffff;
+
+    while (t < n_tables) {
+        if (tables[t][i].group != NULL) {
+            *it = (t << 16) | (i + 1);
+            return &tables[t][i];
+        }
+        t++;
+        i = 0;
+    }
+    *it = t << 16;
+    return NULL;
+}
 
 /* ------------------------------------------------------------------ messages */
 
@@ -79,7 +107,9 @@ cmd_usage_line(const gx_cli_cmd_t *cmd, FILE *out)
 static void
 commands_list(FILE *out, const char *group)
 {
-    for (const gx_cli_cmd_t *cmd = commands; cmd->group != NULL; cmd++) {
+    const gx_cli_cmd_t *cmd;
+
+    for (size_t it = 0; (cmd = cmd_next(&it)) != NULL;) {
         if (group != NULL && strcmp(cmd->group, group) != 0)
             continue;
         fputs("  ", out);
@@ -356,8 +386,10 @@ parse_cmd_line(gx_cli_t *cli, int argc, char **argv, char **pos, int *npos)
 static const gx_cli_cmd_t *
 cmd_find(const char *group, const char *name, int *group_known)
 {
+    const gx_cli_cmd_t *cmd;
+
     *group_known = 0;
-    for (const gx_cli_cmd_t *cmd = commands; cmd->group != NULL; cmd++) {
+    for (size_t it = 0; (cmd = cmd_next(&it)) != NULL;) {
         if (strcmp(cmd->group, group) != 0)
             continue;
         *group_known = 1;

@@ -119,8 +119,13 @@ int gx_cli_stream(gx_cli_t *cli, const char *method, const ProtobufCMessage *req
  */
 int gx_cli_print_json(const ProtobufCMessage *msg);
 
-/* The command functions, listed in the table of gx_cli.c. */
-int gx_cli_health_check(gx_cli_t *cli, int argc, char **argv);
-int gx_cli_health_watch(gx_cli_t *cli, int argc, char **argv);
+/**
+ * Adds a table of commands (ends with a row whose group is NULL), after the
+ * built-in ones.  @return 0, or -1 when there are too many tables
+ */
+int gx_cli_add_commands(const gx_cli_cmd_t *table);
+
+/* The built-in command tables, one per src/cli/gx_cli_<group>.c, listed in gx_cli.c. */
+extern const gx_cli_cmd_t gx_cli_cmds_health[];
 
 #endif /* GX_CLI_GX_CLI_H */

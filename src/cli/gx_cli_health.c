@@ -47,8 +47,8 @@ status_print(const gx_cli_t *cli, const health_resp_t *resp)
     return GX_CLI_EXIT_OK;
 }
 
-int
-gx_cli_health_check(gx_cli_t *cli, int argc, char **argv)
+static int
+health_check(gx_cli_t *cli, int argc, char **argv)
 {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     ProtobufCMessage *msg = NULL;
@@ -80,8 +80,8 @@ watch_msg(const ProtobufCMessage *msg, void *arg)
     return w->count != 0 && ++w->seen >= w->count;
 }
 
-int
-gx_cli_health_watch(gx_cli_t *cli, int argc, char **argv)
+static int
+health_watch(gx_cli_t *cli, int argc, char **argv)
 {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     watch_t w = {.cli = cli};
@@ -95,3 +95,11 @@ gx_cli_health_watch(gx_cli_t *cli, int argc, char **argv)
                        &grpc__health__v1__health_check_response__descriptor, watch_msg, &w);
     return w.exit != GX_CLI_EXIT_OK ? w.exit : rv;
 }
+
+const gx_cli_cmd_t gx_cli_cmds_health[] = {
+    {"health", "check", "[SERVICE]", NULL, 0, 1,
+     "ask whether the server (or SERVICE) is serving; exit 1 unless SERVING", health_check},
+    {"health", "watch", "[SERVICE]", "count=N", 0, 1,
+     "print each serving status as it arrives (--count N: stop after N)", health_watch},
+    {NULL, NULL, NULL, NULL, 0, 0, NULL, NULL},
+};
