@@ -567,8 +567,9 @@ release(job_t *j)
     }
     if (j->state == JS_ASSIGNED || j->tell)
         deliver_add(j->node, -1);
+    if (j->state == JS_ASSIGNED)
+        list_del(&j->timed); /* off J.assigned; a finished job stays on J.ended */
     j->tell = 0;
-    list_del(&j->timed);
 }
 
 /* takes @p j off its node (capacity back, no delivery) */
@@ -581,7 +582,6 @@ unassign(job_t *j)
         return;
     release(j);
     list_del(&j->q);
-    list_del(&j->timed);
     j->node = NULL;
     jnode_gc(n);
 }
@@ -910,19 +910,69 @@ try_route(job_t *j)
     return choose(j, id, 1) && assign(j, id) == 0;
 }
 
+/*
+ * What a pass learnt: jobs that found no node.  A later job of the same
+ * specialization, without a node_selector and needing at least as much,
+ * cannot find one either, so a queue of like jobs costs one search a pass,
+ * not one per job.  (A job with a selector is always tried: rarer, and a
+ * subset test would cost what the search does.)
+ */
+#define MISSES_MAX 16
+
+typedef struct {
+    const char *spec;
+    uint64_t cpu, mem, gpus;
+} miss_t;
+
+static uint64_t
+res_cpu(const job_t *j)
+{
+    return j->pb->resources ? j->pb->resources->cpu_millis : 0;
+}
+
+static uint64_t
+res_mem(const job_t *j)
+{
+    return j->pb->resources ? j->pb->resources->memory_bytes : 0;
+}
+
+static uint64_t
+res_gpus(const job_t *j)
+{
+    return j->pb->resources ? j->pb->resources->gpus : 0;
+}
+
+static int
+known_miss(const miss_t *m, size_t n, const job_t *j)
+{
+    if (j->pb->n_node_selector > 0 || j->avoid[0])
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].spec, j->pb->specialization) == 0 && res_cpu(j) >= m[i].cpu &&
+            res_mem(j) >= m[i].mem && res_gpus(j) >= m[i].gpus)
+            return 1;
+    return 0;
+}
+
 /* routes the pool's pending jobs, oldest first (J.lock, read bracket) */
 static void
 pool_pass(jpool_t *p)
 {
-    size_t tried = 0;
+    miss_t miss[MISSES_MAX];
+    size_t tried = 0, n_miss = 0;
 
     p->kick = 0;
     for (link_t *e = p->pending.next, *next; e != &p->pending && tried < PASS_MAX; e = next) {
         job_t *j = container_of(e, job_t, q);
         next = e->next;
+        if (known_miss(miss, n_miss, j))
+            continue;
         tried++;
         if (try_route(j))
             job_write(j, NULL, 0);
+        else if (n_miss < MISSES_MAX && j->pb->n_node_selector == 0 && !j->avoid[0])
+            miss[n_miss++] = (miss_t){j->pb->specialization, res_cpu(j), res_mem(j),
+                                      res_gpus(j)};
     }
 }
 
@@ -1035,21 +1085,32 @@ on_settled(void *arg)
     gx_reg_read_end();
 }
 
-static void
-on_tick(void *arg, uint64_t now)
+/* @p t is at least @p ms old at @p now (a time stamped after now is not) */
+static int
+older(uint64_t now, uint64_t t, uint64_t ms)
 {
+    return now >= t && now - t >= ms;
+}
+
+static void
+on_tick(void *arg, uint64_t tick_now)
+{
+    uint64_t now;
+
     gx_reg_read_begin();
     pthread_mutex_lock(&J.lock);
+    now = gx_now_ms(); /* the keeper's tick began a while ago: jobs may be younger */
+    (void)tick_now;
     while (!list_empty(&J.assigned)) {
         job_t *j = container_of(J.assigned.next, job_t, timed);
-        if (now - j->at_ms < J.o.ack_timeout_ms)
+        if (!older(now, j->at_ms, J.o.ack_timeout_ms))
             break;
         J.timeouts++;
         reroute(j, "not acknowledged in time");
     }
     while (!list_empty(&J.ended)) {
         job_t *j = container_of(J.ended.next, job_t, timed);
-        if (now - j->at_ms < J.o.retention_ms)
+        if (!older(now, j->at_ms, J.o.retention_ms))
             break;
         job_erase(j);
         job_forget(j);
@@ -1221,6 +1282,16 @@ job_link(job_t *j, jpool_t *p)
     return 0;
 }
 
+/* forgets a submission refused after it was made: as if it never was, counters too */
+static void
+submit_undo(job_t *j)
+{
+    J.transitions[JS_PENDING]--;
+    if (j->state == JS_ASSIGNED)
+        J.transitions[JS_ASSIGNED]--;
+    job_forget(j);
+}
+
 int
 gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
                gx_jobs_op_t *op, gx_jobs_why_t *why)
@@ -1248,11 +1319,10 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
         rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_ENOMEM, "out of memory");
         goto out;
     }
-    J.transitions[0]++; /* counted as submitted */
     set_state(j, JS_PENDING, NULL);
     if (!try_route(j)) {
         if (p->n_pending >= J.o.queue_max) {
-            job_forget(j);
+            submit_undo(j);
             rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG, "job.pool: the queue of "
                         "pool \"%s\" is full (%u jobs waiting)", in->pool, J.o.queue_max);
             goto out;
@@ -1261,8 +1331,10 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
     }
     op->reply = job_copy(call, j, 1);
     rv = op->reply != NULL ? job_write(j, op, 1) : GX_ENOMEM;
+    if (rv == 0)
+        J.transitions[0]++; /* SUBMITTED: accepted */
     if (rv != 0) {
-        job_forget(j);
+        submit_undo(j);
         refuse(why, rv == GX_ENOMEM ? GX_STATUS_RESOURCE_EXHAUSTED : GX_STATUS_UNAVAILABLE, rv,
                "cannot store the job: %s", gx_strerror(rv));
     }
@@ -1348,6 +1420,10 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
     pthread_mutex_lock(&J.lock);
     j = job_find(req->id);
     if (j == NULL) {
+        rv = no_job(why, req->id);
+        goto out;
+    }
+    if (!visible(call, j)) { /* a private pool's job the caller may not see */
         rv = no_job(why, req->id);
         goto out;
     }
@@ -1438,6 +1514,10 @@ gx_jobs_list(gx_call_t *call, const Galaxy__Pool__V1__ListJobsRequest *req,
         return refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_ENOMEM, "out of memory");
     gx_reg_read_begin();
     pthread_mutex_lock(&J.lock);
+    if (gx_reg_pool_find(J.reg, req->pool) == NULL) { /* as the ACCESS phase words a hidden one */
+        rv = refuse(why, GX_STATUS_NOT_FOUND, GX_ENOTFOUND, GX_NO_POOL_FMT, "pool", req->pool);
+        goto out;
+    }
     p = pool_get(req->pool, 0);
     if (p == NULL)
         goto out;
@@ -1846,6 +1926,16 @@ load_one(const void *key, size_t key_len, const void *val, size_t val_len, void 
         }
     } else {
         int64_t age = unix_ms() - j->updated_ms;
+        if (j->state == JS_CANCELLED && j->node_id[0]) {
+            /* cancelled on its node: whether it was told is not on disk; tell it (again) */
+            jnode_t *n = jnode_get(pb->pool, j->node_id, 1);
+            if (n == NULL)
+                return GX_ENOMEM;
+            j->node = n;
+            list_add_tail(&n->jobs, &j->q);
+            j->tell = 1;
+            deliver_add(n, 1);
+        }
         uint64_t now = gx_now_ms();
         j->at_ms = age > 0 && (uint64_t)age < now ? now - (uint64_t)age : now;
         list_add_tail(&J.ended, &j->timed); /* roughly in end order: ids are in start order */

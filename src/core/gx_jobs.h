@@ -24,7 +24,8 @@
  * RUNNING) within ack_timeout_ms, is routed again (attempts + 1, elsewhere
  * when another node can take it) until max_attempts, then FAILED.  A job
  * cancelled on a node is told to the node (state CANCELLED) in its next
- * heartbeat.
+ * heartbeat; whether it was told is not stored, so after a restart the node
+ * is told again (at least once, like every delivery).
  */
 #ifndef GX_CORE_GX_JOBS_H
 #define GX_CORE_GX_JOBS_H
