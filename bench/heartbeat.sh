@@ -229,10 +229,10 @@ counts_poold() {
 counts() { "counts_$1"; }
 
 # galaxy-poold's access-log lines of OK Heartbeat calls; waits (bounded: each worker
-# writes its lines every 100 ms) until there are at least $1
+# writes its lines every 100 ms, later on a busy machine) until there are at least $1
 alog_count() {
     local want=$1 i=0 got=0
-    while [ $i -lt 50 ]; do
+    while [ $i -lt 200 ]; do
         got=$(grep -c 'method=/galaxy.pool.v1.NodeRegistry/Heartbeat status=OK ' "$alog" \
               2>/dev/null || true)
         [ "${got:-0}" -ge "$want" ] && break
