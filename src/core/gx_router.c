@@ -58,6 +58,9 @@ gx_route_register(gx_module_t *mod, const gx_router_t *router, void *ctx)
 const gx_router_t *
 gx_router_find(const char *name, void **ctx)
 {
+    /* a pool may name the policy ("p2c") or its module ("route_p2c") */
+    if (strncmp(name, "route_", 6) == 0 && name[6] != '\0')
+        name += 6;
     for (size_t i = 0; i < n_routers; i++)
         if (strcmp(routers[i].r->name, name) == 0) {
             if (ctx != NULL)

@@ -15,7 +15,10 @@
 /** The policy a pool gets when it names none. */
 #define GX_ROUTE_DEFAULT "least_loaded"
 
-/** The policy called @p name, with its context in *ctx; NULL when none is loaded. */
+/**
+ * The policy called @p name ("p2c"; or its module's name, "route_p2c"), with
+ * its context in *ctx; NULL when none is loaded.
+ */
 const gx_router_t *gx_router_find(const char *name, void **ctx);
 /** The loaded policies' names, ", "-separated, into @p buf (for error messages). */
 void gx_router_names(char *buf, size_t len);

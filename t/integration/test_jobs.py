@@ -421,6 +421,13 @@ def test_p2c_routing_and_unknown_policies(make_server, connect, pb):
     u = api.UpdatePool(pb.UpdatePoolRequest(pool=pb.Pool(name="j-p2c", routing_policy="hash")),
                        timeout=5)
     assert u.routing_policy == "hash"
+    # a pool may name the module instead of the policy; "route_" alone names nothing
+    m = api.create_pool("j-mod", routing_policy="route_p2c")
+    assert m.routing_policy == "route_p2c"
+    api.register("m1", pool="j-mod", specs=["gpu"])
+    assert api.submit("j-mod").node_id == "m1"
+    code, msg = status_of(api.create_pool, "j-bad", routing_policy="route_")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("pool.routing_policy")
 
 
 def test_routing_modules_not_loaded_means_unknown_policy(make_server, connect, pb):
