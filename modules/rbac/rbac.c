@@ -17,67 +17,32 @@
  *
  * The ACCESS hook applies the rules to the pool a unary request names; the
  * same decision serves handlers through gx_call_check_access() (each
- * HeartbeatStream message, the pools ListPools may show).
+ * HeartbeatStream message, the pools ListPools may show).  The rules
+ * themselves are rbac_rules.h, shared with the `galaxy-cli rbac` commands
+ * this module also exports (rbac_cli.c).
  */
 #include <errno.h>
 #include <stddef.h>
 
 #include <galaxy/gx_module.h>
 
+#include "rbac_rules.h"
+
 static const gx_module_t *self;
-
-/* what a role may do on a pool its credentials cover */
-static int
-role_may(gx_role_t role, gx_access_t what)
-{
-    switch (role) {
-    case GX_ROLE_ADMIN:
-        return 1;
-    case GX_ROLE_OPERATOR:
-        return what != GX_ACCESS_ADMIN;
-    case GX_ROLE_SUBMITTER:
-        return what == GX_ACCESS_DISCOVER || what == GX_ACCESS_SUBMIT;
-    case GX_ROLE_NODE:
-        return what == GX_ACCESS_DISCOVER || what == GX_ACCESS_NODE;
-    case GX_ROLE_VIEWER:
-        return what == GX_ACCESS_DISCOVER;
-    default:
-        return 0;
-    }
-}
-
-/* what anyone may do on a public pool */
-static int
-anyone_may(gx_access_t what)
-{
-    return what == GX_ACCESS_DISCOVER || what == GX_ACCESS_NODE || what == GX_ACCESS_SUBMIT;
-}
 
 static gx_status_t
 decide(const gx_call_t *call, gx_access_t what, const char *pool, void *ctx)
 {
     gx_role_t role = gx_call_role(call);
-    gx_pool_vis_t vis;
-    int covered;
+    int named = pool != NULL && pool[0] != '\0';
+    gx_pool_vis_t vis = GX_POOL_NONE;
+    int covered = 0;
 
-    if (what == GX_ACCESS_OPEN || what == GX_ACCESS_POOLS)
-        return GX_STATUS_OK;
-    if (pool == NULL || pool[0] == '\0') {
-        if (what != GX_ACCESS_ADMIN)
-            return GX_STATUS_OK; /* the handler checks the pool it is given */
-        if (role == GX_ROLE_ADMIN)
-            return GX_STATUS_OK;
-        return role == GX_ROLE_NONE ? GX_STATUS_UNAUTHENTICATED : GX_STATUS_PERMISSION_DENIED;
+    if (named && what != GX_ACCESS_OPEN && what != GX_ACCESS_POOLS) {
+        vis = gx_pool_visibility(pool);
+        covered = role == GX_ROLE_ADMIN || gx_call_covers_pool(call, pool);
     }
-    vis = gx_pool_visibility(pool);
-    covered = role == GX_ROLE_ADMIN || gx_call_covers_pool(call, pool);
-    if (vis == GX_POOL_PRIVATE && !covered)
-        return GX_STATUS_NOT_FOUND;
-    if ((covered && role_may(role, what)) || (vis != GX_POOL_PRIVATE && anyone_may(what)))
-        return GX_STATUS_OK;
-    if (vis == GX_POOL_NONE)
-        return GX_STATUS_NOT_FOUND;
-    return role == GX_ROLE_NONE ? GX_STATUS_UNAUTHENTICATED : GX_STATUS_PERMISSION_DENIED;
+    return rbac_rule(role, what, named, vis, covered);
 }
 
 static int

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/gx_cli_json.h"
@@ -33,23 +35,48 @@
 #define DEFAULT_ADDR "127.0.0.1:50051"
 #define MAX_TIMEOUT_MS 86400000u
 #define MAX_SECRET_LEN 1024
+#define USAGE_WIDTH 79
 
 /*
- * The command tables, one per command file (gx_cli.h lists them), in the
- * order --help shows them; gx_cli_add_commands() appends more (plugins).
+ * The built-in command tables, one per command file (gx_cli.h lists them),
+ * in the order --help shows them: to add a file's table, add its name here.
+ * gx_cli_add_commands() appends more after them (plugins).
  */
-#define MAX_TABLES 64
+/* one table a line, so that adding one is a one-line change */
+/* clang-format off */
+static const gx_cli_cmd_t *const tables[] = {
+    gx_cli_cmds_pool,
+    gx_cli_cmds_node,
+    gx_cli_cmds_job,
+    gx_cli_cmds_watch,
+    gx_cli_cmds_key,
+    gx_cli_cmds_module,
+    gx_cli_cmds_health,
+    gx_cli_cmds_version,
+    gx_cli_cmds_agent,
+};
+/* clang-format on */
+#define N_TABLES (sizeof(tables) / sizeof(tables[0]))
+#define MAX_ADDED 64
 
-static const gx_cli_cmd_t *tables[MAX_TABLES] = {gx_cli_cmds_health};
-static size_t n_tables = 1;
+static const gx_cli_cmd_t *added[MAX_ADDED];
+static size_t n_added;
 
 int
 gx_cli_add_commands(const gx_cli_cmd_t *table)
 {
-    if (n_tables == MAX_TABLES)
+    if (n_added == MAX_ADDED)
         return -1;
-    tables[n_tables++] = table;
+    added[n_added++] = table;
     return 0;
+}
+
+static const gx_cli_cmd_t *
+table_at(size_t t)
+{
+    if (t < N_TABLES)
+        return tables[t];
+    return t - N_TABLES < n_added ? added[t - N_TABLES] : NULL;
 }
 
 /* every command: for (it = 0; (cmd = cmd_next(&it)) != NULL;) */
@@ -57,11 +84,12 @@ static const gx_cli_cmd_t *
 cmd_next(size_t *it)
 {
     size_t t = *it >> 16, i = *it & 0xffff;
+    const gx_cli_cmd_t *table;
 
-    while (t < n_tables) {
-        if (tables[t][i].group != NULL) {
+    while ((table = table_at(t)) != NULL) {
+        if (table[i].group != NULL) {
             *it = (t << 16) | (i + 1);
-            return &tables[t][i];
+            return &table[i];
         }
         t++;
         i = 0;
@@ -85,22 +113,27 @@ gx_cli_error(const char *fmt, ...)
 }
 
 static void
-cmd_usage_line(const gx_cli_cmd_t *cmd, FILE *out)
+cmd_usage_line(const gx_cli_cmd_t *cmd, FILE *out, int col)
 {
     char spec[256];
     char *save = NULL;
+    int indent = col + 4;
 
-    fprintf(out, "%s %s", cmd->group, cmd->name);
+    col += fprintf(out, "%s%s%s", cmd->group, cmd->name[0] != '\0' ? " " : "", cmd->name);
     if (cmd->args != NULL && cmd->args[0] != '\0')
-        fprintf(out, " %s", cmd->args);
+        col += fprintf(out, " %s", cmd->args);
     if (cmd->opts == NULL)
         return;
     snprintf(spec, sizeof(spec), "%s", cmd->opts);
     for (char *o = strtok_r(spec, " ", &save); o != NULL; o = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(o, '=');
+        char *eq = strchr(o, '='), word[128];
+        int required = o[0] == '!', len;
         if (eq != NULL)
             *eq = ' ';
-        fprintf(out, " [--%s]", o);
+        len = snprintf(word, sizeof(word), required ? "--%s" : "[--%s]", o + required);
+        if (col + 1 + len > USAGE_WIDTH) /* wrap long usage lines under the command */
+            col = fprintf(out, "\n%*s", indent - 1, "") - 1;
+        col += fprintf(out, " %s", word);
     }
 }
 
@@ -113,30 +146,45 @@ commands_list(FILE *out, const char *group)
         if (group != NULL && strcmp(cmd->group, group) != 0)
             continue;
         fputs("  ", out);
-        cmd_usage_line(cmd, out);
+        cmd_usage_line(cmd, out, 2);
         fprintf(out, "\n      %s\n", cmd->summary);
     }
 }
 
 static const char options_help[] =
-    "Options (anywhere on the line):\n"
-    "  --addr HOST:PORT        server address (default " DEFAULT_ADDR ")\n"
-    "  --tls                   TLS with ALPN h2; implied by --ca, --cert and --server-name\n"
-    "  --ca FILE               CA bundle that verifies the server (default: system store)\n"
-    "  --cert FILE --key FILE  client certificate and key (mTLS)\n"
+    "Options (anywhere on the line; each has an environment variable, which the\n"
+    "flag overrides):\n"
+    "  --addr HOST:PORT        server address (GALAXY_ADDR; default " DEFAULT_ADDR ")\n"
+    "  --tls                   TLS with ALPN h2 (GALAXY_TLS=1); implied by --cacert,\n"
+    "                          --cert and --server-name\n"
+    "  --cacert FILE           CA bundle that verifies the server (GALAXY_CACERT;\n"
+    "                          default: the system store); --ca is the same\n"
+    "  --cert FILE --key FILE  client certificate and key for mTLS (GALAXY_CERT,\n"
+    "                          GALAXY_KEY)\n"
     "  --server-name NAME      name the server certificate must carry, sent as SNI\n"
-    "  --key-secret SECRET     API key, sent as authorization: Bearer (default: the\n"
-    "                          GALAXY_API_KEY environment variable, which ps cannot show)\n"
-    "  -o, --output FORMAT     table (default) or json\n"
-    "  --timeout MS            deadline of the whole command (default: 10000 for calls,\n"
-    "                          none for streams)\n"
+    "                          (GALAXY_SERVER_NAME)\n"
+    "  --api-key SECRET        API key, sent as authorization: Bearer\n"
+    "                          (GALAXY_API_KEY, which ps cannot show);\n"
+    "                          --key-secret is the same\n"
+    "  --api-key-file FILE     the API key is the first line of FILE\n"
+    "                          (GALAXY_API_KEY_FILE)\n"
+    "  --timeout MS            deadline of the whole command (GALAXY_TIMEOUT;\n"
+    "                          default 10000 for calls, none for streams)\n"
+    "  -o, --output FORMAT     table (default) or json (GALAXY_OUTPUT)\n"
+    "  -q, --quiet             print only ids or names, one per line (wins over -o)\n"
     "  -h, --help              this help; '" PROG " GROUP --help' for a group\n"
-    "  -V, --version           print the version\n";
+    "  -V, --version           print the client's version\n"
+    "  --module-dir DIR        load command plugins from DIR (GALAXY_MODULE_DIR; default:\n"
+    "                          the installed module directory; empty: none)\n";
 
 static const char exit_help[] =
-    "Exit status: 0 success; 1 the server said no (a gRPC error status, NOT_SERVING, ...);\n"
-    "2 bad usage; 3 no usable answer (cannot connect, TLS failure, connection lost,\n"
-    "deadline exceeded).\n";
+    "Exit status:\n"
+    "  0   success\n"
+    "  1   the server said no (a gRPC error status such as NOT_FOUND or\n"
+    "      PERMISSION_DENIED, or a negative answer such as NOT_SERVING)\n"
+    "  2   no usable answer (cannot connect, TLS failure, connection lost, deadline\n"
+    "      exceeded, a broken response, output that cannot be written)\n"
+    "  64  bad usage (unknown command or option, bad value, unusable file)\n";
 
 static void
 help_main(FILE *out)
@@ -159,7 +207,7 @@ static void
 help_cmd(FILE *out, const gx_cli_cmd_t *cmd)
 {
     fprintf(out, "usage: %s [options] ", PROG);
-    cmd_usage_line(cmd, out);
+    cmd_usage_line(cmd, out, (int)strlen("usage: " PROG " [options] "));
     fprintf(out, "\n  %s\n\n%s\n%s", cmd->summary, options_help, exit_help);
 }
 
@@ -175,7 +223,7 @@ gx_cli_usage_error(const gx_cli_t *cli, const char *fmt, ...)
     fputc('\n', stderr);
     if (cli != NULL && cli->cmd != NULL) {
         fprintf(stderr, "usage: %s [options] ", PROG);
-        cmd_usage_line(cli->cmd, stderr);
+        cmd_usage_line(cli->cmd, stderr, (int)strlen("usage: " PROG " [options] "));
         fputc('\n', stderr);
     } else {
         fprintf(stderr, "Try '%s --help'.\n", PROG);
@@ -192,7 +240,8 @@ enum {
     OPT_CERT,
     OPT_KEY,
     OPT_SERVER_NAME,
-    OPT_KEY_SECRET,
+    OPT_API_KEY,
+    OPT_API_KEY_FILE,
     OPT_TIMEOUT,
     OPT_CMD = 1000 /* + index of a command option */
 };
@@ -200,12 +249,16 @@ enum {
 static const struct option global_opts[] = {
     {"addr", required_argument, NULL, OPT_ADDR},
     {"tls", no_argument, NULL, OPT_TLS},
+    {"cacert", required_argument, NULL, OPT_CA},
     {"ca", required_argument, NULL, OPT_CA},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
     {"server-name", required_argument, NULL, OPT_SERVER_NAME},
-    {"key-secret", required_argument, NULL, OPT_KEY_SECRET},
+    {"api-key", required_argument, NULL, OPT_API_KEY},
+    {"key-secret", required_argument, NULL, OPT_API_KEY},
+    {"api-key-file", required_argument, NULL, OPT_API_KEY_FILE},
     {"output", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -216,6 +269,7 @@ static const struct option global_opts[] = {
 typedef struct {
     char spec[256];
     const char *names[GX_CLI_MAX_CMD_OPTS];
+    int required[GX_CLI_MAX_CMD_OPTS];
     struct option table[N_GLOBAL_OPTS + GX_CLI_MAX_CMD_OPTS + 1];
     int n;
 } opt_table_t;
@@ -236,6 +290,8 @@ opt_table_build(opt_table_t *t, const gx_cli_cmd_t *cmd)
         struct option *opt = &t->table[N_GLOBAL_OPTS + t->n];
         if (eq != NULL)
             *eq = '\0';
+        t->required[t->n] = o[0] == '!';
+        o += t->required[t->n];
         opt->name = o;
         opt->has_arg = eq != NULL ? required_argument : no_argument;
         opt->val = OPT_CMD + t->n;
@@ -255,25 +311,71 @@ gx_cli_opt(const gx_cli_t *cli, const char *name)
     return NULL;
 }
 
-int
-gx_cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+const char *
+gx_cli_opt_next(const gx_cli_t *cli, const char *name, size_t *it)
+{
+    opt_table_t t;
+
+    opt_table_build(&t, cli->cmd);
+    for (; *it < cli->n_occ; (*it)++)
+        if (strcmp(t.names[cli->occ[*it].opt], name) == 0)
+            return cli->occ[(*it)++].value;
+    return NULL;
+}
+
+/* gx_cli_parse_u32() for a flag ("--timeout") or a variable ("GALAXY_TIMEOUT"). */
+static int
+parse_u32(const char *name, const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
     char *end;
     unsigned long long v;
 
     if (s == NULL || s[0] < '0' || s[0] > '9') {
-        gx_cli_error("--%s: expected a number, got '%s'", what, s ? s : "");
+        gx_cli_error("%s: expected a number, got '%s'", name, s ? s : "");
         return GX_CLI_EXIT_USAGE;
     }
     errno = 0;
     v = strtoull(s, &end, 10);
     if (*end != '\0' || errno != 0 || v < min || v > max) {
-        gx_cli_error("--%s: expected a number from %u to %u, got '%s'", what, min, max, s);
+        gx_cli_error("%s: expected a number from %u to %u, got '%s'", name, min, max, s);
         return GX_CLI_EXIT_USAGE;
     }
     *out = (uint32_t)v;
     return 0;
 }
+
+int
+gx_cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "--%s", what);
+    return parse_u32(name, s, min, max, out);
+}
+
+/* -o FORMAT or GALAXY_OUTPUT, named @name in the message. @return 0 or GX_CLI_EXIT_USAGE */
+static int
+parse_output(gx_cli_t *cli, const char *name, const char *arg)
+{
+    if (strcmp(arg, "table") == 0)
+        cli->output = GX_CLI_OUT_TABLE;
+    else if (strcmp(arg, "json") == 0)
+        cli->output = GX_CLI_OUT_JSON;
+    else
+        return gx_cli_usage_error(NULL, "%s: expected table or json, got '%s'", name, arg);
+    return 0;
+}
+
+/*
+ * What the flags set, to be completed from the environment once the whole
+ * line is read (settings_check): a flag always wins over its variable.
+ */
+static struct {
+    int output;                       /* -o was given */
+    const char *key_file;             /* --api-key-file */
+    const char *key_src;              /* where key_secret came from, for messages */
+    char key_buf[MAX_SECRET_LEN + 2]; /* the secret read from a key file */
+} given;
 
 /* Applies one global option. @return 0, -1 (done: exit 0) or an exit code */
 static int
@@ -298,18 +400,20 @@ global_opt(gx_cli_t *cli, int c, const char *arg)
     case OPT_SERVER_NAME:
         cli->copts.server_name = arg;
         return 0;
-    case OPT_KEY_SECRET:
+    case OPT_API_KEY:
         cli->key_secret = arg;
+        given.key_src = "--api-key";
+        return 0;
+    case OPT_API_KEY_FILE:
+        given.key_file = arg;
         return 0;
     case OPT_TIMEOUT:
-        return gx_cli_parse_u32("timeout", arg, 1, MAX_TIMEOUT_MS, &cli->timeout_ms);
+        return parse_u32("--timeout", arg, 1, MAX_TIMEOUT_MS, &cli->timeout_ms);
     case 'o':
-        if (strcmp(arg, "table") == 0)
-            cli->output = GX_CLI_OUT_TABLE;
-        else if (strcmp(arg, "json") == 0)
-            cli->output = GX_CLI_OUT_JSON;
-        else
-            return gx_cli_usage_error(NULL, "-o: expected table or json, got '%s'", arg);
+        given.output = 1;
+        return parse_output(cli, "-o", arg);
+    case 'q':
+        cli->quiet = 1;
         return 0;
     case 'V':
         printf("%s %s\n", PROG, PACKAGE_VERSION);
@@ -327,7 +431,7 @@ parse_globals(gx_cli_t *cli, int argc, char **argv)
 
     opterr = 0;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+ho:V", global_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+ho:qV", global_opts, NULL)) != -1) {
         if (c == 'h') {
             help_main(stdout);
             return -1;
@@ -356,7 +460,7 @@ parse_cmd_line(gx_cli_t *cli, int argc, char **argv, char **pos, int *npos)
     opt_table_build(&t, cli->cmd);
     opterr = 0;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "-ho:V", t.table, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "-ho:qV", t.table, NULL)) != -1) {
         if (c == 1) {
             /* "-" mode: each positional argument comes back in order as 1 */
             pos[(*npos)++] = optarg;
@@ -372,6 +476,8 @@ parse_cmd_line(gx_cli_t *cli, int argc, char **argv, char **pos, int *npos)
         }
         if (c >= OPT_CMD) {
             cli->opt_values[c - OPT_CMD] = optarg != NULL ? optarg : "";
+            cli->occ[cli->n_occ].opt = c - OPT_CMD;
+            cli->occ[cli->n_occ++].value = cli->opt_values[c - OPT_CMD];
             continue;
         }
         rv = global_opt(cli, c, optarg);
@@ -383,20 +489,49 @@ parse_cmd_line(gx_cli_t *cli, int argc, char **argv, char **pos, int *npos)
     return 0;
 }
 
-static const gx_cli_cmd_t *
-cmd_find(const char *group, const char *name, int *group_known)
+/* Every option the command marks required ("!name") was given. @return 0 or GX_CLI_EXIT_USAGE */
+static int
+required_check(const gx_cli_t *cli)
+{
+    opt_table_t t;
+
+    opt_table_build(&t, cli->cmd);
+    for (int i = 0; i < t.n; i++)
+        if (t.required[i] && cli->opt_values[i] == NULL)
+            return gx_cli_usage_error(cli, "--%s is required", t.names[i]);
+    return 0;
+}
+
+/* How many commands group @group has. */
+static size_t
+group_size(const char *group)
 {
     const gx_cli_cmd_t *cmd;
+    size_t n = 0;
+
+    for (size_t it = 0; (cmd = cmd_next(&it)) != NULL;)
+        n += strcmp(cmd->group, group) == 0;
+    return n;
+}
+
+/* The command @group @name; *@solo gets the group's one-word command (name ""), if any. */
+static const gx_cli_cmd_t *
+cmd_find(const char *group, const char *name, int *group_known, const gx_cli_cmd_t **solo)
+{
+    const gx_cli_cmd_t *cmd, *found = NULL;
 
     *group_known = 0;
+    *solo = NULL;
     for (size_t it = 0; (cmd = cmd_next(&it)) != NULL;) {
         if (strcmp(cmd->group, group) != 0)
             continue;
         *group_known = 1;
-        if (name != NULL && strcmp(cmd->name, name) == 0)
-            return cmd;
+        if (cmd->name[0] == '\0' && *solo == NULL)
+            *solo = cmd;
+        else if (name != NULL && found == NULL && strcmp(cmd->name, name) == 0)
+            found = cmd;
     }
-    return NULL;
+    return found;
 }
 
 static int
@@ -405,25 +540,141 @@ is_help(const char *s)
     return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0 || strcmp(s, "help") == 0;
 }
 
+/* ------------------------------------------------------------------ settings */
+
+/* A non-empty environment variable, or NULL. */
+static const char *
+env(const char *name)
+{
+    const char *s = getenv(name);
+
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* A boolean variable: 1/true/yes or 0/false/no. @return 0 or GX_CLI_EXIT_USAGE */
+static int
+env_bool(const gx_cli_t *cli, const char *name, int *out)
+{
+    const char *s = env(name);
+
+    if (s == NULL)
+        return 0;
+    if (strcmp(s, "1") == 0 || strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0)
+        *out = 1;
+    else if (strcmp(s, "0") == 0 || strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0)
+        *out = 0;
+    else
+        return gx_cli_usage_error(cli, "%s: expected 1 or 0, got '%s'", name, s);
+    return 0;
+}
+
+/* Fills what the flags left unset from the environment. @return 0 or GX_CLI_EXIT_USAGE */
+static int
+env_apply(gx_cli_t *cli)
+{
+    gx_client_opts_t *o = &cli->copts;
+    const char *s;
+    int rv = 0;
+
+    if (o->addr == NULL)
+        o->addr = (s = env("GALAXY_ADDR")) != NULL ? s : DEFAULT_ADDR;
+    if (o->ca_file == NULL)
+        o->ca_file = env("GALAXY_CACERT");
+    if (o->cert_file == NULL)
+        o->cert_file = env("GALAXY_CERT");
+    if (o->key_file == NULL)
+        o->key_file = env("GALAXY_KEY");
+    if (o->server_name == NULL)
+        o->server_name = env("GALAXY_SERVER_NAME");
+    if (!o->tls)
+        rv = env_bool(cli, "GALAXY_TLS", &o->tls);
+    if (rv == 0 && cli->timeout_ms == 0 && (s = env("GALAXY_TIMEOUT")) != NULL)
+        rv = parse_u32("GALAXY_TIMEOUT", s, 1, MAX_TIMEOUT_MS, &cli->timeout_ms);
+    if (rv == 0 && !given.output && (s = env("GALAXY_OUTPUT")) != NULL)
+        rv = parse_output(cli, "GALAXY_OUTPUT", s);
+    return rv;
+}
+
+/*
+ * The API key from the first line of @path (named @src in messages),
+ * without the whitespace around it.  A key file others may read is used,
+ * with a warning, as ssh would not.  @return 0 or GX_CLI_EXIT_USAGE
+ */
+static int
+key_file_read(gx_cli_t *cli, const char *src, const char *path)
+{
+    char *line = given.key_buf, *end;
+    struct stat st;
+    FILE *f = fopen(path, "r");
+    int err = 0;
+
+    if (f == NULL)
+        return gx_cli_usage_error(cli, "%s %s: %s", src, path, strerror(errno));
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+        gx_cli_error("warning: %s %s is accessible by group or others (chmod 600 it)", src, path);
+    if (fgets(line, sizeof(given.key_buf), f) == NULL) {
+        err = ferror(f) ? errno : 0;
+        line[0] = '\0';
+    }
+    fclose(f);
+    if (err != 0)
+        return gx_cli_usage_error(cli, "%s %s: %s", src, path, strerror(err));
+    if (strlen(line) > MAX_SECRET_LEN)
+        return gx_cli_usage_error(cli, "%s %s: the first line is too long for an API key", src,
+                                  path);
+    line += strspn(line, " \t\r\n");
+    for (end = line + strlen(line); end > line && strchr(" \t\r\n", end[-1]) != NULL; end--)
+        ;
+    *end = '\0';
+    if (line[0] == '\0')
+        return gx_cli_usage_error(cli, "%s %s: no API key on the first line", src, path);
+    cli->key_secret = line;
+    given.key_src = src;
+    return 0;
+}
+
+/* The API key: a flag, else GALAXY_API_KEY, else GALAXY_API_KEY_FILE. */
+static int
+key_resolve(gx_cli_t *cli)
+{
+    const char *s;
+
+    if (cli->key_secret != NULL && given.key_file != NULL)
+        return gx_cli_usage_error(cli, "--api-key and --api-key-file exclude each other");
+    if (given.key_file != NULL)
+        return key_file_read(cli, "--api-key-file", given.key_file);
+    if (cli->key_secret != NULL)
+        return 0;
+    if ((s = env("GALAXY_API_KEY")) != NULL) {
+        cli->key_secret = s;
+        given.key_src = "GALAXY_API_KEY";
+        return 0;
+    }
+    if ((s = env("GALAXY_API_KEY_FILE")) != NULL)
+        return key_file_read(cli, "GALAXY_API_KEY_FILE", s);
+    return 0;
+}
+
 /* The settings that depend on several options. @return 0 or GX_CLI_EXIT_USAGE */
 static int
 settings_check(gx_cli_t *cli)
 {
     const char *s;
+    int rv = env_apply(cli);
 
+    if (rv == 0)
+        rv = key_resolve(cli);
+    if (rv != 0)
+        return rv;
     if (cli->copts.ca_file || cli->copts.cert_file || cli->copts.server_name)
         cli->copts.tls = 1;
     if ((cli->copts.cert_file == NULL) != (cli->copts.key_file == NULL))
         return gx_cli_usage_error(cli, "--cert and --key go together");
-    if (cli->key_secret == NULL) {
-        s = getenv("GALAXY_API_KEY");
-        cli->key_secret = s != NULL && s[0] != '\0' ? s : NULL;
-    }
     s = cli->key_secret;
     if (s != NULL && (strlen(s) == 0 || strlen(s) > MAX_SECRET_LEN ||
                       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                 "0123456789-._~+/=:") != strlen(s)))
-        return gx_cli_usage_error(cli, "the API key secret is not a valid token");
+        return gx_cli_usage_error(cli, "%s: the API key is not a valid token", given.key_src);
     return 0;
 }
 
@@ -536,13 +787,34 @@ gx_cli_print_json(const ProtobufCMessage *msg)
     return GX_CLI_EXIT_OK;
 }
 
+int
+gx_cli_print_json_list(ProtobufCMessage *const *items, size_t n)
+{
+    json_t *doc = json_array(), *item;
+    int rv = doc != NULL ? 0 : -1;
+
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        item = gx_cli_json_message(items[i]);
+        rv = item != NULL ? json_array_append_new(doc, item) : -1;
+    }
+    if (rv == 0)
+        rv = gx_cli_json_print(doc, stdout);
+    json_decref(doc);
+    if (rv != 0) {
+        gx_cli_error("cannot write the JSON output");
+        return GX_CLI_EXIT_UNAVAILABLE;
+    }
+    return GX_CLI_EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ main */
 
 /* Finds the command and parses its line. @return -1 to run it, or an exit code */
 static int
 cli_parse(gx_cli_t *cli, int argc, char **argv, char ***pos, int *npos)
 {
-    int first = parse_globals(cli, argc, argv), known, rv;
+    int first = parse_globals(cli, argc, argv), known, rv, skip = 1;
+    const gx_cli_cmd_t *solo;
     char **rest;
 
     if (first < 0)
@@ -550,52 +822,66 @@ cli_parse(gx_cli_t *cli, int argc, char **argv, char ***pos, int *npos)
     rest = argv + first;
     if (argc - first == 0)
         return gx_cli_usage_error(NULL, "no command given");
-    cli->cmd = cmd_find(rest[0], argc - first > 1 ? rest[1] : NULL, &known);
+    cli->cmd = cmd_find(rest[0], argc - first > 1 ? rest[1] : NULL, &known, &solo);
     if (!known)
         return gx_cli_usage_error(NULL, "unknown command group '%s'", rest[0]);
-    if (argc - first == 1) {
+    if (cli->cmd == NULL && solo != NULL && (argc - first == 1 || !is_help(rest[1]))) {
+        cli->cmd = solo;
+        skip = 0; /* pass 2 over "<group> args...": the arguments start after the group */
+    } else if (argc - first == 1) {
         gx_cli_error("%s: no command given", rest[0]);
         help_group(stderr, rest[0]);
         return GX_CLI_EXIT_USAGE;
-    }
-    if (is_help(rest[1])) {
-        help_group(stdout, rest[0]);
+    } else if (is_help(rest[1])) {
+        if (solo != NULL && group_size(rest[0]) == 1)
+            help_cmd(stdout, solo);
+        else
+            help_group(stdout, rest[0]);
         return GX_CLI_EXIT_OK;
-    }
-    if (cli->cmd == NULL)
+    } else if (cli->cmd == NULL) {
         return gx_cli_usage_error(NULL, "unknown command '%s %s'", rest[0], rest[1]);
+    }
     *pos = calloc((size_t)argc, sizeof(**pos));
-    if (*pos == NULL) {
+    cli->arena = gx_arena_new(4096);
+    cli->occ =
+        cli->arena != NULL ? gx_arena_calloc(cli->arena, (size_t)argc * sizeof(*cli->occ)) : NULL;
+    if (*pos == NULL || cli->occ == NULL) {
         gx_cli_error("out of memory");
         return GX_CLI_EXIT_UNAVAILABLE;
     }
     /* pass 2 over "<cmd> args...", the command word standing in for argv[0] */
-    rv = parse_cmd_line(cli, argc - first - 1, rest + 1, *pos, npos);
+    rv = parse_cmd_line(cli, argc - first - skip, rest + skip, *pos, npos);
     if (rv < 0)
         return rv == -1 ? GX_CLI_EXIT_OK : -rv - 1;
     if (*npos < cli->cmd->min_args || *npos > cli->cmd->max_args)
         return gx_cli_usage_error(
             cli, "%s", *npos < cli->cmd->min_args ? "missing arguments" : "too many arguments");
-    rv = settings_check(cli);
+    rv = required_check(cli);
+    if (rv == 0)
+        rv = settings_check(cli);
     return rv != 0 ? rv : -1;
 }
 
 int
 main(int argc, char **argv)
 {
-    gx_cli_t cli = {.copts.addr = DEFAULT_ADDR, .output = GX_CLI_OUT_TABLE};
+    gx_cli_t cli = {.output = GX_CLI_OUT_TABLE};
     char **pos = NULL;
     int npos = 0, rv;
 
     /* a peer that closes first must not kill us with SIGPIPE (gx_client.h) */
     signal(SIGPIPE, SIG_IGN);
     cli.start_ms = gx_now_ms();
+    /* plugins first: their commands are parsed like the built-in ones */
+    gx_cli_plugins_load(&argc, argv);
     rv = cli_parse(&cli, argc, argv, &pos, &npos);
     if (rv < 0)
         rv = cli.cmd->fn(&cli, npos, pos);
     gx_client_close(cli.client);
+    gx_arena_free(cli.arena);
+    gx_arena_cache_flush();
     free(pos);
-    if (fflush(stdout) != 0 && rv == GX_CLI_EXIT_OK)
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rv == GX_CLI_EXIT_OK)
         rv = GX_CLI_EXIT_UNAVAILABLE;
     return rv;
 }

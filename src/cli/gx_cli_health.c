@@ -97,6 +97,9 @@ health_watch(gx_cli_t *cli, int argc, char **argv)
 }
 
 const gx_cli_cmd_t gx_cli_cmds_health[] = {
+    {"health", "", "[SERVICE]", NULL, 0, 1,
+     "health check: exit 0 when SERVING, 1 when not, 2 when unreachable (a readiness probe)",
+     health_check},
     {"health", "check", "[SERVICE]", NULL, 0, 1,
      "ask whether the server (or SERVICE) is serving; exit 1 unless SERVING", health_check},
     {"health", "watch", "[SERVICE]", "count=N", 0, 1,

@@ -2,17 +2,24 @@
 /*
  * The client side of the gRPC layer: one HTTP/2 connection driven by an
  * nghttp2 client session over a bufferevent (plain or OpenSSL) on a private
- * libevent loop.  A call submits its request (headers, one framed message,
- * END_STREAM) and runs the loop until the stream closes, the deadline timer
- * fires or the connection fails; the callbacks below collect the response
- * headers, messages and trailers into the call and the call's end turns them
- * into one status.  The wire details (prefixes, grpc-message escapes, base64)
- * come from gx_grpc.c, shared with the server side.
+ * libevent loop.  A call submits its request headers and hands nghttp2 its
+ * messages from an output buffer; unary and server-streaming calls put their
+ * one message there with END_STREAM and run the loop until the stream
+ * closes, the call's deadline timer fires or the connection fails.  A
+ * bidirectional call (gx_client_bidi_*) stays open between the caller's
+ * sends and receives: its data provider defers while the buffer is empty,
+ * and the responses it gets while the loop runs for anything else queue up
+ * until gx_client_bidi_recv() takes them.  The callbacks below find the call
+ * of a stream among the calls in progress, collect its response headers,
+ * messages and trailers, and the call's end turns them into one status.  The
+ * wire details (prefixes, grpc-message escapes, base64) come from gx_grpc.c,
+ * shared with the server side.
  *
  * Everything the peer sends is bounded here: header lists, messages (before
- * and after inflation) and the time a call may take.  A response a gRPC
- * client cannot use ends the call with a status; only a broken connection
- * ends the session.
+ * and after inflation), messages queued for a bidirectional call, and the
+ * time a call may take.  A response a gRPC client cannot use ends the call
+ * with a status; only a broken connection ends the session (and every call
+ * in progress).
  */
 #include "config.h"
 
@@ -50,9 +57,17 @@
 #define MAX_METHOD_LEN 1024
 #define MAX_MD_VALUE 8192
 
-typedef enum { KIND_UNARY, KIND_SERVER_STREAM } call_kind_t;
+typedef enum { KIND_UNARY, KIND_SERVER_STREAM, KIND_BIDI } call_kind_t;
+
+/* A response message a bidirectional call has received and not yet handed out. */
+typedef struct queued_msg_s {
+    ProtobufCMessage *msg;
+    struct queued_msg_s *next;
+} queued_msg_t;
 
 typedef struct client_call_s {
+    gx_client_t *c;
+    struct client_call_s *next; /* in c->calls while in progress */
     call_kind_t kind;
     int32_t stream_id;
     const ProtobufCMessageDescriptor *desc;
@@ -60,33 +75,42 @@ typedef struct client_call_s {
     void *arg;
     ProtobufCMessage *resp; /* unary: the response */
     gx_client_status_t *st;
+    struct event *deadline; /* NULL: none */
 
-    uint8_t *req; /* the framed request message */
-    size_t req_len, req_off;
-
-    struct evbuffer *in; /* DATA not yet parsed into messages */
-    size_t block_bytes;  /* HPACK-decoded size of the current header block */
-    int block_status;    /* :status of the current block, 0 when absent */
+    struct evbuffer *out; /* framed request messages nghttp2 has not taken yet */
+    struct evbuffer *in;  /* DATA not yet parsed into messages */
+    size_t block_bytes;   /* HPACK-decoded size of the current header block */
+    int block_status;     /* :status of the current block, 0 when absent */
     int block_ctype_ok;
+
+    queued_msg_t *q_head, **q_tail; /* bidi: received, not yet taken */
+    size_t q_len;
 
     gx_status_t grpc_status;
     char grpc_message[GX_CLIENT_MESSAGE_MAX];
     unsigned got_headers : 1;     /* the final response HEADERS arrived */
     unsigned got_grpc_status : 1; /* grpc-status arrived */
     unsigned ctype_ok : 1;
-    unsigned gzip : 1;    /* grpc-encoding: gzip */
-    unsigned discard : 1; /* not a gRPC response: drop its DATA */
-    unsigned stopped : 1; /* the message callback asked to stop */
-    unsigned done : 1;    /* st holds the final status */
+    unsigned gzip : 1;        /* grpc-encoding: gzip */
+    unsigned discard : 1;     /* not a gRPC response: drop its DATA */
+    unsigned stopped : 1;     /* the message callback asked to stop */
+    unsigned done : 1;        /* st holds the final status */
+    unsigned half_closed : 1; /* no more request messages: END_STREAM once out is sent */
+    unsigned deferred : 1;    /* the data provider waits for a message (NGHTTP2_ERR_DEFERRED) */
 } client_call_t;
+
+struct gx_client_bidi_s {
+    client_call_t call;
+    gx_client_status_t st;
+};
 
 struct gx_client_s {
     struct event_base *base;
     struct bufferevent *bev;
     SSL_CTX *ssl_ctx;
     nghttp2_session *session;
-    struct event *timer; /* the deadline of the call in progress */
-    client_call_t *call; /* the call in progress, NULL between calls */
+    struct event *timer;  /* bounds the TLS handshake */
+    client_call_t *calls; /* the calls in progress */
 
     uint32_t connect_timeout_ms, max_recv, max_hdr;
     int tls;
@@ -216,7 +240,7 @@ call_close(client_call_t *call, uint32_t error)
     }
 }
 
-/* The connection is unusable: the call in progress and every later one are UNAVAILABLE. */
+/* The connection is unusable: the calls in progress and every later one are UNAVAILABLE. */
 static void conn_broken(gx_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
@@ -232,11 +256,36 @@ conn_broken(gx_client_t *c, const char *fmt, ...)
         if (c->bev != NULL)
             bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     }
-    if (c->call != NULL)
-        call_fail(c, c->call, GX_STATUS_UNAVAILABLE, "%s", c->broken_why);
+    for (client_call_t *call = c->calls; call != NULL; call = call->next)
+        call_fail(c, call, GX_STATUS_UNAVAILABLE, "%s", c->broken_why);
 }
 
 /* ------------------------------------------------------------------ messages */
+
+/* Keeps a bidirectional call's response until gx_client_bidi_recv() takes it. */
+static void
+message_queue(gx_client_t *c, client_call_t *call, ProtobufCMessage *msg)
+{
+    queued_msg_t *q;
+
+    if (call->q_len >= GX_CLIENT_BIDI_QUEUE_MAX) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        call_fail(c, call, GX_STATUS_RESOURCE_EXHAUSTED,
+                  "more than %u response messages not received", GX_CLIENT_BIDI_QUEUE_MAX);
+        return;
+    }
+    q = malloc(sizeof(*q));
+    if (q == NULL) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        call_fail(c, call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    q->msg = msg;
+    q->next = NULL;
+    *call->q_tail = q;
+    call->q_tail = &q->next;
+    call->q_len++;
+}
 
 /* Decodes one message and hands it on; the call may end here. */
 static void
@@ -281,6 +330,10 @@ message_deliver(gx_client_t *c, client_call_t *call, const uint8_t *data, size_t
         call->resp = msg;
         return;
     }
+    if (call->kind == KIND_BIDI) {
+        message_queue(c, call, msg);
+        return;
+    }
     rv = call->fn(msg, call->arg);
     protobuf_c_message_free_unpacked(msg, NULL);
     if (rv != 0) {
@@ -319,12 +372,14 @@ messages_parse(gx_client_t *c, client_call_t *call)
 
 /* ------------------------------------------------------------------ nghttp2 callbacks */
 
+/* The call in progress on @stream_id, NULL when none (or it has its status). */
 static client_call_t *
 stream_call(gx_client_t *c, int32_t stream_id)
 {
-    client_call_t *call = c->call;
-
-    return call != NULL && call->stream_id == stream_id && !call->done ? call : NULL;
+    for (client_call_t *call = c->calls; call != NULL; call = call->next)
+        if (call->stream_id == stream_id)
+            return call->done ? NULL : call;
+    return NULL;
 }
 
 static int
@@ -428,6 +483,23 @@ headers_end(client_call_t *call)
     call->discard = call->block_status != 200 || !call->ctype_ok;
 }
 
+/*
+ * The server ended a bidirectional call (trailers with END_STREAM) while our
+ * side may still be open: the call has its status now, and the stream is
+ * closed with RST_STREAM NO_ERROR rather than left half-open.
+ */
+static void
+bidi_remote_end(gx_client_t *c, int32_t stream_id)
+{
+    client_call_t *call = stream_call(c, stream_id);
+
+    if (call == NULL || call->kind != KIND_BIDI)
+        return;
+    call_close(call, NGHTTP2_NO_ERROR);
+    if (!nghttp2_session_get_stream_local_close(c->session, stream_id))
+        nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+}
+
 static int
 on_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 {
@@ -443,6 +515,9 @@ on_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
     default:
         break;
     }
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        bidi_remote_end(c, frame->hd.stream_id);
     return 0;
 }
 
@@ -488,24 +563,30 @@ send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ar
 /*
  * Reads the request through the client, never through a pointer kept by
  * nghttp2: a call that ended early is gone, and its stream is reset instead.
+ * An open call with nothing to send waits (DEFERRED) until its next message
+ * or its half-close resumes it.
  */
 static ssize_t
 request_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len, uint32_t *flags,
                 nghttp2_data_source *src, void *arg)
 {
     client_call_t *call = stream_call(arg, stream_id);
-    size_t n;
+    int n;
 
-    if (call == NULL || call->req == NULL)
+    if (call == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    n = call->req_len - call->req_off;
-    if (n > len)
-        n = len;
-    memcpy(buf, call->req + call->req_off, n);
-    call->req_off += n;
-    if (call->req_off == call->req_len)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
+    n = evbuffer_remove(call->out, buf, len);
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (evbuffer_get_length(call->out) == 0) {
+        if (call->half_closed) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        } else if (n == 0) {
+            call->deferred = 1;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------ connection I/O */
@@ -605,20 +686,26 @@ event_cb(struct bufferevent *bev, short events, void *arg)
     }
 }
 
-/* The one timer: the TLS handshake's bound while connecting, then each call's deadline. */
+/* The TLS handshake's bound. */
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     gx_client_t *c = arg;
 
-    if (c->connect_state == 0) {
+    if (c->connect_state == 0)
         c->connect_state = -2;
+}
+
+/* A call's deadline. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    client_call_t *call = arg;
+
+    if (call->done)
         return;
-    }
-    if (c->call == NULL || c->call->done)
-        return;
-    call_fail(c, c->call, GX_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
-    session_flush(c);
+    call_fail(call->c, call, GX_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    session_flush(call->c);
 }
 
 /* ------------------------------------------------------------------ connecting */
@@ -1123,21 +1210,23 @@ md_encode(const gx_client_md_t *md, size_t n_md, nghttp2_nv *nv, char **bufs, si
     return 0;
 }
 
-/* Frames the request message into call->req. */
+/* Frames @msg onto call->out. */
 static int
-request_pack(client_call_t *call, const ProtobufCMessage *req)
+message_pack(client_call_t *call, const ProtobufCMessage *msg)
 {
-    size_t size = protobuf_c_message_get_packed_size(req);
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    struct evbuffer_iovec v;
+    uint8_t *p;
 
     if (size > UINT32_MAX - GX_GRPC_PREFIX_LEN)
         return GX_E2BIG;
-    call->req = malloc(size + GX_GRPC_PREFIX_LEN);
-    if (call->req == NULL)
+    if (evbuffer_reserve_space(call->out, size + GX_GRPC_PREFIX_LEN, &v, 1) != 1)
         return GX_ENOMEM;
-    gx_grpc_prefix_encode(call->req, 0, (uint32_t)size);
-    protobuf_c_message_pack(req, call->req + GX_GRPC_PREFIX_LEN);
-    call->req_len = size + GX_GRPC_PREFIX_LEN;
-    return 0;
+    p = v.iov_base;
+    gx_grpc_prefix_encode(p, 0, (uint32_t)size);
+    protobuf_c_message_pack(msg, p + GX_GRPC_PREFIX_LEN);
+    v.iov_len = size + GX_GRPC_PREFIX_LEN;
+    return evbuffer_commit_space(call->out, &v, 1) == 0 ? 0 : GX_ENOMEM;
 }
 
 static int
@@ -1201,35 +1290,60 @@ out:
     return rv;
 }
 
-/* Runs the loop until the call has its status. */
-static void
-call_wait(gx_client_t *c, client_call_t *call, uint32_t timeout_ms)
-{
-    struct timeval tv = ms_to_tv(timeout_ms);
+/* ------------------------------------------------------------------ calls */
 
-    c->call = call;
-    if (timeout_ms != 0)
-        evtimer_add(c->timer, &tv);
-    session_flush(c);
-    while (!call->done) {
-        if (event_base_loop(c->base, EVLOOP_ONCE) != 0)
-            call_fail(c, call, GX_STATUS_INTERNAL, "event loop failure");
+static void
+calls_remove(gx_client_t *c, client_call_t *call)
+{
+    for (client_call_t **pp = &c->calls; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == call) {
+            *pp = call->next;
+            break;
+        }
     }
-    evtimer_del(c->timer);
-    c->call = NULL;
-    if (!c->broken)
-        session_flush(c); /* a reset queued by the call's end */
+    call->next = NULL;
 }
 
-/* Everything both call kinds share: checks, request, wait. @return 0 or GX_E… */
-static int
-call_run(gx_client_t *c, client_call_t *call, const char *method, const ProtobufCMessage *req,
-         const gx_client_md_t *md, size_t n_md, uint32_t timeout_ms)
+/* Frees what call_begin() allocated; the call leaves the calls in progress. */
+static void
+call_release(gx_client_t *c, client_call_t *call)
 {
+    queued_msg_t *q;
+
+    calls_remove(c, call);
+    while ((q = call->q_head) != NULL) {
+        call->q_head = q->next;
+        protobuf_c_message_free_unpacked(q->msg, NULL);
+        free(q);
+    }
+    call->q_tail = &call->q_head;
+    call->q_len = 0;
+    if (call->deadline != NULL)
+        event_free(call->deadline);
+    if (call->in != NULL)
+        evbuffer_free(call->in);
+    if (call->out != NULL)
+        evbuffer_free(call->out);
+    call->deadline = NULL;
+    call->in = call->out = NULL;
+}
+
+/*
+ * What every call kind shares: checks, buffers, the request HEADERS (with
+ * @first, when not NULL, as its first message) and the deadline.  On success
+ * the call is in progress; otherwise st says why and nothing is left to free.
+ */
+static int
+call_begin(gx_client_t *c, client_call_t *call, const char *method, const ProtobufCMessage *first,
+           const gx_client_md_t *md, size_t n_md, uint32_t timeout_ms)
+{
+    struct timeval tv = ms_to_tv(timeout_ms);
     int rv;
 
     memset(call->st, 0, sizeof(*call->st));
-    if (!method_ok(method) || req == NULL || call->desc == NULL || (md == NULL && n_md > 0)) {
+    call->c = c;
+    call->q_tail = &call->q_head;
+    if (!method_ok(method) || call->desc == NULL || (md == NULL && n_md > 0)) {
         status_set(call->st, GX_STATUS_INTERNAL, GX_CLIENT_ORIGIN_LOCAL, "invalid call arguments");
         return GX_EINVAL;
     }
@@ -1239,20 +1353,63 @@ call_run(gx_client_t *c, client_call_t *call, const char *method, const Protobuf
         return GX_EIO;
     }
     call->in = evbuffer_new();
-    rv = call->in != NULL ? request_pack(call, req) : GX_ENOMEM;
+    call->out = evbuffer_new();
+    if (timeout_ms != 0)
+        call->deadline = evtimer_new(c->base, deadline_cb, call);
+    rv = 0;
+    if (call->in == NULL || call->out == NULL || (timeout_ms != 0 && call->deadline == NULL))
+        rv = GX_ENOMEM;
+    else if (first != NULL)
+        rv = message_pack(call, first);
     if (rv != 0) {
         status_set(call->st, GX_STATUS_INTERNAL, GX_CLIENT_ORIGIN_LOCAL,
                    "cannot frame the request: %s", gx_strerror(rv));
-        goto out;
+        goto fail;
     }
     rv = request_submit(c, call, method, md, n_md, timeout_ms);
     if (rv != 0)
-        goto out;
-    call_wait(c, call, timeout_ms);
-out:
-    if (call->in != NULL)
-        evbuffer_free(call->in);
-    free(call->req);
+        goto fail;
+    call->next = c->calls;
+    c->calls = call;
+    if (call->deadline != NULL)
+        evtimer_add(call->deadline, &tv);
+    return 0;
+
+fail:
+    call_release(c, call);
+    return rv;
+}
+
+/* Runs the loop until the call has its status, then ends it. */
+static void
+call_wait(gx_client_t *c, client_call_t *call)
+{
+    session_flush(c);
+    while (!call->done) {
+        if (event_base_loop(c->base, EVLOOP_ONCE) != 0)
+            call_fail(c, call, GX_STATUS_INTERNAL, "event loop failure");
+    }
+    call_release(c, call);
+    if (!c->broken)
+        session_flush(c); /* a reset queued by the call's end */
+}
+
+/* A unary or server-streaming call: its one message, END_STREAM, the wait. */
+static int
+call_run(gx_client_t *c, client_call_t *call, const char *method, const ProtobufCMessage *req,
+         const gx_client_md_t *md, size_t n_md, uint32_t timeout_ms)
+{
+    int rv;
+
+    if (req == NULL) {
+        memset(call->st, 0, sizeof(*call->st));
+        status_set(call->st, GX_STATUS_INTERNAL, GX_CLIENT_ORIGIN_LOCAL, "invalid call arguments");
+        return GX_EINVAL;
+    }
+    call->half_closed = 1;
+    rv = call_begin(c, call, method, req, md, n_md, timeout_ms);
+    if (rv == 0)
+        call_wait(c, call);
     return rv;
 }
 
@@ -1299,4 +1456,180 @@ gx_client_server_stream(gx_client_t *c, const char *method, const ProtobufCMessa
     if (call.stopped)
         return GX_ECANCELED;
     return st->code == GX_STATUS_OK ? 0 : GX_EIO;
+}
+
+/* ------------------------------------------------------------------ bidirectional calls */
+
+/* Hands nghttp2 what is new in call->out and lets the socket take it, without waiting. */
+static void
+bidi_push(gx_client_t *c, client_call_t *call)
+{
+    if (call->deferred && !call->done && !c->broken) {
+        call->deferred = 0;
+        nghttp2_session_resume_data(c->session, call->stream_id);
+    }
+    if (session_flush(c) == 0)
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+}
+
+int
+gx_client_bidi_open(gx_client_t *c, const char *method, const ProtobufCMessageDescriptor *resp_desc,
+                    const gx_client_md_t *md, size_t n_md, uint32_t timeout_ms,
+                    gx_client_bidi_t **out, gx_client_status_t *st)
+{
+    gx_client_bidi_t *b;
+    int rv;
+
+    *out = NULL;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        memset(st, 0, sizeof(*st));
+        status_set(st, GX_STATUS_RESOURCE_EXHAUSTED, GX_CLIENT_ORIGIN_LOCAL, "out of memory");
+        return GX_ENOMEM;
+    }
+    b->call.kind = KIND_BIDI;
+    b->call.desc = resp_desc;
+    b->call.st = &b->st;
+    rv = call_begin(c, &b->call, method, NULL, md, n_md, timeout_ms);
+    *st = b->st;
+    if (rv != 0) {
+        free(b);
+        return rv;
+    }
+    bidi_push(c, &b->call);
+    *out = b;
+    return 0;
+}
+
+int
+gx_client_bidi_send(gx_client_bidi_t *b, const ProtobufCMessage *msg)
+{
+    client_call_t *call = &b->call;
+    int rv;
+
+    if (msg == NULL || call->half_closed)
+        return GX_EINVAL;
+    if (call->done)
+        return GX_ECLOSED;
+    if (evbuffer_get_length(call->out) > GX_CLIENT_BIDI_SEND_MAX)
+        return GX_E2BIG;
+    rv = message_pack(call, msg);
+    if (rv != 0)
+        return rv;
+    bidi_push(call->c, call);
+    return 0;
+}
+
+int
+gx_client_bidi_close_send(gx_client_bidi_t *b)
+{
+    client_call_t *call = &b->call;
+
+    if (call->half_closed)
+        return 0;
+    if (call->done)
+        return GX_ECLOSED;
+    call->half_closed = 1;
+    call->deferred = 1; /* resume even when nghttp2 has not asked yet: harmless */
+    bidi_push(call->c, call);
+    return 0;
+}
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* One response from the queue, when there is one. */
+static ProtobufCMessage *
+bidi_pop(client_call_t *call)
+{
+    queued_msg_t *q = call->q_head;
+    ProtobufCMessage *msg;
+
+    if (q == NULL)
+        return NULL;
+    call->q_head = q->next;
+    if (call->q_head == NULL)
+        call->q_tail = &call->q_head;
+    call->q_len--;
+    msg = q->msg;
+    free(q);
+    return msg;
+}
+
+/* Runs the loop until a response, the call's end, @wait_ms or @wake_fd. */
+static int
+bidi_wait(client_call_t *call, uint32_t wait_ms, int wake_fd)
+{
+    gx_client_t *c = call->c;
+    struct event *timer = NULL, *wake = NULL;
+    struct timeval tv = ms_to_tv(wait_ms);
+    int stop = 0, rv = 0;
+
+    if (wait_ms != GX_CLIENT_WAIT_FOREVER) {
+        timer = evtimer_new(c->base, wake_cb, &stop);
+        if (timer == NULL || evtimer_add(timer, &tv) != 0)
+            rv = GX_ENOMEM;
+    }
+    if (rv == 0 && wake_fd >= 0) {
+        wake = event_new(c->base, wake_fd, EV_READ, wake_cb, &stop);
+        if (wake == NULL || event_add(wake, NULL) != 0)
+            rv = GX_ENOMEM;
+    }
+    session_flush(c);
+    while (rv == 0 && !stop && !call->done && call->q_head == NULL) {
+        if (event_base_loop(c->base, EVLOOP_ONCE) != 0)
+            call_fail(c, call, GX_STATUS_INTERNAL, "event loop failure");
+    }
+    if (timer != NULL)
+        event_free(timer);
+    if (wake != NULL)
+        event_free(wake);
+    return rv;
+}
+
+int
+gx_client_bidi_recv(gx_client_bidi_t *b, uint32_t wait_ms, int wake_fd, ProtobufCMessage **out)
+{
+    client_call_t *call = &b->call;
+    int rv = 0;
+
+    *out = bidi_pop(call);
+    if (*out != NULL)
+        return 0;
+    if (!call->done) {
+        if (wait_ms == 0 && session_flush(call->c) == 0)
+            event_base_loop(call->c->base, EVLOOP_NONBLOCK);
+        else if (wait_ms != 0)
+            rv = bidi_wait(call, wait_ms, wake_fd);
+    }
+    *out = bidi_pop(call);
+    if (*out != NULL)
+        return 0;
+    if (rv != 0)
+        return rv;
+    return call->done ? GX_ECLOSED : GX_ETIMEDOUT;
+}
+
+const gx_client_status_t *
+gx_client_bidi_status(const gx_client_bidi_t *b)
+{
+    return &b->st;
+}
+
+void
+gx_client_bidi_close(gx_client_bidi_t *b)
+{
+    gx_client_t *c;
+
+    if (b == NULL)
+        return;
+    c = b->call.c;
+    call_fail(c, &b->call, GX_STATUS_CANCELLED, "cancelled by the client");
+    call_release(c, &b->call);
+    if (!c->broken && session_flush(c) == 0)
+        event_base_loop(c->base, EVLOOP_NONBLOCK); /* the reset, if the socket takes it now */
+    free(b);
 }

@@ -6,9 +6,14 @@
  * galaxy-cli and by tests.
  *
  * A gx_client_t owns a private libevent loop, the socket, the TLS state and
- * an nghttp2 client session.  Each call runs that loop until the call ends, so
- * calls are blocking and made one at a time; several calls may be made one
- * after the other on the same connection.
+ * an nghttp2 client session.  Unary and server-streaming calls run that loop
+ * until the call ends, so they are blocking; several calls may be made one
+ * after the other on the same connection.  A bidirectional call
+ * (gx_client_bidi_open()) stays open while the caller sends messages and
+ * receives responses (gx_client_bidi_recv() runs the loop for at most the
+ * time it is given), and other calls may be made on the same connection
+ * while it is open: responses that arrive meanwhile wait in the call's
+ * queue.
  *
  * Every call ends with a status (gx_client_status_t), never with a crash or
  * an unbounded wait, whatever the peer sends:
@@ -29,7 +34,8 @@
  * Responses compressed with grpc-encoding gzip are inflated (within the
  * receive limit); requests are sent uncompressed.
  *
- * Threads: a client may be used from any thread, by one thread at a time.
+ * Threads: a client and its calls may be used from any thread, by one thread
+ * at a time.
  * Signals: writing to a connection the peer has closed raises SIGPIPE; a
  * process using this client must ignore SIGPIPE (galaxy-cli does).
  */
@@ -42,6 +48,7 @@
 #include <galaxy/gx_module.h>
 
 typedef struct gx_client_s gx_client_t;
+typedef struct gx_client_bidi_s gx_client_bidi_t;
 
 /** Defaults of the gx_client_opts_t fields left at 0. */
 #define GX_CLIENT_CONNECT_TIMEOUT_MS 10000
@@ -49,6 +56,12 @@ typedef struct gx_client_s gx_client_t;
 #define GX_CLIENT_MAX_HEADER_LIST_BYTES (16u << 10)
 /** Longest grpc-message kept in a gx_client_status_t (longer ones are truncated). */
 #define GX_CLIENT_MESSAGE_MAX 1024
+/** Responses a bidirectional call may hold unreceived before it fails (RESOURCE_EXHAUSTED). */
+#define GX_CLIENT_BIDI_QUEUE_MAX 1024u
+/** Bytes of requests a bidirectional call may hold unsent before gx_client_bidi_send() refuses. */
+#define GX_CLIENT_BIDI_SEND_MAX (4u << 20)
+/** gx_client_bidi_recv(): wait without a time limit. */
+#define GX_CLIENT_WAIT_FOREVER UINT32_MAX
 
 /** How to reach the server.  Zero-initialise, then set what you need. */
 typedef struct gx_client_opts_s {
@@ -139,7 +152,7 @@ int gx_client_open(const gx_client_opts_t *opts, gx_client_t **out, char *err, s
 
 /**
  * Ends the connection (GOAWAY, sent if the socket takes it at once) and frees
- * the client.  NULL is a no-op.
+ * the client.  Close its bidirectional calls first.  NULL is a no-op.
  */
 void gx_client_close(gx_client_t *c);
 
@@ -184,6 +197,116 @@ int gx_client_server_stream(gx_client_t *c, const char *method, const ProtobufCM
                             const ProtobufCMessageDescriptor *resp_desc, const gx_client_md_t *md,
                             size_t n_md, uint32_t timeout_ms, gx_client_msg_fn fn, void *arg,
                             gx_client_status_t *st);
+
+/* ------------------------------------------------------------------------ */
+/* Bidirectional streaming                                                  */
+
+/**
+ * Starts a bidirectional-streaming call (also usable for client streaming):
+ * sends the request HEADERS and returns at once, without a message and
+ * without waiting for the server.  Then, in any order and for as long as
+ * the call is open:
+ *
+ *  - gx_client_bidi_send() queues a request message;
+ *  - gx_client_bidi_recv() takes the next response, waiting for it up to a
+ *    bound, or returns early when a file descriptor of the caller becomes
+ *    readable (a self-pipe written by a signal handler, say);
+ *  - gx_client_bidi_close_send() half-closes (no more requests);
+ *
+ * and finally gx_client_bidi_close() frees the call, cancelling it
+ * (RST_STREAM CANCEL) when it has not ended.  A loop that heartbeats, for
+ * example:
+ * @code
+ *     for (;;) {
+ *         if (now >= next_send)
+ *             gx_client_bidi_send(b, &req.base);  // and next_send += interval
+ *         rv = gx_client_bidi_recv(b, next_send - now, wake_fd, &msg);
+ *         if (rv == 0) { use(msg); protobuf_c_message_free_unpacked(msg, NULL); }
+ *         else if (rv == GX_ECLOSED) break;        // gx_client_bidi_status(b) says how
+ *         // GX_ETIMEDOUT: time to send; wake_fd readable: see to it
+ *     }
+ *     gx_client_bidi_close(b);
+ * @endcode
+ *
+ * While the call is open, unary and server-streaming calls (and other
+ * bidirectional ones) may be made on the same client; each runs the loop,
+ * so responses to this call that arrive meanwhile are queued for
+ * gx_client_bidi_recv(), up to GX_CLIENT_BIDI_QUEUE_MAX, beyond which the
+ * call fails with RESOURCE_EXHAUSTED.  A lost connection ends every open
+ * call with UNAVAILABLE (origin LOCAL), and every later call fails the same
+ * way: the caller closes the calls and the client, and opens a new one.
+ *
+ * @param method, resp_desc, md, n_md  as for gx_client_unary().
+ * @param timeout_ms  the whole call's deadline, also sent as grpc-timeout;
+ *                    0: none (a dead peer is noticed by TCP keepalive).
+ * @param out         the open call on success; close it with
+ *                    gx_client_bidi_close() before gx_client_close(@p c).
+ * @param st          filled on failure: why the call could not start.
+ * @return 0; GX_EIO when the connection cannot take a new call (broken,
+ *         GOAWAY: st UNAVAILABLE); GX_EINVAL for bad arguments (st
+ *         INTERNAL); GX_ENOMEM.
+ * @note thread: any, one thread at a time per client (its calls included)
+ */
+int gx_client_bidi_open(gx_client_t *c, const char *method,
+                        const ProtobufCMessageDescriptor *resp_desc, const gx_client_md_t *md,
+                        size_t n_md, uint32_t timeout_ms, gx_client_bidi_t **out,
+                        gx_client_status_t *st);
+
+/**
+ * Queues @p msg (packed now: the caller may free it on return) and hands
+ * it to the connection as far as flow control and the socket allow, without
+ * waiting; the rest goes out while the loop runs (any call on the client).
+ * @return 0; GX_ECLOSED when the call has ended (gx_client_bidi_status());
+ *         GX_EINVAL after gx_client_bidi_close_send() or for a NULL
+ *         message; GX_E2BIG when more than GX_CLIENT_BIDI_SEND_MAX bytes
+ *         are still unsent (the server does not read: try again later, or
+ *         give up); GX_ENOMEM.
+ */
+int gx_client_bidi_send(gx_client_bidi_t *b, const ProtobufCMessage *msg);
+
+/**
+ * Half-closes the call: what was queued is sent, then END_STREAM.  The
+ * server's responses and status still arrive through gx_client_bidi_recv().
+ * Calling it again is a no-op (returns 0).
+ * @return 0; GX_ECLOSED when the call had already ended.
+ */
+int gx_client_bidi_close_send(gx_client_bidi_t *b);
+
+/**
+ * Takes the next response, in the order received.  When none is queued,
+ * runs the client's loop (sending what is queued, receiving, keeping the
+ * connection alive) until one arrives, the call ends, @p wait_ms passes or
+ * @p wake_fd becomes readable.  Responses received before the call ended are
+ * all handed out before GX_ECLOSED.
+ *
+ * @param wait_ms  how long to wait: 0 only takes what the socket has now,
+ *                 GX_CLIENT_WAIT_FOREVER has no bound.
+ * @param wake_fd  a descriptor whose readability ends the wait (the caller
+ *                 drains it; it is only watched), or -1.
+ * @param out      on 0: the response, allocated with protobuf-c's default
+ *                 allocator; the caller frees it with
+ *                 protobuf_c_message_free_unpacked(msg, NULL).  Else NULL.
+ * @return 0; GX_ETIMEDOUT when nothing came within @p wait_ms or @p wake_fd
+ *         woke it (the call goes on); GX_ECLOSED when the call has ended and
+ *         every response was taken: gx_client_bidi_status() says how (OK
+ *         when the server ended it OK); GX_ENOMEM.
+ */
+int gx_client_bidi_recv(gx_client_bidi_t *b, uint32_t wait_ms, int wake_fd, ProtobufCMessage **out);
+
+/**
+ * How the call ended: the server's status or one the client derived (see
+ * the top of this file), CANCELLED after gx_client_bidi_close(); all zero
+ * (OK, empty message) while it has not ended.  Valid until
+ * gx_client_bidi_close().
+ */
+const gx_client_status_t *gx_client_bidi_status(const gx_client_bidi_t *b);
+
+/**
+ * Ends the call and frees it: an open call is cancelled (RST_STREAM CANCEL,
+ * sent if the socket takes it now), unreceived responses are dropped.
+ * NULL is a no-op.
+ */
+void gx_client_bidi_close(gx_client_bidi_t *b);
 
 /**
  * The gRPC status for an HTTP :status received without grpc-status

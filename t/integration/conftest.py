@@ -22,6 +22,7 @@ import pytest
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILDDIR = os.path.abspath(os.environ.get("GX_BUILDDIR", SRCDIR))
 BINARY = os.path.join(BUILDDIR, "galaxy-poold")
+CLI = os.path.join(BUILDDIR, "galaxy-cli")
 MODULE_DIR = os.path.join(BUILDDIR, "modules", ".libs")
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -187,7 +188,23 @@ class Server:
             for line in f:
                 k, _, v = line.strip().partition("=")
                 self.addr[k] = v
+        self._probe(deadline)
         return self
+
+    def _probe(self, deadline):
+        """Readiness as CI and load balancers see it: `galaxy-cli health` exits 0."""
+        env = {k: v for k, v in self.env.items() if not k.startswith("GALAXY_")}
+        while True:
+            rc = subprocess.run([CLI, "--addr", self.addr["h2c"], "--timeout", "2000", "health"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env).returncode
+            if rc == 0:
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("galaxy-cli health exited %d, the server is not ready:\n%s"
+                                   % (rc, self.log()))
+            time.sleep(0.02)
 
     def start_refused(self, timeout=60 if os.environ.get("GX_SERVER_WRAP") else 15):
         """Starts the server expecting it to refuse: returns (exit code, log).

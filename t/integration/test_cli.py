@@ -7,7 +7,7 @@ one-answer HTTP/2 server built on python3-h2 that says what galaxy-poold never
 says: HTTP errors without grpc-status, Trailers-Only, gzip-compressed
 responses, oversized messages and header lists, stream resets, silence.
 
-Exit codes under test: 0 ok, 1 the server said no, 2 usage, 3 no usable answer.
+Exit codes under test: 0 ok, 1 the server said no, 2 no usable answer, 64 bad usage.
 """
 import gzip
 import os
@@ -29,14 +29,16 @@ from h2raw import REFUSED_STREAM, grpc_frame
 CLI = os.path.join(BUILDDIR, "galaxy-cli")
 SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
 NOT_SERVING = b"\x08\x02"
+# galaxy-cli's exit codes (gx_cli.h GX_CLI_EXIT_*)
+OK, NO, UNAVAILABLE, USAGE = 0, 1, 2, 64
 
 
 def cli(*args, env=None, timeout=20):
     """Runs galaxy-cli; returns (exit code, stdout, stderr).  GX_CLI_WRAP
     prefixes the command (GX_CLI_WRAP="valgrind -q --error-exitcode=99
     --leak-check=full" on a build without sanitizers)."""
-    e = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
-    e.pop("GALAXY_API_KEY", None)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GALAXY_")}
+    e["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
     e.update(env or {})
     wrap = os.environ.get("GX_CLI_WRAP", "").split()
     p = subprocess.run(wrap + [CLI] + list(args), capture_output=True, encoding="utf-8",
@@ -158,13 +160,21 @@ def silent(conn, sid):
 # ---------------------------------------------------------------- real server, h2c
 
 def test_check_serving_table_and_json(server):
-    assert cli("--addr", server.h2c, "health", "check") == (0, "SERVING\n", "")
+    assert cli("--addr", server.h2c, "health", "check") == (OK, "SERVING\n", "")
     rc, out, err = cli("--addr", server.h2c, "-o", "json", "health", "check",
                        "grpc.health.v1.Health")
     assert (rc, out, err) == (0, '{"status":"SERVING"}\n', "")
     # global options may also follow the command
     assert cli("health", "check", "-o", "json", "--addr", server.h2c)[:2] == \
         (0, '{"status":"SERVING"}\n')
+
+
+def test_bare_health_is_the_probe(server):
+    # exit 0 SERVING, 1 not (an unknown service), 2 unreachable: what CI and load balancers use
+    assert cli("--addr", server.h2c, "health") == (OK, "SERVING\n", "")
+    assert cli("--addr", server.h2c, "health", "no.such.Service")[0] == NO
+    rc, out, err = cli("--addr", "127.0.0.1:%d" % free_port(), "health")
+    assert rc == UNAVAILABLE == 2 and out == "" and "UNAVAILABLE" in err
 
 
 def test_check_unknown_service_is_not_found(server):
@@ -192,21 +202,20 @@ def test_watch_until_the_server_ends_it(server):
     finally:
         p.kill()
     assert out == "NOT_SERVING\n"
-    assert p.returncode == 1 and err.startswith("galaxy-cli: UNAVAILABLE: ")
+    assert p.returncode == NO and err.startswith("galaxy-cli: UNAVAILABLE: ")
     assert server.stop() == 0
 
 
 def test_closed_port_is_unavailable():
     rc, out, err = cli("--addr", "127.0.0.1:%d" % free_port(), "health", "check")
-    assert rc == 3 and out == ""
+    assert rc == UNAVAILABLE and out == ""
     assert "UNAVAILABLE" in err and "refused" in err
 
 
 @pytest.mark.parametrize("args", [
     [],
-    ["health"],
     ["nosuchgroup", "check"],
-    ["health", "nosuchcommand"],
+    ["health", "a", "b"],
     ["health", "check", "a", "b"],
     ["health", "check", "--bogus"],
     ["-o", "xml", "health", "check"],
@@ -219,9 +228,9 @@ def test_closed_port_is_unavailable():
     ["--addr", "127.0.0.1:1", "--ca", "/nonexistent/ca.pem", "health", "check"],
     ["--key-secret", "two words", "--addr", "127.0.0.1:1", "health", "check"],
 ])
-def test_bad_usage_exits_2(args):
+def test_bad_usage_exits_64(args):
     rc, out, err = cli(*args)
-    assert rc == 2, (rc, out, err)
+    assert rc == USAGE, (rc, out, err)
     assert out == "" and err.startswith("galaxy-cli: ")
 
 
@@ -248,13 +257,13 @@ def test_tls_verification_failures(server, pki):
     # a name the certificate does not carry
     rc, _, err = cli("--addr", server.tls, "--ca", pki.ca_cert, "--server-name", "other.test",
                      "health", "check")
-    assert rc == 3 and "certificate verify failed" in err
+    assert rc == UNAVAILABLE and "certificate verify failed" in err
     # a CA that did not sign it
     rc, _, err = cli("--addr", server.tls, "--ca", pki.path("rogue-ca.crt"), "health", "check")
-    assert rc == 3 and "certificate verify failed" in err
+    assert rc == UNAVAILABLE and "certificate verify failed" in err
     # TLS to the cleartext port
     rc, _, err = cli("--addr", server.h2c, "--ca", pki.ca_cert, "health", "check")
-    assert rc == 3 and "TLS handshake" in err
+    assert rc == UNAVAILABLE and "TLS handshake" in err
 
 
 def test_mtls(make_server, pki, tmp_path):
@@ -272,11 +281,11 @@ def test_mtls(make_server, pki, tmp_path):
     rc, _, err = cli(*base, "--cert", paths["rogue"][0], "--key", paths["rogue"][1],
                      "health", "check")
     # refused after a TLS 1.3 handshake: an alert, or a reset if it comes first
-    assert rc == 3 and err.startswith("galaxy-cli: UNAVAILABLE: "), err
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: UNAVAILABLE: "), err
     # a key that is not the certificate's
     rc, _, err = cli(*base, "--cert", paths["good"][0], "--key", paths["rogue"][1],
                      "health", "check")
-    assert rc == 2 and err.startswith("galaxy-cli: key %s: " % paths["rogue"][1]), err
+    assert rc == USAGE and err.startswith("galaxy-cli: key %s: " % paths["rogue"][1]), err
 
 
 # ---------------------------------------------------------------- what galaxy-poold never says
@@ -314,42 +323,43 @@ def test_compressed_without_encoding_is_internal():
     frame = grpc_frame(gzip.compress(SERVING), compressed=True)
     with FakeServer(messages(frame)) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: INTERNAL: compressed")
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: INTERNAL: compressed")
 
 
 def test_oversized_message_is_resource_exhausted():
     with FakeServer(messages(grpc_frame(b"x" * 16, length=5 << 20))) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: "), err
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: "), err
 
 
 def test_gzip_bomb_is_resource_exhausted():
     frame = grpc_frame(gzip.compress(b"\0" * (5 << 20)), compressed=True)
     with FakeServer(messages(frame, headers=[("grpc-encoding", "gzip")])) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: inflated"), err
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: inflated"), err
 
 
 def test_oversized_header_list_is_resource_exhausted():
     big = [("x-big", "v" * 20000)]
     with FakeServer(messages(grpc_frame(SERVING), headers=big)) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: response header"), err
+    assert rc == UNAVAILABLE, err
+    assert err.startswith("galaxy-cli: RESOURCE_EXHAUSTED: response header"), err
 
 
 def test_unary_cardinality():
     with FakeServer(messages(grpc_frame(SERVING), grpc_frame(SERVING))) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-        assert rc == 3 and "more than one response" in err
+        assert rc == UNAVAILABLE and "more than one response" in err
     with FakeServer(messages()) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-        assert rc == 3 and "no response message" in err
+        assert rc == UNAVAILABLE and "no response message" in err
 
 
 def test_truncated_message_is_internal():
     with FakeServer(messages(grpc_frame(SERVING)[:-1])) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert (rc, err) == (3, "galaxy-cli: INTERNAL: response ends inside a message\n")
+    assert (rc, err) == (UNAVAILABLE, "galaxy-cli: INTERNAL: response ends inside a message\n")
 
 
 def test_non_grpc_content_type():
@@ -358,7 +368,7 @@ def test_non_grpc_content_type():
         conn.send_data(sid, b"<html>", end_stream=True)
     with FakeServer(html) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and "content-type" in err, err
+    assert rc == UNAVAILABLE and "content-type" in err, err
 
 
 def test_connection_lost_is_unavailable():
@@ -366,7 +376,7 @@ def test_connection_lost_is_unavailable():
         raise ConnectionAbortedError("the fake server hangs up")
     with FakeServer(hang_up) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: UNAVAILABLE: connection "), err
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: UNAVAILABLE: connection "), err
 
 
 def test_stream_reset_refused_is_unavailable():
@@ -374,7 +384,7 @@ def test_stream_reset_refused_is_unavailable():
         conn.reset_stream(sid, REFUSED_STREAM)
     with FakeServer(refuse) as fake:
         rc, _, err = cli("--addr", fake.addr, "health", "check")
-    assert rc == 3 and err.startswith("galaxy-cli: UNAVAILABLE: stream reset"), err
+    assert rc == UNAVAILABLE and err.startswith("galaxy-cli: UNAVAILABLE: stream reset"), err
 
 
 def test_timeout_is_deadline_exceeded_and_sent_as_grpc_timeout():
@@ -382,13 +392,13 @@ def test_timeout_is_deadline_exceeded_and_sent_as_grpc_timeout():
         t0 = time.monotonic()
         rc, _, err = cli("--addr", fake.addr, "--timeout", "300", "health", "check")
         elapsed = time.monotonic() - t0
-        assert rc == 3 and err == "galaxy-cli: DEADLINE_EXCEEDED: deadline exceeded\n"
+        assert rc == UNAVAILABLE and err == "galaxy-cli: DEADLINE_EXCEEDED: deadline exceeded\n"
         assert 0.25 < elapsed < 5
         tmo = fake.requests[0]["grpc-timeout"]
         assert tmo.endswith("m") and 0 < int(tmo[:-1]) <= 300
         # a stream, too
         rc, out, err = cli("--addr", fake.addr, "--timeout", "200", "health", "watch")
-        assert (rc, out) == (3, "") and "DEADLINE_EXCEEDED" in err
+        assert (rc, out) == (UNAVAILABLE, "") and "DEADLINE_EXCEEDED" in err
     # nothing listening behind a black hole is beyond a test's reach; a
     # listener that never accepts is close: connect succeeds, nothing answers
     with socket.socket() as s:
@@ -396,7 +406,7 @@ def test_timeout_is_deadline_exceeded_and_sent_as_grpc_timeout():
         s.listen(0)
         rc, _, err = cli("--addr", "127.0.0.1:%d" % s.getsockname()[1], "--timeout", "300",
                          "health", "check")
-        assert rc == 3 and "DEADLINE_EXCEEDED" in err
+        assert rc == UNAVAILABLE and "DEADLINE_EXCEEDED" in err
 
 
 def test_request_headers_and_api_key():
@@ -420,4 +430,4 @@ def test_tls_fake_server_without_alpn_h2(pki, tmp_path):
     ctx.set_alpn_protocols(["http/1.1"])
     with FakeServer(messages(grpc_frame(SERVING)), tls_ctx=ctx) as fake:
         rc, _, err = cli("--addr", fake.addr, "--ca", pki.ca_cert, "health", "check")
-    assert rc == 3 and "ALPN" in err, err
+    assert rc == UNAVAILABLE and "ALPN" in err, err
