@@ -128,7 +128,10 @@ class Heartbeater:
                 try:
                     self.api.heartbeat(id, token, pool=self.pool)
                 except grpc.RpcError as e:
-                    self.errors.append((id, e.code()))
+                    with self.lock:  # not an error when the node left or changed since
+                        current = self.alive.get(id)
+                    if current == token:
+                        self.errors.append((id, e.code()))
             self.done.wait(self.period)
 
     def add(self, id, token):
