@@ -34,7 +34,6 @@
 #define PROG "galaxy-cli"
 #define DEFAULT_ADDR "127.0.0.1:50051"
 #define MAX_TIMEOUT_MS 86400000u
-#define MAX_SECRET_LEN 1024
 #define USAGE_WIDTH 79
 
 /*
@@ -371,10 +370,10 @@ parse_output(gx_cli_t *cli, const char *name, const char *arg)
  * line is read (settings_check): a flag always wins over its variable.
  */
 static struct {
-    int output;                       /* -o was given */
-    const char *key_file;             /* --api-key-file */
-    const char *key_src;              /* where key_secret came from, for messages */
-    char key_buf[MAX_SECRET_LEN + 2]; /* the secret read from a key file */
+    int output;                          /* -o was given */
+    const char *key_file;                /* --api-key-file */
+    const char *key_src;                 /* where key_secret came from, for messages */
+    char key_buf[GX_CLI_SECRET_MAX + 2]; /* the secret read from a key file */
 } given;
 
 /* Applies one global option. @return 0, -1 (done: exit 0) or an exit code */
@@ -619,7 +618,7 @@ key_file_read(gx_cli_t *cli, const char *src, const char *path)
     fclose(f);
     if (err != 0)
         return gx_cli_usage_error(cli, "%s %s: %s", src, path, strerror(err));
-    if (strlen(line) > MAX_SECRET_LEN)
+    if (strlen(line) > GX_CLI_SECRET_MAX)
         return gx_cli_usage_error(cli, "%s %s: the first line is too long for an API key", src,
                                   path);
     line += strspn(line, " \t\r\n");
@@ -671,7 +670,7 @@ settings_check(gx_cli_t *cli)
     if ((cli->copts.cert_file == NULL) != (cli->copts.key_file == NULL))
         return gx_cli_usage_error(cli, "--cert and --key go together");
     s = cli->key_secret;
-    if (s != NULL && (strlen(s) == 0 || strlen(s) > MAX_SECRET_LEN ||
+    if (s != NULL && (strlen(s) == 0 || strlen(s) > GX_CLI_SECRET_MAX ||
                       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                 "0123456789-._~+/=:") != strlen(s)))
         return gx_cli_usage_error(cli, "%s: the API key is not a valid token", given.key_src);
@@ -680,9 +679,8 @@ settings_check(gx_cli_t *cli)
 
 /* ------------------------------------------------------------------ calls */
 
-/* What is left of --timeout (or @dflt without it; 0: no deadline). */
-static uint32_t
-time_left(const gx_cli_t *cli, uint32_t dflt)
+uint32_t
+gx_cli_time_left(const gx_cli_t *cli, uint32_t dflt)
 {
     uint64_t spent;
 
@@ -692,15 +690,15 @@ time_left(const gx_cli_t *cli, uint32_t dflt)
     return spent >= cli->timeout_ms ? 1 : (uint32_t)(cli->timeout_ms - spent);
 }
 
-static int
-cli_connect(gx_cli_t *cli)
+int
+gx_cli_connect(gx_cli_t *cli)
 {
     char err[512];
     int rv;
 
     if (cli->client != NULL)
         return 0;
-    cli->copts.connect_timeout_ms = time_left(cli, GX_CLI_DEFAULT_TIMEOUT_MS);
+    cli->copts.connect_timeout_ms = gx_cli_time_left(cli, GX_CLI_DEFAULT_TIMEOUT_MS);
     rv = gx_client_open(&cli->copts, &cli->client, err, sizeof(err));
     if (rv == 0)
         return 0;
@@ -710,9 +708,8 @@ cli_connect(gx_cli_t *cli)
     return GX_CLI_EXIT_UNAVAILABLE;
 }
 
-/* The authorization metadata, when a key is set. @return the number of entries */
-static size_t
-cli_metadata(const gx_cli_t *cli, gx_client_md_t *md, char *buf, size_t len)
+size_t
+gx_cli_metadata(const gx_cli_t *cli, gx_client_md_t *md, char *buf, size_t len)
 {
     if (cli->key_secret == NULL)
         return 0;
@@ -723,11 +720,11 @@ cli_metadata(const gx_cli_t *cli, gx_client_md_t *md, char *buf, size_t len)
 }
 
 /*
- * Prints a failed call's status.  A deadline is "no answer" whoever noticed it
- * first: the server gets our grpc-timeout and may beat our own timer.
+ * A deadline is "no answer" whoever noticed it first: the server gets our
+ * grpc-timeout and may beat our own timer.
  */
-static int
-status_exit(const gx_client_status_t *st)
+int
+gx_cli_status_exit(const gx_client_status_t *st)
 {
     if (st->message[0] != '\0')
         gx_cli_error("%s: %s", gx_grpc_status_name(st->code), st->message);
@@ -742,35 +739,35 @@ int
 gx_cli_unary(gx_cli_t *cli, const char *method, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp)
 {
-    char auth[MAX_SECRET_LEN + 16];
+    char auth[GX_CLI_AUTH_LEN];
     gx_client_md_t md[1];
     gx_client_status_t st;
-    size_t n_md = cli_metadata(cli, md, auth, sizeof(auth));
-    int rv = cli_connect(cli);
+    size_t n_md = gx_cli_metadata(cli, md, auth, sizeof(auth));
+    int rv = gx_cli_connect(cli);
 
     *resp = NULL;
     if (rv != 0)
         return rv;
     rv = gx_client_unary(cli->client, method, req, resp_desc, resp, md, n_md,
-                         time_left(cli, GX_CLI_DEFAULT_TIMEOUT_MS), &st);
-    return rv == 0 ? GX_CLI_EXIT_OK : status_exit(&st);
+                         gx_cli_time_left(cli, GX_CLI_DEFAULT_TIMEOUT_MS), &st);
+    return rv == 0 ? GX_CLI_EXIT_OK : gx_cli_status_exit(&st);
 }
 
 int
 gx_cli_stream(gx_cli_t *cli, const char *method, const ProtobufCMessage *req,
               const ProtobufCMessageDescriptor *resp_desc, gx_client_msg_fn fn, void *arg)
 {
-    char auth[MAX_SECRET_LEN + 16];
+    char auth[GX_CLI_AUTH_LEN];
     gx_client_md_t md[1];
     gx_client_status_t st;
-    size_t n_md = cli_metadata(cli, md, auth, sizeof(auth));
-    int rv = cli_connect(cli);
+    size_t n_md = gx_cli_metadata(cli, md, auth, sizeof(auth));
+    int rv = gx_cli_connect(cli);
 
     if (rv != 0)
         return rv;
-    rv = gx_client_server_stream(cli->client, method, req, resp_desc, md, n_md, time_left(cli, 0),
-                                 fn, arg, &st);
-    return rv == 0 || rv == GX_ECANCELED ? GX_CLI_EXIT_OK : status_exit(&st);
+    rv = gx_client_server_stream(cli->client, method, req, resp_desc, md, n_md,
+                                 gx_cli_time_left(cli, 0), fn, arg, &st);
+    return rv == 0 || rv == GX_ECANCELED ? GX_CLI_EXIT_OK : gx_cli_status_exit(&st);
 }
 
 int

@@ -143,6 +143,18 @@ int gx_cli_opt_map(gx_cli_t *cli, const char *name, ProtobufCMessage *msg, const
                    int *given);
 
 /**
+ * Fills the repeated enum field @p field of @p msg from every "--@p name"
+ * on the line, each split at commas and parsed as gx_cli_parse_enum() does
+ * ("--state pending,assigned"); the array comes from cli->arena.
+ * @param msg    e.g. &req.base; the field is left alone when the option is absent.
+ * @param field  the field's name in the .proto: "states".
+ * @return 0; GX_CLI_EXIT_USAGE for an empty item or an unknown value
+ *         (message on stderr, naming --@p name); GX_CLI_EXIT_UNAVAILABLE when
+ *         out of memory or @p msg has no such field.
+ */
+int gx_cli_opt_enum_list(gx_cli_t *cli, const char *name, ProtobufCMessage *msg, const char *field);
+
+/**
  * Parses a decimal in [@p min, @p max] into @p out.  On failure prints
  * "galaxy-cli: --<what>: …" to stderr.
  * @return 0, or GX_CLI_EXIT_USAGE.
@@ -173,6 +185,46 @@ void gx_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Prints the command's usage line to stderr. @return GX_CLI_EXIT_USAGE */
 int gx_cli_usage_error(const gx_cli_t *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/** The longest API key accepted, in bytes. */
+#define GX_CLI_SECRET_MAX 1024
+/** Room for the authorization value gx_cli_metadata() writes ("Bearer <key>"). */
+#define GX_CLI_AUTH_LEN (GX_CLI_SECRET_MAX + 16)
+
+/**
+ * What is left of --timeout, for a call or a connection attempt.
+ * @param dflt  what to return without --timeout (0: no deadline).
+ * @return milliseconds, at least 1 once --timeout has passed.
+ */
+uint32_t gx_cli_time_left(const gx_cli_t *cli, uint32_t dflt);
+
+/**
+ * Opens the command's connection, cli->client (main() closes it), unless it
+ * is open already; the attempt lasts at most gx_cli_time_left(cli,
+ * GX_CLI_DEFAULT_TIMEOUT_MS).  On failure prints why to stderr.
+ * @return GX_CLI_EXIT_OK; GX_CLI_EXIT_USAGE for unusable settings (a CA,
+ *         certificate or key file); GX_CLI_EXIT_UNAVAILABLE when the server
+ *         cannot be reached.
+ */
+int gx_cli_connect(gx_cli_t *cli);
+
+/**
+ * The call metadata of the command line: "authorization: Bearer <key>" when
+ * an API key is set.
+ * @param md   room for one entry; its value points into @p buf.
+ * @param buf  room for @p len bytes, GX_CLI_AUTH_LEN; must outlive the call.
+ * @return the number of entries set in @p md, 0 or 1.
+ */
+size_t gx_cli_metadata(const gx_cli_t *cli, gx_client_md_t *md, char *buf, size_t len);
+
+/**
+ * Prints the status of a failed call to stderr ("galaxy-cli: NOT_FOUND:
+ * <message>") and gives its exit code.
+ * @return GX_CLI_EXIT_UNAVAILABLE for a deadline or a status the client made
+ *         up (origin local: connection lost, broken response); otherwise
+ *         GX_CLI_EXIT_NO.
+ */
+int gx_cli_status_exit(const gx_client_status_t *st);
 
 /**
  * Makes a unary call with the command line's address, credentials and
@@ -208,6 +260,43 @@ int gx_cli_print_json(const ProtobufCMessage *msg);
  *         (or out of memory).
  */
 int gx_cli_print_json_list(ProtobufCMessage *const *items, size_t n);
+
+/**
+ * A paged List call (gx_cli_page.c): its request has the fields page_size
+ * and page_token, its response a repeated message field of items and
+ * next_page_token; they are found by name (protobuf-c reflection).
+ */
+typedef struct gx_cli_page_s {
+    const char *method;                          /**< "/galaxy.pool.v1.Jobs/ListJobs" */
+    const ProtobufCMessageDescriptor *resp_desc; /**< the response: ListJobsResponse */
+    /** The response's field of items, "jobs"; also their name in "more jobs follow". */
+    const char *items;
+    /** An item's id, what --quiet prints of it. */
+    const char *(*item_id)(const ProtobufCMessage *item);
+    /** Prints the items as a table on stdout. @return a GX_CLI_EXIT_* code */
+    int (*print_table)(ProtobufCMessage *const *items, size_t n);
+} gx_cli_page_t;
+
+/**
+ * Sets the page_size and page_token fields of the List request @p req from
+ * --page-size N (1 or more) and --page-token TOKEN; the token is the
+ * command line's string.
+ * @return 0; GX_CLI_EXIT_USAGE for a bad --page-size (message on stderr);
+ *         GX_CLI_EXIT_UNAVAILABLE when @p req lacks the fields.
+ */
+int gx_cli_page_opts(gx_cli_t *cli, ProtobufCMessage *req);
+
+/**
+ * Makes the List call @p page with @p req (filters and gx_cli_page_opts()
+ * set): one page, or every page with --all, following next_page_token (at
+ * most 100000 pages, then INTERNAL and GX_CLI_EXIT_UNAVAILABLE).  Prints the
+ * items of every page fetched: their ids with --quiet, one JSON array with
+ * -o json, else page->print_table; then, when a page is left, "more <items>
+ * follow: add --all, or --page-token TOKEN" on stderr.  @p req's page_token
+ * is changed while following the pages.
+ * @return a GX_CLI_EXIT_* code (a failed call's status is on stderr).
+ */
+int gx_cli_page_list(gx_cli_t *cli, const gx_cli_page_t *page, ProtobufCMessage *req);
 
 /**
  * Adds a table of commands (ends with a row whose group is NULL), after the

@@ -61,8 +61,7 @@
 #define SILENCE_BEATS 3     /* a stream without answers for this many intervals is dead */
 #define KILL_GRACE_MS 5000  /* SIGTERM, then SIGKILL after this */
 #define FINISHED_MEMORY 256 /* jobs remembered after their end, so as not to run them twice */
-#define MAX_SECRET_LEN 1024
-#define JOB_ID_MAX 64 /* longest job id the server makes */
+#define JOB_ID_MAX 64       /* longest job id the server makes */
 
 typedef Galaxy__Pool__V1__Job pb_job_t;
 typedef Galaxy__Pool__V1__HeartbeatResponse pb_beat_resp_t;
@@ -103,7 +102,7 @@ typedef struct {
     gx_client_bidi_t *stream;
     gx_client_md_t md[1];
     size_t n_md;
-    char auth[MAX_SECRET_LEN + 16];
+    char auth[GX_CLI_AUTH_LEN];
     char *token; /* the lease; NULL until registered */
     uint32_t interval_ms, call_timeout_ms, backoff_ms;
     uint64_t next_beat, retry_at, register_at, stream_retry_at, last_heard;
@@ -890,12 +889,7 @@ agent_init(gx_cli_t *cli, agent_t *a)
     a->backoff_ms = BACKOFF_MIN_MS;
     a->interval_ms = 10000;
     a->call_timeout_ms = cli->timeout_ms != 0 ? cli->timeout_ms : CALL_TIMEOUT_MS;
-    if (cli->key_secret != NULL) {
-        a->md[0].key = "authorization";
-        a->md[0].value = a->auth;
-        a->md[0].len = (size_t)snprintf(a->auth, sizeof(a->auth), "Bearer %s", cli->key_secret);
-        a->n_md = 1;
-    }
+    a->n_md = gx_cli_metadata(cli, a->md, a->auth, sizeof(a->auth));
     stop_signal = 0;
     return signals_init(a);
 }

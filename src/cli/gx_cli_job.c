@@ -2,9 +2,9 @@
 /*
  * galaxy-cli job: submit a job to a pool (Jobs.SubmitJob), or ask how it
  * would be routed without storing it (--explain: Jobs.ExplainJob); show one
- * (GetJob), list a pool's jobs (ListJobs, one page or --all of them) and
- * cancel one (CancelJob).  A command that answers with a job prints it as a
- * "Field: value" table, its JSON, or its id with --quiet.
+ * (GetJob), list a pool's jobs (ListJobs, one page or --all of them:
+ * gx_cli_page.c) and cancel one (CancelJob).  A command that answers with a
+ * job prints it as a "Field: value" table, its JSON, or its id with --quiet.
  *
  * The payload is bytes: given on the line (--payload), or read from a file
  * or standard input (--payload-file), at most the 1 MiB the server accepts.
@@ -31,12 +31,9 @@
 
 /* API.md: a job's payload is at most 1 MiB; a bigger one is not worth sending */
 #define PAYLOAD_MAX (1u << 20)
-/* --all stops after this many pages: a server whose tokens never end must not loop us forever */
-#define MAX_PAGES 100000
 
 typedef Galaxy__Pool__V1__Job job_t;
 typedef Galaxy__Pool__V1__Resources resources_t;
-typedef Galaxy__Pool__V1__ListJobsResponse list_resp_t;
 typedef Galaxy__Pool__V1__ExplainJobResponse explain_t;
 
 static int
@@ -126,7 +123,7 @@ job_print_fields(const job_t *j)
 }
 
 static int
-jobs_print_table(job_t *const *jobs, size_t n)
+jobs_print_table(ProtobufCMessage *const *jobs, size_t n)
 {
     gx_cli_table_t *t =
         gx_cli_table_new("ID", "POOL", "SPEC", "STATE", "NODE", "ATTEMPTS", "UPDATED", NULL);
@@ -134,7 +131,7 @@ jobs_print_table(job_t *const *jobs, size_t n)
     int64_t now = gx_cli_now_ms();
 
     for (size_t i = 0; i < n; i++) {
-        const job_t *j = jobs[i];
+        const job_t *j = (const job_t *)jobs[i];
         gx_cli_table_add(t, "%s", j->id);
         gx_cli_table_add(t, "%s", j->pool);
         gx_cli_table_add(t, "%s", j->specialization);
@@ -374,125 +371,42 @@ job_submit(gx_cli_t *cli, int argc, char **argv)
 
 /* ------------------------------------------------------------------ list */
 
-/* The pages of a listing and the jobs they hold, in order. */
-typedef struct {
-    ProtobufCMessage **pages;
-    size_t n_pages;
-    job_t **jobs;
-    size_t n_jobs;
-} listing_t;
-
-static void
-listing_free(listing_t *l)
+static const char *
+job_id(const ProtobufCMessage *item)
 {
-    for (size_t i = 0; i < l->n_pages; i++)
-        protobuf_c_message_free_unpacked(l->pages[i], NULL);
-    free(l->pages);
-    free(l->jobs);
+    return ((const job_t *)item)->id;
 }
 
-/* Keeps one page. @return 0, or -1 when out of memory (the page is freed) */
-static int
-listing_add(listing_t *l, ProtobufCMessage *msg)
-{
-    const list_resp_t *r = (const list_resp_t *)msg;
-    ProtobufCMessage **pages = realloc(l->pages, (l->n_pages + 1) * sizeof(*pages));
-    job_t **jobs =
-        pages != NULL ? realloc(l->jobs, (l->n_jobs + r->n_jobs + 1) * sizeof(*jobs)) : NULL;
+static const gx_cli_page_t jobs_page = {
+    .method = METHOD_LIST,
+    .resp_desc = &galaxy__pool__v1__list_jobs_response__descriptor,
+    .items = "jobs",
+    .item_id = job_id,
+    .print_table = jobs_print_table,
+};
 
-    if (pages != NULL)
-        l->pages = pages;
-    if (jobs != NULL)
-        l->jobs = jobs;
-    if (pages == NULL || jobs == NULL) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        return -1;
-    }
-    l->pages[l->n_pages++] = msg;
-    if (r->n_jobs != 0)
-        memcpy(l->jobs + l->n_jobs, r->jobs, r->n_jobs * sizeof(*jobs));
-    l->n_jobs += r->n_jobs;
-    return 0;
-}
-
-/* The request's filters and page size from the options. @return an exit code */
+/* The request's page size and filters from the options. @return an exit code */
 static int
 list_request(gx_cli_t *cli, Galaxy__Pool__V1__ListJobsRequest *req)
 {
-    const char *v;
-    char **states = NULL;
-    size_t n = 0;
-    int rv = 0;
+    const char *node = gx_cli_opt(cli, "node");
+    int rv = gx_cli_page_opts(cli, &req->base);
 
-    if ((v = gx_cli_opt(cli, "node")) != NULL)
-        req->node_id = (char *)v;
-    if ((v = gx_cli_opt(cli, "page-size")) != NULL)
-        rv = gx_cli_parse_u32("page-size", v, 1, UINT32_MAX, &req->page_size);
-    if (rv == 0 && (v = gx_cli_opt(cli, "page-token")) != NULL)
-        req->page_token = (char *)v;
+    if (node != NULL)
+        req->node_id = (char *)node;
     if (rv == 0)
-        rv = gx_cli_opt_list(cli, "state", &states, &n);
-    if (rv != 0 || n == 0)
-        return rv;
-    if ((req->states = gx_arena_calloc(cli->arena, n * sizeof(*req->states))) == NULL)
-        return oom();
-    for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = gx_cli_parse_enum("state", &galaxy__pool__v1__job_state__descriptor, states[i],
-                               (int *)&req->states[i]);
-    req->n_states = n;
+        rv = gx_cli_opt_enum_list(cli, "state", &req->base, "states");
     return rv;
-}
-
-/* Fetches one page, or every page with --all. @return an exit code */
-static int
-list_fetch(gx_cli_t *cli, Galaxy__Pool__V1__ListJobsRequest *req, int all, listing_t *l,
-           const char **next)
-{
-    ProtobufCMessage *msg;
-    int rv;
-
-    for (size_t page = 0; page < MAX_PAGES; page++) {
-        rv = gx_cli_unary(cli, METHOD_LIST, &req->base,
-                          &galaxy__pool__v1__list_jobs_response__descriptor, &msg);
-        if (rv != GX_CLI_EXIT_OK)
-            return rv;
-        if (listing_add(l, msg) != 0)
-            return oom();
-        *next = ((const list_resp_t *)msg)->next_page_token;
-        if (!all || (*next)[0] == '\0')
-            return GX_CLI_EXIT_OK;
-        req->page_token = (char *)*next;
-    }
-    gx_cli_error("INTERNAL: the server's page tokens do not end after %d pages", MAX_PAGES);
-    return GX_CLI_EXIT_UNAVAILABLE;
 }
 
 static int
 job_list(gx_cli_t *cli, int argc, char **argv)
 {
     Galaxy__Pool__V1__ListJobsRequest req = GALAXY__POOL__V1__LIST_JOBS_REQUEST__INIT;
-    listing_t l = {0};
-    const char *next = "";
     int rv = list_request(cli, &req);
 
     req.pool = argv[0];
-    if (rv == 0)
-        rv = list_fetch(cli, &req, gx_cli_opt(cli, "all") != NULL, &l, &next);
-    if (rv != GX_CLI_EXIT_OK) {
-        listing_free(&l);
-        return rv;
-    }
-    if (cli->quiet)
-        for (size_t i = 0; i < l.n_jobs; i++)
-            printf("%s\n", l.jobs[i]->id);
-    else if (cli->output == GX_CLI_OUT_JSON)
-        rv = gx_cli_print_json_list((ProtobufCMessage **)l.jobs, l.n_jobs);
-    else
-        rv = jobs_print_table(l.jobs, l.n_jobs);
-    if (rv == GX_CLI_EXIT_OK && next[0] != '\0')
-        gx_cli_error("more jobs follow: add --all, or --page-token %s", next);
-    listing_free(&l);
-    return rv;
+    return rv != 0 ? rv : gx_cli_page_list(cli, &jobs_page, &req.base);
 }
 
 /* ------------------------------------------------------------------ one job */

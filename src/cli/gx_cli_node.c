@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * galaxy-cli node: list the nodes of a pool (Discovery.ListNodes, one page or
- * --all of them by following the page tokens), show one (GetNode), drain one
- * (NodeRegistry.Drain) and deregister one with its lease token.  A command
- * that answers with a node prints it as a "Field: value" table, its JSON, or
- * its id with --quiet.
+ * --all of them by following the page tokens: gx_cli_page.c), show one
+ * (GetNode), drain one (NodeRegistry.Drain) and deregister one with its lease
+ * token.  A command that answers with a node prints it as a "Field: value"
+ * table, its JSON, or its id with --quiet.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli/gx_cli.h"
 #include "cli/gx_cli_table.h"
@@ -21,11 +20,7 @@
 #define METHOD_DRAIN "/galaxy.pool.v1.NodeRegistry/Drain"
 #define METHOD_DEREGISTER "/galaxy.pool.v1.NodeRegistry/Deregister"
 
-/* --all stops after this many pages: a server whose tokens never end must not loop us forever */
-#define MAX_PAGES 100000
-
 typedef Galaxy__Pool__V1__Node node_t;
-typedef Galaxy__Pool__V1__ListNodesResponse list_resp_t;
 
 /* ------------------------------------------------------------------ output */
 
@@ -51,7 +46,7 @@ node_row(gx_cli_table_t *t, const node_t *n, int64_t now)
 }
 
 static int
-nodes_print_table(node_t *const *nodes, size_t n)
+nodes_print_table(ProtobufCMessage *const *nodes, size_t n)
 {
     gx_cli_table_t *t = gx_cli_table_new("ID", "STATE", "SPECIALIZATIONS", "ADDRESS", "LOAD",
                                          "JOBS", "LAST SEEN", "AGE", NULL);
@@ -59,7 +54,7 @@ nodes_print_table(node_t *const *nodes, size_t n)
     int rv;
 
     for (size_t i = 0; i < n; i++)
-        node_row(t, nodes[i], now);
+        node_row(t, (const node_t *)nodes[i], now);
     rv = gx_cli_table_print(t, stdout);
     gx_cli_table_free(t);
     return rv == 0 ? GX_CLI_EXIT_OK : GX_CLI_EXIT_UNAVAILABLE;
@@ -140,132 +135,44 @@ node_call(gx_cli_t *cli, const char *method, const ProtobufCMessage *req)
 
 /* ------------------------------------------------------------------ list */
 
-/* The pages of a listing and the nodes they hold, in order. */
-typedef struct {
-    ProtobufCMessage **pages;
-    size_t n_pages;
-    node_t **nodes;
-    size_t n_nodes;
-} listing_t;
-
-static void
-listing_free(listing_t *l)
+static const char *
+node_id(const ProtobufCMessage *item)
 {
-    for (size_t i = 0; i < l->n_pages; i++)
-        protobuf_c_message_free_unpacked(l->pages[i], NULL);
-    free(l->pages);
-    free(l->nodes);
+    return ((const node_t *)item)->id;
 }
 
-/* Keeps one page. @return 0, or -1 when out of memory (the page is freed) */
-static int
-listing_add(listing_t *l, ProtobufCMessage *msg)
-{
-    const list_resp_t *r = (const list_resp_t *)msg;
-    ProtobufCMessage **pages = realloc(l->pages, (l->n_pages + 1) * sizeof(*pages));
-    node_t **nodes =
-        pages != NULL ? realloc(l->nodes, (l->n_nodes + r->n_nodes + 1) * sizeof(*nodes)) : NULL;
+static const gx_cli_page_t nodes_page = {
+    .method = METHOD_LIST,
+    .resp_desc = &galaxy__pool__v1__list_nodes_response__descriptor,
+    .items = "nodes",
+    .item_id = node_id,
+    .print_table = nodes_print_table,
+};
 
-    if (pages != NULL)
-        l->pages = pages;
-    if (nodes != NULL)
-        l->nodes = nodes;
-    if (pages == NULL || nodes == NULL) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        return -1;
-    }
-    l->pages[l->n_pages++] = msg;
-    if (r->n_nodes != 0)
-        memcpy(l->nodes + l->n_nodes, r->nodes, r->n_nodes * sizeof(*nodes));
-    l->n_nodes += r->n_nodes;
-    return 0;
-}
-
-/* The request's filters and page size from the options. @return an exit code */
+/* The request's page size and filters from the options. @return an exit code */
 static int
 list_request(gx_cli_t *cli, Galaxy__Pool__V1__ListNodesRequest *req)
 {
-    const char *v;
-    char **states = NULL;
-    size_t n = 0;
-    int rv = 0;
+    const char *spec = gx_cli_opt(cli, "spec");
+    int rv = gx_cli_page_opts(cli, &req->base);
 
-    if ((v = gx_cli_opt(cli, "spec")) != NULL)
-        req->specialization = (char *)v;
-    if ((v = gx_cli_opt(cli, "page-size")) != NULL)
-        rv = gx_cli_parse_u32("page-size", v, 1, UINT32_MAX, &req->page_size);
-    if (rv == 0 && (v = gx_cli_opt(cli, "page-token")) != NULL)
-        req->page_token = (char *)v;
+    if (spec != NULL)
+        req->specialization = (char *)spec;
     if (rv == 0)
         rv = gx_cli_opt_map(cli, "label", &req->base, "labels", NULL);
     if (rv == 0)
-        rv = gx_cli_opt_list(cli, "state", &states, &n);
-    if (rv != 0 || n == 0)
-        return rv;
-    req->states = gx_arena_calloc(cli->arena, n * sizeof(*req->states));
-    if (req->states == NULL) {
-        gx_cli_error("out of memory");
-        return GX_CLI_EXIT_UNAVAILABLE;
-    }
-    for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = gx_cli_parse_enum("state", &galaxy__pool__v1__node_state__descriptor, states[i],
-                               (int *)&req->states[i]);
-    req->n_states = n;
+        rv = gx_cli_opt_enum_list(cli, "state", &req->base, "states");
     return rv;
-}
-
-/* Fetches one page, or every page with --all. @return an exit code */
-static int
-list_fetch(gx_cli_t *cli, Galaxy__Pool__V1__ListNodesRequest *req, int all, listing_t *l,
-           const char **next)
-{
-    ProtobufCMessage *msg;
-    int rv;
-
-    for (size_t page = 0; page < MAX_PAGES; page++) {
-        rv = gx_cli_unary(cli, METHOD_LIST, &req->base,
-                          &galaxy__pool__v1__list_nodes_response__descriptor, &msg);
-        if (rv != GX_CLI_EXIT_OK)
-            return rv;
-        if (listing_add(l, msg) != 0) {
-            gx_cli_error("out of memory");
-            return GX_CLI_EXIT_UNAVAILABLE;
-        }
-        *next = ((const list_resp_t *)msg)->next_page_token;
-        if (!all || (*next)[0] == '\0')
-            return GX_CLI_EXIT_OK;
-        req->page_token = (char *)*next;
-    }
-    gx_cli_error("INTERNAL: the server's page tokens do not end after %d pages", MAX_PAGES);
-    return GX_CLI_EXIT_UNAVAILABLE;
 }
 
 static int
 node_list(gx_cli_t *cli, int argc, char **argv)
 {
     Galaxy__Pool__V1__ListNodesRequest req = GALAXY__POOL__V1__LIST_NODES_REQUEST__INIT;
-    listing_t l = {0};
-    const char *next = "";
     int rv = list_request(cli, &req);
 
     req.pool = argv[0];
-    if (rv == 0)
-        rv = list_fetch(cli, &req, gx_cli_opt(cli, "all") != NULL, &l, &next);
-    if (rv != GX_CLI_EXIT_OK) {
-        listing_free(&l);
-        return rv;
-    }
-    if (cli->quiet)
-        for (size_t i = 0; i < l.n_nodes; i++)
-            printf("%s\n", l.nodes[i]->id);
-    else if (cli->output == GX_CLI_OUT_JSON)
-        rv = gx_cli_print_json_list((ProtobufCMessage **)l.nodes, l.n_nodes);
-    else
-        rv = nodes_print_table(l.nodes, l.n_nodes);
-    if (rv == GX_CLI_EXIT_OK && next[0] != '\0')
-        gx_cli_error("more nodes follow: add --all, or --page-token %s", next);
-    listing_free(&l);
-    return rv;
+    return rv != 0 ? rv : gx_cli_page_list(cli, &nodes_page, &req.base);
 }
 
 /* ------------------------------------------------------------------ one node */

@@ -115,6 +115,34 @@ gx_cli_opt_map(gx_cli_t *cli, const char *name, ProtobufCMessage *msg, const cha
     return 0;
 }
 
+int
+gx_cli_opt_enum_list(gx_cli_t *cli, const char *name, ProtobufCMessage *msg, const char *field)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, field);
+    char **names = NULL;
+    size_t n = 0;
+    int *values, rv;
+
+    if (f == NULL || f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_ENUM) {
+        gx_cli_error("%s has no repeated enum field %s", msg->descriptor->name, field);
+        return GX_CLI_EXIT_UNAVAILABLE;
+    }
+    rv = gx_cli_opt_list(cli, name, &names, &n);
+    if (rv != 0 || n == 0)
+        return rv;
+    /* protobuf-c keeps an enum in an int-sized member */
+    if ((values = gx_arena_calloc(cli->arena, n * sizeof(*values))) == NULL) {
+        gx_cli_error("out of memory");
+        return GX_CLI_EXIT_UNAVAILABLE;
+    }
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = gx_cli_parse_enum(name, f->descriptor, names[i], &values[i]);
+    *(size_t *)((char *)msg + f->quantifier_offset) = n;
+    *(int **)((char *)msg + f->offset) = values;
+    return rv;
+}
+
 /* The prefix of @d's value names: that of its zero value, up to "UNSPECIFIED". */
 static size_t
 enum_prefix_len(const ProtobufCEnumDescriptor *d)

@@ -9,9 +9,9 @@
  * could not end a quiet watch there.  This file makes the call itself, as a
  * bidirectional one (one request, then half-closed) whose waits also end when
  * the self-pipe that SIGINT and SIGTERM write to becomes readable: the call
- * is then cancelled and the command exits 0.  It opens the command's
- * connection (cli->client, closed by main) and turns a failed call's status
- * into the exit code as gx_cli.c does for every other call.
+ * is then cancelled and the command exits 0.  The connection, the
+ * credentials, the deadline and a failed call's exit code are gx_cli.c's, as
+ * for every other call.
  */
 #include "config.h"
 
@@ -26,11 +26,9 @@
 #include "cli/gx_cli.h"
 #include "galaxy/pool/v1/pool.pb-c.h"
 #include "transport/gx_grpc.h"
-#include "util/gx_clock.h"
 #include "util/gx_error.h"
 
 #define METHOD_WATCH "/galaxy.pool.v1.Discovery/Watch"
-#define MAX_SECRET_LEN 1024
 /* a node id is at most 128 characters (API.md) */
 #define NODE_ID_MAX 128
 
@@ -142,71 +140,26 @@ event_print(const gx_cli_t *cli, const event_t *ev)
 
 /* ------------------------------------------------------------------ the call */
 
-/* What is left of --timeout; 0 (no deadline) without it. */
-static uint32_t
-time_left(const gx_cli_t *cli, uint32_t dflt)
-{
-    uint64_t spent;
-
-    if (cli->timeout_ms == 0)
-        return dflt;
-    spent = gx_now_ms() - cli->start_ms;
-    return spent >= cli->timeout_ms ? 1 : (uint32_t)(cli->timeout_ms - spent);
-}
-
-/* A failed call's status on stderr, and its exit code (as gx_cli.c maps them). */
-static int
-status_exit(const gx_client_status_t *st)
-{
-    if (st->message[0] != '\0')
-        gx_cli_error("%s: %s", gx_grpc_status_name(st->code), st->message);
-    else
-        gx_cli_error("%s", gx_grpc_status_name(st->code));
-    if (st->code == GX_STATUS_DEADLINE_EXCEEDED || st->origin == GX_CLIENT_ORIGIN_LOCAL)
-        return GX_CLI_EXIT_UNAVAILABLE;
-    return GX_CLI_EXIT_NO;
-}
-
-static int
-connect_once(gx_cli_t *cli)
-{
-    char err[512];
-    int rv;
-
-    if (cli->client != NULL)
-        return GX_CLI_EXIT_OK;
-    cli->copts.connect_timeout_ms = time_left(cli, GX_CLI_DEFAULT_TIMEOUT_MS);
-    rv = gx_client_open(&cli->copts, &cli->client, err, sizeof(err));
-    if (rv == GX_EINVAL)
-        return gx_cli_usage_error(cli, "%s", err);
-    if (rv != 0) {
-        gx_cli_error("UNAVAILABLE: %s", err);
-        return GX_CLI_EXIT_UNAVAILABLE;
-    }
-    return GX_CLI_EXIT_OK;
-}
-
 /* Starts the call: headers, the request, half-close. @return an exit code */
 static int
 watch_open(gx_cli_t *cli, const Galaxy__Pool__V1__WatchRequest *req, gx_client_bidi_t **b)
 {
-    char auth[MAX_SECRET_LEN + 16];
-    gx_client_md_t md = {.key = "authorization", .value = auth};
+    char auth[GX_CLI_AUTH_LEN];
+    gx_client_md_t md;
     gx_client_status_t st;
-    int rv = connect_once(cli);
+    size_t n_md = gx_cli_metadata(cli, &md, auth, sizeof(auth));
+    int rv = gx_cli_connect(cli);
 
     if (rv != GX_CLI_EXIT_OK)
         return rv;
-    if (cli->key_secret != NULL)
-        md.len = (size_t)snprintf(auth, sizeof(auth), "Bearer %s", cli->key_secret);
     rv = gx_client_bidi_open(cli->client, METHOD_WATCH, &galaxy__pool__v1__watch_event__descriptor,
-                             &md, cli->key_secret != NULL, time_left(cli, 0), b, &st);
+                             &md, n_md, gx_cli_time_left(cli, 0), b, &st);
     if (rv == GX_ENOMEM) {
         gx_cli_error("out of memory");
         return GX_CLI_EXIT_UNAVAILABLE;
     }
     if (rv != 0)
-        return status_exit(&st);
+        return gx_cli_status_exit(&st);
     rv = gx_client_bidi_send(*b, &req->base);
     if (rv == 0)
         rv = gx_client_bidi_close_send(*b);
@@ -248,7 +201,7 @@ watch_loop(watch_t *w, gx_client_bidi_t *b)
     if (stop_signal != 0)
         return GX_CLI_EXIT_OK;
     st = gx_client_bidi_status(b);
-    return st->code == GX_STATUS_OK ? GX_CLI_EXIT_OK : status_exit(st);
+    return st->code == GX_STATUS_OK ? GX_CLI_EXIT_OK : gx_cli_status_exit(st);
 }
 
 /* The request from the line. @return an exit code */
