@@ -193,6 +193,8 @@ struct gx_jobs_stream_s {
     gx_call_t *call;   /* the call's worker only; NULL once it ended */
     unsigned worker;
     jnode_t *jn;       /* under J.lock: the node it is bound to */
+    size_t key_len;    /* the call's worker only: the node it last bound to ... */
+    char key[GX_REG_POOL_NAME_MAX + GX_REG_NODE_ID_MAX + 2]; /* ... "<pool>\0<id>" */
 };
 typedef gx_jobs_stream_t jstream_t;
 
@@ -239,6 +241,12 @@ typedef struct nev_s {
     char id[GX_REG_NODE_ID_MAX + 1];
 } nev_t;
 
+/* a submission whose write failed, to forget */
+typedef struct doomed_s {
+    struct doomed_s *next;
+    char id[GX_JOBS_ID_MAX + 1];
+} doomed_t;
+
 /* what a write needs besides gx_jobs_op_t's public part */
 typedef struct {
     gx_jobs_op_t *op;
@@ -255,6 +263,7 @@ static struct {
     htab_t jobs, pools, nodes;
     link_t assigned, ended;
     nev_t *events;                /* node changes heard, not yet settled */
+    doomed_t *doomed;             /* submissions whose write failed (store_done) */
     uint64_t next_all_ms;
     uint64_t last_ms;             /* id generation */
     uint32_t seq;
@@ -343,13 +352,19 @@ store_done(int status, void *arg)
         uatomic_inc(&J.write_errors);
         gx_log(GX_LOG_ERROR, "jobs: store write failed job=%s: %s", w->id, gx_strerror(status));
         if (w->submit) {
-            /* acknowledged never: it must not stay in memory either */
-            pthread_mutex_lock(&J.lock);
-            hent_t *e = htab_find(&J.jobs, w->id, strlen(w->id));
-            if (e != NULL) {
-                job_forget(container_of(e, job_t, he));
+            /*
+             * Never acknowledged: it must not stay, in memory nor on disk (a
+             * later record of it may have been committed).  The keeper's next
+             * tick forgets it: this thread has no business in the registry.
+             */
+            doomed_t *d = malloc(sizeof(*d));
+            if (d != NULL) {
+                memcpy(d->id, w->id, sizeof(d->id));
+                pthread_mutex_lock(&J.lock);
+                d->next = J.doomed;
+                J.doomed = d;
+                pthread_mutex_unlock(&J.lock);
             }
-            pthread_mutex_unlock(&J.lock);
         }
     }
     free(w);
@@ -1085,6 +1100,9 @@ on_settled(void *arg)
     gx_reg_read_end();
 }
 
+static job_t *job_find(const char *id);
+static void submit_undo(job_t *j);
+
 /* @p t is at least @p ms old at @p now (a time stamped after now is not) */
 static int
 older(uint64_t now, uint64_t t, uint64_t ms)
@@ -1101,6 +1119,16 @@ on_tick(void *arg, uint64_t tick_now)
     pthread_mutex_lock(&J.lock);
     now = gx_now_ms(); /* the keeper's tick began a while ago: jobs may be younger */
     (void)tick_now;
+    while (J.doomed != NULL) {
+        doomed_t *d = J.doomed;
+        job_t *j = job_find(d->id);
+        J.doomed = d->next;
+        if (j != NULL) {
+            job_erase(j);
+            submit_undo(j);
+        }
+        free(d);
+    }
     while (!list_empty(&J.assigned)) {
         job_t *j = container_of(J.assigned.next, job_t, timed);
         if (!older(now, j->at_ms, J.o.ack_timeout_ms))
@@ -1710,11 +1738,13 @@ gx_jobs_heartbeat(gx_call_t *call, const char *pool, const char *id,
 
     if (uatomic_read(&J.deliver[hash_bytes(key, len) % DELIVER_SLOTS]) == 0)
         return;
+    gx_reg_read_begin(); /* jnode_gc() looks the node up */
     pthread_mutex_lock(&J.lock);
     n = jnode_get(pool, id, 0);
     if (n != NULL)
         deliver(call, n, resp);
     pthread_mutex_unlock(&J.lock);
+    gx_reg_read_end();
 }
 
 static void
@@ -1751,6 +1781,8 @@ stream_push_run(gx_post_t *p)
 gx_jobs_stream_t *
 gx_jobs_stream_bind(gx_call_t *call, gx_jobs_stream_t *s, const char *pool, const char *id)
 {
+    char key[sizeof(s->key)];
+    size_t len = node_key(pool, id, key);
     jnode_t *n;
 
     if (s == NULL) {
@@ -1760,12 +1792,13 @@ gx_jobs_stream_bind(gx_call_t *call, gx_jobs_stream_t *s, const char *pool, cons
         s->refs = 1; /* the call's */
         s->call = call;
         s->worker = gx_call_worker(call);
+    } else if (s->key_len == len && memcmp(s->key, key, len) == 0) {
+        return s; /* every message after the first: no lock (a newer stream may have it) */
     }
+    memcpy(s->key, key, len);
+    s->key_len = len;
+    gx_reg_read_begin(); /* jnode_get() and jnode_gc() look the node up */
     pthread_mutex_lock(&J.lock);
-    if (s->jn != NULL && strcmp(s->jn->key, pool) == 0 && strcmp(jnode_id(s->jn), id) == 0) {
-        pthread_mutex_unlock(&J.lock);
-        return s;
-    }
     if (s->jn != NULL) { /* the stream speaks for another node now */
         jnode_t *old = s->jn;
         old->stream = NULL;
@@ -1784,6 +1817,7 @@ gx_jobs_stream_bind(gx_call_t *call, gx_jobs_stream_t *s, const char *pool, cons
         uatomic_inc(&s->refs);
     }
     pthread_mutex_unlock(&J.lock);
+    gx_reg_read_end();
     return s;
 }
 
@@ -1792,6 +1826,7 @@ gx_jobs_stream_end(gx_jobs_stream_t *s)
 {
     if (s == NULL)
         return;
+    gx_reg_read_begin(); /* jnode_gc() looks the node up */
     pthread_mutex_lock(&J.lock);
     s->call = NULL;
     if (s->jn != NULL) {
@@ -1802,6 +1837,7 @@ gx_jobs_stream_end(gx_jobs_stream_t *s)
         jnode_gc(n);
     }
     pthread_mutex_unlock(&J.lock);
+    gx_reg_read_end();
     stream_unref(s);
 }
 

@@ -111,9 +111,10 @@ void gx_jobs_heartbeat(gx_call_t *call, const char *pool, const char *id,
 /**
  * HeartbeatStream: binds the stream @p call to node @p id of @p pool, so
  * that jobs routed to it are pushed at once (a HeartbeatResponse carrying
- * them).  A stream speaks for one node at a time, a node through its latest
- * stream.  @p s: the stream's handle from an earlier bind, or NULL for the
- * first.  @return the handle (NULL when out of memory: no pushes then)
+ * them).  A stream speaks for one node at a time, a node through the latest
+ * stream that bound it (a stream that keeps naming the same node does not
+ * bind again: its messages cost no lock).  @p s: the stream's handle from an
+ * earlier bind, or NULL for the first.  @return the handle (NULL when out of memory: no pushes then)
  * @note thread: the call's worker
  */
 typedef struct gx_jobs_stream_s gx_jobs_stream_t;
