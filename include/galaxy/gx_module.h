@@ -282,6 +282,14 @@ typedef struct {
      */
     size_t (*choose)(const gx_route_job_t *job, const gx_route_node_t *nodes, size_t n,
                      double *scores, void *ctx);
+    /**
+     * 0: choose() is offered every eligible node.  1 to 16: a sample of that
+     * many distinct eligible nodes drawn at random is enough (p2c: 2), so a
+     * decision need not judge every node of a big pool; choose() still gets
+     * every eligible node when the pool is small (under 4 × sample nodes) or
+     * random draws find too few.
+     */
+    unsigned sample;
 } gx_router_t;
 
 /**

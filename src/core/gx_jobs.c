@@ -808,6 +808,47 @@ policy_of(const char *pool, void **ctx)
     return r;
 }
 
+/* a random number below @p n (J.lock: one state for all) */
+static size_t
+rand_below(size_t n)
+{
+    static uint64_t x;
+
+    if (x == 0 && getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
+        x = gx_now_ns();
+    x |= 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (size_t)(x % n);
+}
+
+/*
+ * For a policy content with a sample (gx_router_t.sample): @p want distinct
+ * eligible nodes drawn at random from @p v[0..n) into S.c, other than the one
+ * to avoid.  Draws at most 8 × want; when a big enough pool yields fewer
+ * (few eligible nodes), 0: the caller judges every node instead.
+ */
+static size_t
+sample(gx_reg_node_t *const *v, size_t n, const job_t *j, unsigned want)
+{
+    size_t got = 0, picked[16];
+
+    if (want > 16 || n < 4 * (size_t)want)
+        return 0; /* a small pool: judging every node costs no more */
+    for (unsigned tries = 0; tries < 8 * want && got < want; tries++) {
+        size_t i = rand_below(n), m;
+        for (m = 0; m < got && picked[m] != i; m++)
+            ;
+        if (m < got || !eligible(v[i], j, NULL, &S.c[got]))
+            continue;
+        if (j->avoid[0] && strcmp(S.c[got].id, j->avoid) == 0)
+            continue;
+        picked[got++] = i;
+    }
+    return got == want ? got : 0;
+}
+
 /*
  * Chooses a node for @p j among the eligible ones, by its pool's policy;
  * copies its id into @p out; @p count: a routing decision (metrics), not ExplainJob.
@@ -830,19 +871,23 @@ choose(const job_t *j, char *out, int count)
     gx_reg_pool_spec_nodes(p, j->pb->specialization, NULL, &v, &n);
     if (n == 0 || scratch_fit(n) != 0)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (eligible(v[i], j, NULL, &S.c[k])) {
-            if (j->avoid[0] && strcmp(S.c[k].id, j->avoid) == 0)
-                avoid = k;
-            k++;
+    r = policy_of(j->pool->name, &ctx);
+    if (r != NULL && r->sample > 0)
+        k = sample(v, n, j, r->sample);
+    if (k == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (eligible(v[i], j, NULL, &S.c[k])) {
+                if (j->avoid[0] && strcmp(S.c[k].id, j->avoid) == 0)
+                    avoid = k;
+                k++;
+            }
+        if (avoid != (size_t)-1 && k > 1) { /* elsewhere, since there is an elsewhere */
+            memmove(&S.c[avoid], &S.c[avoid + 1], (k - avoid - 1) * sizeof(S.c[0]));
+            k--;
         }
-    if (avoid != (size_t)-1 && k > 1) { /* elsewhere, since there is an elsewhere */
-        memmove(&S.c[avoid], &S.c[avoid + 1], (k - avoid - 1) * sizeof(S.c[0]));
-        k--;
     }
     if (k == 0)
         return 0;
-    r = policy_of(j->pool->name, &ctx);
     rj = (gx_route_job_t){.pool = j->pool->name, .id = j->id,
                           .specialization = j->pb->specialization,
                           .routing_key = j->pb->routing_key};

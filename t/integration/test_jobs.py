@@ -433,6 +433,34 @@ def test_p2c_routing_and_unknown_policies(make_server, connect, pb):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("pool.routing_policy")
 
 
+def test_p2c_samples_a_big_pool_and_keeps_to_eligible_nodes(make_server, connect, pb):
+    # 24 nodes (p2c draws 2 of them instead of judging all 24): half lack the selector's
+    # label, and the most loaded labelled node can never win a draw
+    s = make_server(config=conf(), tls=False, modules=["route_p2c"])
+    api = connect(s)
+    api.create_pool("j-p2cs", routing_policy="p2c")
+    labelled = []
+    for i in range(24):
+        zone = "a" if i % 2 == 0 else "b"
+        tok = api.register("s%02d" % i, pool="j-p2cs", specs=["gpu"],
+                           labels={"zone": zone}).lease_token
+        api.heartbeat("s%02d" % i, tok, pool="j-p2cs", load=i / 24)
+        if zone == "a":
+            labelled.append("s%02d" % i)
+    busiest = labelled[-1]
+    got = submit_many(api, [api.job("j-p2cs", node_selector={"zone": "a"})
+                            for _ in range(120)])
+    nodes = [j.node_id for j in got]
+    assert all(j.state == pb.JOB_STATE_ASSIGNED for j in got)
+    assert set(nodes) <= set(labelled), set(nodes) - set(labelled)
+    assert busiest not in nodes
+    assert len(set(nodes)) >= 5, "p2c should spread over the less loaded nodes"
+    # with the label on one node only, random draws rarely meet it: every node is judged
+    api.register("lonely", pool="j-p2cs", specs=["gpu"], labels={"zone": "c"})
+    for _ in range(5):
+        assert api.submit("j-p2cs", node_selector={"zone": "c"}).node_id == "lonely"
+
+
 def test_routing_modules_not_loaded_means_unknown_policy(make_server, connect, pb):
     s = make_server(config=conf(), tls=False)
     api = connect(s)
