@@ -55,7 +55,7 @@ enum {
 #define ROUTE_BUCKETS 16         /* routing time histogram: 1 us .. 32.8 ms, then +Inf */
 
 static const char *const state_names[JS_MAX] = {"UNSPECIFIED", "PENDING", "ASSIGNED", "RUNNING",
-                                                "SUCCEEDED", "FAILED", "CANCELLED"};
+                                                "SUCCEEDED",   "FAILED",  "CANCELLED"};
 
 /* ------------------------------------------------------------------ lists, tables */
 
@@ -188,29 +188,29 @@ typedef struct jnode_s jnode_t;
 
 struct gx_jobs_stream_s {
     gx_post_t post;
-    uint32_t refs;     /* atomic */
-    uint32_t posted;   /* atomic: a push is queued */
-    gx_call_t *call;   /* the call's worker only; NULL once it ended */
+    uint32_t refs;   /* atomic */
+    uint32_t posted; /* atomic: a push is queued */
+    gx_call_t *call; /* the call's worker only; NULL once it ended */
     unsigned worker;
-    jnode_t *jn;       /* under J.lock: the node it is bound to */
-    size_t key_len;    /* the call's worker only: the node it last bound to ... */
+    jnode_t *jn;    /* under J.lock: the node it is bound to */
+    size_t key_len; /* the call's worker only: the node it last bound to ... */
     char key[GX_REG_POOL_NAME_MAX + GX_REG_NODE_ID_MAX + 2]; /* ... "<pool>\0<id>" */
 };
 typedef gx_jobs_stream_t jstream_t;
 
 typedef struct job_s {
-    hent_t he;                    /* by id */
-    link_t all;                   /* the pool's jobs, id order */
-    link_t q;                     /* the pool's pending queue, or the node's jobs */
-    link_t timed;                 /* J.assigned (by time) or J.ended (by time) */
+    hent_t he;    /* by id */
+    link_t all;   /* the pool's jobs, id order */
+    link_t q;     /* the pool's pending queue, or the node's jobs */
+    link_t timed; /* J.assigned (by time) or J.ended (by time) */
     jpool_t *pool;
-    jnode_t *node;                /* the node whose list it is on */
-    gx_pb_job_t *pb;              /* as submitted, with id, submitter, created (heap) */
+    jnode_t *node;   /* the node whose list it is on */
+    gx_pb_job_t *pb; /* as submitted, with id, submitter, created (heap) */
     uint32_t state, attempts;
-    int64_t updated_ms;           /* unix */
-    uint64_t at_ms;               /* monotonic: assigned, or ended */
-    char *message;                /* heap, or NULL */
-    unsigned tell : 1;            /* cancelled on its node: the node is to hear of it */
+    int64_t updated_ms; /* unix */
+    uint64_t at_ms;     /* monotonic: assigned, or ended */
+    char *message;      /* heap, or NULL */
+    unsigned tell : 1;  /* cancelled on its node: the node is to hear of it */
     char node_id[GX_REG_NODE_ID_MAX + 1];
     char avoid[GX_REG_NODE_ID_MAX + 1]; /* route elsewhere than here if possible */
     char id[GX_JOBS_ID_MAX + 1];
@@ -220,17 +220,17 @@ struct jpool_s {
     hent_t he;
     link_t all, pending;
     size_t n_pending;
-    int kick;                     /* try its queue at the next settle */
+    int kick; /* try its queue at the next settle */
     char name[GX_REG_POOL_NAME_MAX + 1];
 };
 
 struct jnode_s {
     hent_t he;
-    link_t jobs;                  /* ASSIGNED, RUNNING, and cancelled ones to tell */
+    link_t jobs;                    /* ASSIGNED, RUNNING, and cancelled ones to tell */
     uint64_t cpu, mem, gpus, njobs; /* what its ASSIGNED and RUNNING jobs take */
     jstream_t *stream;
     char pool[GX_REG_POOL_NAME_MAX + 1];
-    char key[];                   /* "<pool>\0<id>\0" */
+    char key[]; /* "<pool>\0<id>\0" */
 };
 
 typedef struct nev_s {
@@ -262,10 +262,10 @@ static struct {
     gx_jobs_opts_t o;
     htab_t jobs, pools, nodes;
     link_t assigned, ended;
-    nev_t *events;                /* node changes heard, not yet settled */
-    doomed_t *doomed;             /* submissions whose write failed (store_done) */
+    nev_t *events;    /* node changes heard, not yet settled */
+    doomed_t *doomed; /* submissions whose write failed (store_done) */
     uint64_t next_all_ms;
-    uint64_t last_ms;             /* id generation */
+    uint64_t last_ms; /* id generation */
     uint32_t seq;
     size_t n_state[JS_MAX];
     uint32_t active;              /* atomic: jobs PENDING, ASSIGNED or RUNNING */
@@ -397,8 +397,8 @@ job_write(job_t *j, gx_jobs_op_t *op, int submit)
     w->op = op;
     w->submit = submit;
     snprintf(w->id, sizeof(w->id), "%s", j->id);
-    so = (gx_store_op_t){.table = GX_STORE_JOBS, .key = j->id, .key_len = strlen(j->id),
-                         .val = buf, .val_len = len};
+    so = (gx_store_op_t){
+        .table = GX_STORE_JOBS, .key = j->id, .key_len = strlen(j->id), .val = buf, .val_len = len};
     rv = gx_store_submit(J.st, &so, 1, store_done, w);
     free(buf);
     if (rv != 0) {
@@ -472,8 +472,8 @@ node_key(const char *pool, const char *id, char *buf)
 static void
 jnode_attach(jnode_t *n)
 {
-    gx_reg_node_t *rn = J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key +
-                                                          strlen(n->key) + 1) : NULL;
+    gx_reg_node_t *rn =
+        J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key + strlen(n->key) + 1) : NULL;
 
     if (rn != NULL)
         gx_reg_node_set_ext(rn, n);
@@ -482,8 +482,8 @@ jnode_attach(jnode_t *n)
 static void
 jnode_detach(jnode_t *n)
 {
-    gx_reg_node_t *rn = J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key +
-                                                          strlen(n->key) + 1) : NULL;
+    gx_reg_node_t *rn =
+        J.reg != NULL ? gx_reg_node_find(J.reg, n->pool, n->key + strlen(n->key) + 1) : NULL;
 
     if (rn != NULL && gx_reg_node_ext(rn) == n)
         gx_reg_node_set_ext(rn, NULL);
@@ -555,8 +555,8 @@ set_state(job_t *j, uint32_t st, const char *message)
         free(j->message);
         j->message = message[0] ? strdup(message) : NULL;
     }
-    gx_log(GX_LOG_DEBUG, "job id=%s pool=%s state=%s node=%s attempts=%u", j->id,
-           j->pool->name, state_names[st], j->node_id, j->attempts);
+    gx_log(GX_LOG_DEBUG, "job id=%s pool=%s state=%s node=%s attempts=%u", j->id, j->pool->name,
+           state_names[st], j->node_id, j->attempts);
 }
 
 static void
@@ -723,19 +723,19 @@ eligible(const gx_reg_node_t *n, const job_t *j, reasons_t *r, gx_route_node_t *
     }
     jn = gx_reg_node_ext(n); /* NULL: nothing of it taken (assign() attaches) */
     gx_reg_node_live_fields(n, &load, &running, &flaps);
-#define NO(text)                \
-    do {                        \
-        ok = 0;                 \
-        if (r == NULL)          \
-            return 0;           \
-        reason_add(r, text);    \
+#define NO(text)                                                                                   \
+    do {                                                                                           \
+        ok = 0;                                                                                    \
+        if (r == NULL)                                                                             \
+            return 0;                                                                              \
+        reason_add(r, text);                                                                       \
     } while (0)
-#define NO_LACKS(what, name)    \
-    do {                        \
-        ok = 0;                 \
-        if (r == NULL)          \
-            return 0;           \
-        reason_lacks(r, what, name); \
+#define NO_LACKS(what, name)                                                                       \
+    do {                                                                                           \
+        ok = 0;                                                                                    \
+        if (r == NULL)                                                                             \
+            return 0;                                                                              \
+        reason_lacks(r, what, name);                                                               \
     } while (0)
     if (st == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING)
         NO("draining");
@@ -888,7 +888,8 @@ choose(const job_t *j, char *out, int count)
     }
     if (k == 0)
         return 0;
-    rj = (gx_route_job_t){.pool = j->pool->name, .id = j->id,
+    rj = (gx_route_job_t){.pool = j->pool->name,
+                          .id = j->id,
                           .specialization = j->pb->specialization,
                           .routing_key = j->pb->routing_key};
     pick = k == 1 || r == NULL ? 0 : r->choose(&rj, S.c, k, NULL, ctx);
@@ -1031,8 +1032,7 @@ pool_pass(jpool_t *p)
         if (try_route(j))
             job_write(j, NULL, 0);
         else if (n_miss < MISSES_MAX && j->pb->n_node_selector == 0 && !j->avoid[0])
-            miss[n_miss++] = (miss_t){j->pb->specialization, res_cpu(j), res_mem(j),
-                                      res_gpus(j)};
+            miss[n_miss++] = (miss_t){j->pb->specialization, res_cpu(j), res_mem(j), res_gpus(j)};
     }
 }
 
@@ -1049,8 +1049,8 @@ reroute(job_t *j, const char *why)
     snprintf(j->avoid, sizeof(j->avoid), "%s", j->node_id);
     unassign(j);
     if (j->attempts >= J.o.max_attempts) {
-        snprintf(msg, sizeof(msg), "%s (node \"%s\"); gave up after %u attempts", why,
-                 j->node_id, j->attempts);
+        snprintf(msg, sizeof(msg), "%s (node \"%s\"); gave up after %u attempts", why, j->node_id,
+                 j->attempts);
         set_state(j, JS_FAILED, msg);
         ended(j);
     } else {
@@ -1261,8 +1261,7 @@ no_job(gx_jobs_why_t *why, const char *id)
     return GX_ENOTFOUND;
 }
 
-static int
-refuse(gx_jobs_why_t *why, gx_status_t st, int rv, const char *fmt, ...)
+static int refuse(gx_jobs_why_t *why, gx_status_t st, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -1293,8 +1292,10 @@ pool_check(const gx_pb_job_t *job, gx_jobs_why_t *why)
         if (strcmp(pb.specializations[i], job->specialization) == 0)
             return 0;
     if (pb.n_specializations > 0)
-        return refuse(why, GX_STATUS_INVALID_ARGUMENT, GX_EINVAL, "job.specialization: pool "
-                      "\"%s\" does not allow \"%s\"", job->pool, job->specialization);
+        return refuse(why, GX_STATUS_INVALID_ARGUMENT, GX_EINVAL,
+                      "job.specialization: pool "
+                      "\"%s\" does not allow \"%s\"",
+                      job->pool, job->specialization);
     return 0;
 }
 
@@ -1366,8 +1367,8 @@ submit_undo(job_t *j)
 }
 
 int
-gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
-               gx_jobs_op_t *op, gx_jobs_why_t *why)
+gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter, gx_jobs_op_t *op,
+               gx_jobs_why_t *why)
 {
     jpool_t *p;
     job_t *j;
@@ -1378,8 +1379,10 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
     if ((rv = pool_check(in, why)) != 0)
         goto out;
     if (J.jobs.n >= J.o.jobs_max) {
-        rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG, "jobs: the server holds "
-                    "%u jobs, its limit", J.o.jobs_max);
+        rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG,
+                    "jobs: the server holds "
+                    "%u jobs, its limit",
+                    J.o.jobs_max);
         goto out;
     }
     p = pool_get(in->pool, 1);
@@ -1396,8 +1399,10 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter,
     if (!try_route(j)) {
         if (p->n_pending >= J.o.queue_max) {
             submit_undo(j);
-            rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG, "job.pool: the queue of "
-                        "pool \"%s\" is full (%u jobs waiting)", in->pool, J.o.queue_max);
+            rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG,
+                        "job.pool: the queue of "
+                        "pool \"%s\" is full (%u jobs waiting)",
+                        in->pool, J.o.queue_max);
             goto out;
         }
         enqueue(j, 0);
@@ -1448,11 +1453,15 @@ gx_jobs_cancel(gx_call_t *call, const char *id, gx_jobs_op_t *op, gx_jobs_why_t 
     if (j == NULL || !visible(call, j)) {
         rv = no_job(why, id);
     } else if (strcmp(j->pb->submitter, who) != 0 && !is_operator(call, j->pool->name)) {
-        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED, "id: only its submitter or an "
-                    "operator of pool \"%s\" may cancel job \"%s\"", j->pool->name, id);
+        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED,
+                    "id: only its submitter or an "
+                    "operator of pool \"%s\" may cancel job \"%s\"",
+                    j->pool->name, id);
     } else if (is_final(j->state)) {
-        rv = refuse(why, GX_STATUS_FAILED_PRECONDITION, GX_EINVAL, "id: job \"%s\" is already "
-                    "%s", id, state_names[j->state]);
+        rv = refuse(why, GX_STATUS_FAILED_PRECONDITION, GX_EINVAL,
+                    "id: job \"%s\" is already "
+                    "%s",
+                    id, state_names[j->state]);
     } else {
         jnode_t *n = j->node;
         char msg[GX_JOBS_MESSAGE_MAX];
@@ -1511,14 +1520,18 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
         goto out;
     }
     if (strcmp(j->node_id, req->node_id) != 0) {
-        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED, "node_id: job \"%s\" is not "
-                    "assigned to node \"%s\"", req->id, req->node_id);
+        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED,
+                    "node_id: job \"%s\" is not "
+                    "assigned to node \"%s\"",
+                    req->id, req->node_id);
         goto out;
     }
     n = gx_reg_node_find(J.reg, j->pool->name, req->node_id);
     if (n == NULL || !gx_reg_node_token_ok(n, req->lease_token)) {
-        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED, "lease_token: not the lease "
-                    "of node \"%s\"", req->node_id);
+        rv = refuse(why, GX_STATUS_PERMISSION_DENIED, GX_EDENIED,
+                    "lease_token: not the lease "
+                    "of node \"%s\"",
+                    req->node_id);
         goto out;
     }
     if (j->state == JS_CANCELLED && j->tell) {
@@ -1530,8 +1543,10 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
         jnode_gc(jn);
     }
     if (is_final(j->state)) {
-        rv = refuse(why, GX_STATUS_FAILED_PRECONDITION, GX_EINVAL, "id: job \"%s\" is already "
-                    "%s", req->id, state_names[j->state]);
+        rv = refuse(why, GX_STATUS_FAILED_PRECONDITION, GX_EINVAL,
+                    "id: job \"%s\" is already "
+                    "%s",
+                    req->id, state_names[j->state]);
         goto out;
     }
     if ((uint32_t)req->state == JS_RUNNING) {
@@ -1572,15 +1587,15 @@ int
 gx_jobs_list(gx_call_t *call, const Galaxy__Pool__V1__ListJobsRequest *req,
              Galaxy__Pool__V1__ListJobsResponse *out, gx_jobs_why_t *why)
 {
-    size_t want = req->page_size == 0 ? GX_REG_PAGE_DEFAULT
-                  : req->page_size > GX_REG_PAGE_MAX ? GX_REG_PAGE_MAX : req->page_size;
+    size_t want = req->page_size == 0                ? GX_REG_PAGE_DEFAULT
+                  : req->page_size > GX_REG_PAGE_MAX ? GX_REG_PAGE_MAX
+                                                     : req->page_size;
     char after[GX_JOBS_ID_MAX + 1] = "";
     link_t *e;
     jpool_t *p;
     int rv = 0;
 
-    if (req->page_token[0] &&
-        gx_reg_page_token_decode(req->page_token, after, sizeof(after)) != 0)
+    if (req->page_token[0] && gx_reg_page_token_decode(req->page_token, after, sizeof(after)) != 0)
         return refuse(why, GX_STATUS_INVALID_ARGUMENT, GX_EINVAL, "page_token: malformed");
     out->jobs = gx_call_alloc(call, want * sizeof(*out->jobs));
     if (out->jobs == NULL)
@@ -1704,7 +1719,9 @@ gx_jobs_explain(gx_call_t *call, const gx_pb_job_t *in, Galaxy__Pool__V1__Explai
         double *scores = gx_call_alloc(call, k * sizeof(double));
         void *ctx = NULL;
         const gx_router_t *r = policy_of(in->pool, &ctx);
-        gx_route_job_t rj = {.pool = in->pool, .id = "", .specialization = in->specialization,
+        gx_route_job_t rj = {.pool = in->pool,
+                             .id = "",
+                             .specialization = in->specialization,
                              .routing_key = in->routing_key};
         size_t pick;
         if (scores == NULL) {
@@ -1919,39 +1936,42 @@ gx_jobs_metrics(void *out)
     evbuffer_add_printf(b, "# HELP galaxy_jobs Jobs held, by state.\n# TYPE galaxy_jobs gauge\n");
     for (int i = 1; i < JS_MAX; i++)
         evbuffer_add_printf(b, "galaxy_jobs{state=\"%s\"} %zu\n", state_names[i], n[i]);
-    evbuffer_add_printf(b, "# HELP galaxy_job_transitions_total Jobs that entered each state "
-                           "(SUBMITTED: accepted).\n# TYPE galaxy_job_transitions_total counter\n"
-                           "galaxy_job_transitions_total{state=\"SUBMITTED\"} %" PRIu64 "\n",
+    evbuffer_add_printf(b,
+                        "# HELP galaxy_job_transitions_total Jobs that entered each state "
+                        "(SUBMITTED: accepted).\n# TYPE galaxy_job_transitions_total counter\n"
+                        "galaxy_job_transitions_total{state=\"SUBMITTED\"} %" PRIu64 "\n",
                         t[0]);
     for (int i = 1; i < JS_MAX; i++)
         evbuffer_add_printf(b, "galaxy_job_transitions_total{state=\"%s\"} %" PRIu64 "\n",
                             state_names[i], t[i]);
-    evbuffer_add_printf(b, "# HELP galaxy_jobs_rerouted_total Jobs routed again after losing "
-                           "their node.\n# TYPE galaxy_jobs_rerouted_total counter\n"
-                           "galaxy_jobs_rerouted_total %" PRIu64 "\n"
-                           "# HELP galaxy_jobs_ack_timeouts_total Assignments not acknowledged "
-                           "in time.\n# TYPE galaxy_jobs_ack_timeouts_total counter\n"
-                           "galaxy_jobs_ack_timeouts_total %" PRIu64 "\n"
-                           "# HELP galaxy_jobs_write_errors_total Job records the store could "
-                           "not write.\n# TYPE galaxy_jobs_write_errors_total counter\n"
-                           "galaxy_jobs_write_errors_total %" PRIu64 "\n"
-                           "# HELP galaxy_job_routings_total Routing decisions made.\n"
-                           "# TYPE galaxy_job_routings_total counter\n"
-                           "galaxy_job_routings_total %" PRIu64 "\n"
-                           "# HELP galaxy_job_routing_seconds How long routing decisions took.\n"
-                           "# TYPE galaxy_job_routing_seconds histogram\n"
-                           "# HELP galaxy_job_routing_seconds_max The slowest decision.\n"
-                           "# TYPE galaxy_job_routing_seconds_max gauge\n"
-                           "galaxy_job_routing_seconds_max %.9f\n",
+    evbuffer_add_printf(b,
+                        "# HELP galaxy_jobs_rerouted_total Jobs routed again after losing "
+                        "their node.\n# TYPE galaxy_jobs_rerouted_total counter\n"
+                        "galaxy_jobs_rerouted_total %" PRIu64 "\n"
+                        "# HELP galaxy_jobs_ack_timeouts_total Assignments not acknowledged "
+                        "in time.\n# TYPE galaxy_jobs_ack_timeouts_total counter\n"
+                        "galaxy_jobs_ack_timeouts_total %" PRIu64 "\n"
+                        "# HELP galaxy_jobs_write_errors_total Job records the store could "
+                        "not write.\n# TYPE galaxy_jobs_write_errors_total counter\n"
+                        "galaxy_jobs_write_errors_total %" PRIu64 "\n"
+                        "# HELP galaxy_job_routings_total Routing decisions made.\n"
+                        "# TYPE galaxy_job_routings_total counter\n"
+                        "galaxy_job_routings_total %" PRIu64 "\n"
+                        "# HELP galaxy_job_routing_seconds How long routing decisions took.\n"
+                        "# TYPE galaxy_job_routing_seconds histogram\n"
+                        "# HELP galaxy_job_routing_seconds_max The slowest decision.\n"
+                        "# TYPE galaxy_job_routing_seconds_max gauge\n"
+                        "galaxy_job_routing_seconds_max %.9f\n",
                         rerouted, timeouts, werr, routes, max / 1e9);
     for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
         cum += hist[i];
         evbuffer_add_printf(b, "galaxy_job_routing_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                             (double)(1000ull << i) / 1e9, cum);
     }
-    evbuffer_add_printf(b, "galaxy_job_routing_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                           "galaxy_job_routing_seconds_sum %.9f\n"
-                           "galaxy_job_routing_seconds_count %" PRIu64 "\n",
+    evbuffer_add_printf(b,
+                        "galaxy_job_routing_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                        "galaxy_job_routing_seconds_sum %.9f\n"
+                        "galaxy_job_routing_seconds_count %" PRIu64 "\n",
                         routes, sum / 1e9, routes);
 }
 
@@ -1969,8 +1989,9 @@ load_one(const void *key, size_t key_len, const void *val, size_t val_len, void 
     job_t *j;
     jpool_t *p;
 
-    if (pb == NULL || key_len > GX_JOBS_ID_MAX || (uint32_t)pb->state == 0 || (uint32_t)pb->state >= JS_MAX ||
-        !gx_reg_valid_pool_name(pb->pool) || (j = calloc(1, sizeof(*j))) == NULL) {
+    if (pb == NULL || key_len > GX_JOBS_ID_MAX || (uint32_t)pb->state == 0 ||
+        (uint32_t)pb->state >= JS_MAX || !gx_reg_valid_pool_name(pb->pool) ||
+        (j = calloc(1, sizeof(*j))) == NULL) {
         if (pb != NULL)
             galaxy__pool__v1__job__free_unpacked(pb, NULL);
         l->skipped++;
@@ -2041,8 +2062,8 @@ orphans_reroute(void)
 int
 gx_jobs_open(gx_store_t *st, gx_reg_t *reg, const gx_jobs_opts_t *o, char *err, size_t errlen)
 {
-    gx_reg_listener_t l = {.node_changed = on_node_changed, .settled = on_settled,
-                           .tick = on_tick, .arg = NULL};
+    gx_reg_listener_t l = {
+        .node_changed = on_node_changed, .settled = on_settled, .tick = on_tick, .arg = NULL};
     load_t ld = {0};
     uint64_t t0 = gx_now_ms();
     int rv;

@@ -60,8 +60,7 @@ void gx_jobs_opts_init(gx_jobs_opts_t *o);
  * Loads the jobs from the store, listens to the registry's node changes.
  * @note thread: main, after gx_reg_open(), before the workers start
  */
-int gx_jobs_open(gx_store_t *st, gx_reg_t *reg, const gx_jobs_opts_t *o, char *err,
-                 size_t errlen);
+int gx_jobs_open(gx_store_t *st, gx_reg_t *reg, const gx_jobs_opts_t *o, char *err, size_t errlen);
 /** Frees everything; after gx_reg_stop() and the store's last commit. */
 void gx_jobs_close(void);
 /** The server, for pushing jobs to HeartbeatStreams (gx_server_post()). */
@@ -72,8 +71,8 @@ void gx_jobs_set_server(struct gx_server_s *srv);
 typedef struct gx_jobs_op_s {
     void (*done)(struct gx_jobs_op_s *op); /**< store writer thread */
     void *arg;
-    int status;           /**< 0, or the commit's error */
-    gx_pb_job_t *reply;   /**< the job as written (call memory) */
+    int status;         /**< 0, or the commit's error */
+    gx_pb_job_t *reply; /**< the job as written (call memory) */
 } gx_jobs_op_t;
 
 /** Why a request was refused. */
@@ -83,8 +82,8 @@ typedef gx_reg_why_t gx_jobs_why_t;
  * Submits @p job (validated) for @p submitter, routes it.  @return 0 (op in
  * flight), or <0 with @p why (pool missing, queue full, …)
  */
-int gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *job, const char *submitter,
-                   gx_jobs_op_t *op, gx_jobs_why_t *why);
+int gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *job, const char *submitter, gx_jobs_op_t *op,
+                   gx_jobs_why_t *why);
 /** Cancels job @p id if the call may: see the visibility rules. */
 int gx_jobs_cancel(gx_call_t *call, const char *id, gx_jobs_op_t *op, gx_jobs_why_t *why);
 /** A node reports on its job.  The lease token is checked here. */
@@ -114,7 +113,8 @@ void gx_jobs_heartbeat(gx_call_t *call, const char *pool, const char *id,
  * them).  A stream speaks for one node at a time, a node through the latest
  * stream that bound it (a stream that keeps naming the same node does not
  * bind again: its messages cost no lock).  @p s: the stream's handle from an
- * earlier bind, or NULL for the first.  @return the handle (NULL when out of memory: no pushes then)
+ * earlier bind, or NULL for the first.  @return the handle (NULL when out of memory: no pushes
+ * then)
  * @note thread: the call's worker
  */
 typedef struct gx_jobs_stream_s gx_jobs_stream_t;

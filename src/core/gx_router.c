@@ -44,9 +44,11 @@ gx_route_register(gx_module_t *mod, const gx_router_t *router, void *ctx)
         return -EINVAL;
     for (size_t i = 0; i < n_routers; i++)
         if (strcmp(routers[i].r->name, router->name) == 0) {
-            gx_mod_log(mod, GX_LOG_ERROR, "routing policy \"%s\" is already registered by "
-                       "module %s", router->name, routers[i].mod != NULL
-                       ? routers[i].mod->desc->name : "(built-in)");
+            gx_mod_log(mod, GX_LOG_ERROR,
+                       "routing policy \"%s\" is already registered by "
+                       "module %s",
+                       router->name,
+                       routers[i].mod != NULL ? routers[i].mod->desc->name : "(built-in)");
             return -EEXIST;
         }
     if (n_routers == ROUTERS_MAX)
@@ -126,8 +128,7 @@ least_loaded(const gx_route_job_t *job, const gx_route_node_t *v, size_t n, doub
     return best;
 }
 
-static const gx_router_t least_loaded_router = {.name = GX_ROUTE_DEFAULT,
-                                                .choose = least_loaded};
+static const gx_router_t least_loaded_router = {.name = GX_ROUTE_DEFAULT, .choose = least_loaded};
 
 static int
 least_loaded_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)

@@ -43,8 +43,10 @@ static int
 validate_job_id(gx_call_t *call, const char *id)
 {
     if (!gx_reg_valid_token(id, GX_JOBS_ID_MAX))
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "id: required (1 to %d printable "
-                            "characters)", GX_JOBS_ID_MAX);
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                            "id: required (1 to %d printable "
+                            "characters)",
+                            GX_JOBS_ID_MAX);
     return GX_OK;
 }
 
@@ -59,8 +61,10 @@ validate_submit(gx_call_t *call, const ProtobufCMessage *msg)
     if (gx_svc_validate_pool_name(call, j->pool, "job.pool") != GX_OK)
         return GX_DONE;
     if (!gx_reg_valid_spec(j->specialization))
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "job.specialization: required, "
-                            "1 to %d of [a-z0-9-]", GX_REG_SPEC_MAX);
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                            "job.specialization: required, "
+                            "1 to %d of [a-z0-9-]",
+                            GX_REG_SPEC_MAX);
     if (gx_svc_validate_labels(call, j->n_node_selector, (const void *const *)j->node_selector,
                                "job.node_selector") != GX_OK)
         return GX_DONE;
@@ -94,8 +98,10 @@ validate_list(gx_call_t *call, const ProtobufCMessage *msg)
     for (size_t i = 0; i < req->n_states; i++)
         if (req->states[i] <= GALAXY__POOL__V1__JOB_STATE__JOB_STATE_UNSPECIFIED ||
             req->states[i] > GALAXY__POOL__V1__JOB_STATE__JOB_STATE_CANCELLED)
-            return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "states[%zu]: unknown job "
-                                "state %d", i, (int)req->states[i]);
+            return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                                "states[%zu]: unknown job "
+                                "state %d",
+                                i, (int)req->states[i]);
     if (req->n_states > 16)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "states: at most 16");
     if (req->node_id[0] && !gx_reg_valid_node_id(req->node_id))
@@ -113,15 +119,20 @@ validate_update(gx_call_t *call, const ProtobufCMessage *msg)
     if (validate_job_id(call, req->id) != GX_OK)
         return GX_DONE;
     if (!gx_reg_valid_node_id(req->node_id))
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "node_id: required, 1 to %d of "
-                            "[A-Za-z0-9._:-]", GX_REG_NODE_ID_MAX);
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                            "node_id: required, 1 to %d of "
+                            "[A-Za-z0-9._:-]",
+                            GX_REG_NODE_ID_MAX);
     if (!gx_reg_valid_token(req->lease_token, GX_REG_TOKEN_MAX))
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "lease_token: required (1 to %d "
-                            "printable characters)", GX_REG_TOKEN_MAX);
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                            "lease_token: required (1 to %d "
+                            "printable characters)",
+                            GX_REG_TOKEN_MAX);
     if (req->state != GALAXY__POOL__V1__JOB_STATE__JOB_STATE_RUNNING &&
         req->state != GALAXY__POOL__V1__JOB_STATE__JOB_STATE_SUCCEEDED &&
         req->state != GALAXY__POOL__V1__JOB_STATE__JOB_STATE_FAILED)
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "state: a node reports RUNNING, "
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT,
+                            "state: a node reports RUNNING, "
                             "SUCCEEDED or FAILED");
     return gx_svc_validate_text(call, req->message, GX_JOBS_MESSAGE_MAX, "message");
 }
@@ -284,18 +295,39 @@ jobs_init(gx_module_t *mod, const gx_mod_conf_t *conf, void **ctx)
 }
 
 static const gx_method_t jobs_methods[] = {
-    {.name = "SubmitJob", .kind = GX_RPC_UNARY, .start = written_start,
-     .access = GX_ACCESS_SUBMIT, .pool_of = submit_pool, .validate = validate_submit},
-    {.name = "GetJob", .kind = GX_RPC_UNARY, .start = get_start, .access = GX_ACCESS_DISCOVER,
+    {.name = "SubmitJob",
+     .kind = GX_RPC_UNARY,
+     .start = written_start,
+     .access = GX_ACCESS_SUBMIT,
+     .pool_of = submit_pool,
+     .validate = validate_submit},
+    {.name = "GetJob",
+     .kind = GX_RPC_UNARY,
+     .start = get_start,
+     .access = GX_ACCESS_DISCOVER,
      .validate = validate_get},
-    {.name = "ListJobs", .kind = GX_RPC_UNARY, .start = list_start, .access = GX_ACCESS_DISCOVER,
-     .pool_of = list_pool, .validate = validate_list},
-    {.name = "CancelJob", .kind = GX_RPC_UNARY, .start = written_start,
-     .access = GX_ACCESS_DISCOVER, .validate = validate_cancel},
-    {.name = "UpdateJobStatus", .kind = GX_RPC_UNARY, .start = written_start,
-     .access = GX_ACCESS_NODE, .validate = validate_update},
-    {.name = "ExplainJob", .kind = GX_RPC_UNARY, .start = explain_start,
-     .access = GX_ACCESS_SUBMIT, .pool_of = submit_pool, .validate = validate_submit},
+    {.name = "ListJobs",
+     .kind = GX_RPC_UNARY,
+     .start = list_start,
+     .access = GX_ACCESS_DISCOVER,
+     .pool_of = list_pool,
+     .validate = validate_list},
+    {.name = "CancelJob",
+     .kind = GX_RPC_UNARY,
+     .start = written_start,
+     .access = GX_ACCESS_DISCOVER,
+     .validate = validate_cancel},
+    {.name = "UpdateJobStatus",
+     .kind = GX_RPC_UNARY,
+     .start = written_start,
+     .access = GX_ACCESS_NODE,
+     .validate = validate_update},
+    {.name = "ExplainJob",
+     .kind = GX_RPC_UNARY,
+     .start = explain_start,
+     .access = GX_ACCESS_SUBMIT,
+     .pool_of = submit_pool,
+     .validate = validate_submit},
     {.name = NULL},
 };
 
