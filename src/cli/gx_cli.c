@@ -771,10 +771,9 @@ gx_cli_stream(gx_cli_t *cli, const char *method, const ProtobufCMessage *req,
 }
 
 int
-gx_cli_print_json(const ProtobufCMessage *msg)
+gx_cli_print_json_doc(json_t *doc, int built)
 {
-    json_t *doc = gx_cli_json_message(msg);
-    int rv = doc != NULL ? gx_cli_json_print(doc, stdout) : -1;
+    int rv = built == 0 && doc != NULL ? gx_cli_json_print(doc, stdout) : -1;
 
     json_decref(doc);
     if (rv != 0) {
@@ -782,6 +781,12 @@ gx_cli_print_json(const ProtobufCMessage *msg)
         return GX_CLI_EXIT_UNAVAILABLE;
     }
     return GX_CLI_EXIT_OK;
+}
+
+int
+gx_cli_print_json(const ProtobufCMessage *msg)
+{
+    return gx_cli_print_json_doc(gx_cli_json_message(msg), 0);
 }
 
 int
@@ -794,14 +799,7 @@ gx_cli_print_json_list(ProtobufCMessage *const *items, size_t n)
         item = gx_cli_json_message(items[i]);
         rv = item != NULL ? json_array_append_new(doc, item) : -1;
     }
-    if (rv == 0)
-        rv = gx_cli_json_print(doc, stdout);
-    json_decref(doc);
-    if (rv != 0) {
-        gx_cli_error("cannot write the JSON output");
-        return GX_CLI_EXIT_UNAVAILABLE;
-    }
-    return GX_CLI_EXIT_OK;
+    return gx_cli_print_json_doc(doc, rv);
 }
 
 /* ------------------------------------------------------------------ main */

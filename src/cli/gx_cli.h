@@ -246,6 +246,17 @@ int gx_cli_unary(gx_cli_t *cli, const char *method, const ProtobufCMessage *req,
 int gx_cli_stream(gx_cli_t *cli, const char *method, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *resp_desc, gx_client_msg_fn fn, void *arg);
 
+struct json_t;
+
+/**
+ * Prints the JSON document @p doc on one line of stdout and frees it.
+ * @param built  0 when @p doc was built whole; otherwise (or @p doc NULL) it
+ *               is not printed, as a failure to write
+ * @return GX_CLI_EXIT_OK, or GX_CLI_EXIT_UNAVAILABLE after "cannot write the
+ *         JSON output" on stderr
+ */
+int gx_cli_print_json_doc(struct json_t *doc, int built);
+
 /**
  * Prints @p msg as JSON (gx_cli_json.h) on one line of stdout.
  * @return GX_CLI_EXIT_OK, or GX_CLI_EXIT_UNAVAILABLE when it cannot be written.

@@ -162,14 +162,7 @@ list_json(void)
 
     for (size_t i = 0; i < n_plugins && rv == 0; i++)
         rv = json_array_append_new(doc, plugin_json(&plugins[i]));
-    if (rv == 0)
-        rv = gx_cli_json_print(doc, stdout);
-    json_decref(doc);
-    if (rv != 0) {
-        gx_cli_error("cannot write the JSON output");
-        return GX_CLI_EXIT_UNAVAILABLE;
-    }
-    return GX_CLI_EXIT_OK;
+    return gx_cli_print_json_doc(doc, rv);
 }
 
 static int

@@ -51,12 +51,7 @@ version_json(const gx_cli_t *cli, const char *state)
     if (rv == 0 && state != NULL)
         rv = json_object_set_new(
             doc, "server", json_pack("{s:s, s:s}", "address", cli->copts.addr, "status", state));
-    if (rv == 0)
-        rv = gx_cli_json_print(doc, stdout);
-    json_decref(doc);
-    if (rv != 0)
-        gx_cli_error("cannot write the JSON output");
-    return rv;
+    return gx_cli_print_json_doc(doc, rv);
 }
 
 static int
@@ -77,7 +72,7 @@ version(gx_cli_t *cli, int argc, char **argv)
     if (gx_cli_opt(cli, "client") == NULL)
         rv = server_state(cli, &state);
     if (cli->output == GX_CLI_OUT_JSON)
-        return version_json(cli, state) == 0 ? rv : GX_CLI_EXIT_UNAVAILABLE;
+        return version_json(cli, state) == GX_CLI_EXIT_OK ? rv : GX_CLI_EXIT_UNAVAILABLE;
     if (state != NULL)
         printf("server: %s %s\n", cli->copts.addr, state);
     return rv;

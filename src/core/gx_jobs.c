@@ -1356,6 +1356,23 @@ job_link(job_t *j, jpool_t *p)
     return 0;
 }
 
+/*
+ * The answer of a write call: @p j as it is now (call memory) in op->reply,
+ * and its record queued (@p submit: a new job).  @return 0, or the error with
+ * @p why set
+ */
+static int
+reply_write(gx_call_t *call, job_t *j, gx_jobs_op_t *op, int submit, gx_jobs_why_t *why)
+{
+    int rv;
+
+    op->reply = job_copy(call, j, 1);
+    rv = op->reply != NULL ? job_write(j, op, submit) : GX_ENOMEM;
+    if (rv != 0)
+        refuse(why, gx_error_to_status(rv), rv, "cannot store the job: %s", gx_strerror(rv));
+    return rv;
+}
+
 /* forgets a submission refused after it was made: as if it never was, counters too */
 static void
 submit_undo(job_t *j)
@@ -1407,15 +1424,11 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter, gx
         }
         enqueue(j, 0);
     }
-    op->reply = job_copy(call, j, 1);
-    rv = op->reply != NULL ? job_write(j, op, 1) : GX_ENOMEM;
+    rv = reply_write(call, j, op, 1, why);
     if (rv == 0)
         J.transitions[0]++; /* SUBMITTED: accepted */
-    if (rv != 0) {
+    else
         submit_undo(j);
-        refuse(why, rv == GX_ENOMEM ? GX_STATUS_RESOURCE_EXHAUSTED : GX_STATUS_UNAVAILABLE, rv,
-               "cannot store the job: %s", gx_strerror(rv));
-    }
 out:
     pthread_mutex_unlock(&J.lock);
     gx_reg_read_end();
@@ -1479,10 +1492,7 @@ gx_jobs_cancel(gx_call_t *call, const char *id, gx_jobs_op_t *op, gx_jobs_why_t 
             j->pool->kick = 1; /* capacity came free */
             kicks_run();
         }
-        op->reply = job_copy(call, j, 1);
-        rv = op->reply != NULL ? job_write(j, op, 0) : GX_ENOMEM;
-        if (rv != 0)
-            refuse(why, GX_STATUS_UNAVAILABLE, rv, "cannot store the job: %s", gx_strerror(rv));
+        rv = reply_write(call, j, op, 0, why);
     }
     pthread_mutex_unlock(&J.lock);
     gx_reg_read_end();
@@ -1562,10 +1572,7 @@ gx_jobs_update(gx_call_t *call, const Galaxy__Pool__V1__UpdateJobStatusRequest *
         j->pool->kick = 1; /* capacity came free */
         kicks_run();
     }
-    op->reply = job_copy(call, j, 1);
-    rv = op->reply != NULL ? job_write(j, op, 0) : GX_ENOMEM;
-    if (rv != 0)
-        refuse(why, GX_STATUS_UNAVAILABLE, rv, "cannot store the job: %s", gx_strerror(rv));
+    rv = reply_write(call, j, op, 0, why);
 out:
     pthread_mutex_unlock(&J.lock);
     gx_reg_read_end();
