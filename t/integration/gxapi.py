@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Client helpers shared by the registry, watch, crash and access tests:
-stubs for every galaxy.pool.v1 method by name, a status helper, and channels
-that send an `authorization` header with every call."""
+"""Client helpers shared by the registry, watch, crash, access, liveness and
+jobs tests: stubs for every galaxy.pool.v1 method by name, a status helper,
+channels that send an `authorization` header with every call, and a thread
+that keeps nodes alive."""
 import collections
+import threading
+import time
 
 import grpc
 import pytest
@@ -140,3 +143,51 @@ def with_authorization(ch, value):
 def with_key(ch, secret):
     """@ch with `authorization: Bearer @secret` (None: anonymous)."""
     return with_authorization(ch, None if secret is None else "Bearer " + secret)
+
+
+class Heartbeater:
+    """Heartbeats the nodes in .alive ({id: token}) of one pool every
+    `period` seconds from a thread, until stop() or `limit` seconds.  A
+    failed heartbeat is an error (stop() asserts there were none) unless the
+    node was dropped or given another token meanwhile."""
+
+    def __init__(self, api, pool, period=0.05, limit=40):
+        self.api, self.pool, self.period = api, pool, period
+        self.alive = {}
+        self.lock = threading.Lock()
+        self.errors = []
+        self.done = threading.Event()
+        self.deadline = time.monotonic() + limit
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.is_set() and time.monotonic() < self.deadline:
+            with self.lock:
+                nodes = list(self.alive.items())
+            for id, token in nodes:
+                try:
+                    self.api.heartbeat(id, token, pool=self.pool)
+                except grpc.RpcError as e:
+                    with self.lock:
+                        current = self.alive.get(id)
+                    if current == token:
+                        self.errors.append((id, e.code()))
+            self.done.wait(self.period)
+
+    def set(self, nodes):
+        with self.lock:
+            self.alive = dict(nodes)
+
+    def add(self, id, token):
+        with self.lock:
+            self.alive[id] = token
+
+    def drop(self, id):
+        with self.lock:
+            self.alive.pop(id, None)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)
+        assert not self.errors, self.errors

@@ -10,7 +10,6 @@ responses, oversized messages and header lists, stream resets, silence.
 Exit codes under test: 0 ok, 1 the server said no, 2 no usable answer, 64 bad usage.
 """
 import gzip
-import os
 import socket
 import ssl
 import struct
@@ -23,38 +22,11 @@ import h2.connection
 import h2.events
 import pytest
 
-from conftest import BUILDDIR, SANITIZER_MARKS
+from clitool import CLI, NO, OK, UNAVAILABLE, USAGE, cli, free_port
 from h2raw import REFUSED_STREAM, grpc_frame
 
-CLI = os.path.join(BUILDDIR, "galaxy-cli")
 SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
 NOT_SERVING = b"\x08\x02"
-# galaxy-cli's exit codes (gx_cli.h GX_CLI_EXIT_*)
-OK, NO, UNAVAILABLE, USAGE = 0, 1, 2, 64
-
-
-def cli(*args, env=None, timeout=20):
-    """Runs galaxy-cli; returns (exit code, stdout, stderr).  GX_CLI_WRAP
-    prefixes the command (GX_CLI_WRAP="valgrind -q --error-exitcode=99
-    --leak-check=full" on a build without sanitizers)."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GALAXY_")}
-    e["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
-    e.update(env or {})
-    wrap = os.environ.get("GX_CLI_WRAP", "").split()
-    p = subprocess.run(wrap + [CLI] + list(args), capture_output=True, encoding="utf-8",
-                       errors="replace", env=e, timeout=timeout)
-    for mark in SANITIZER_MARKS:
-        assert mark not in p.stderr, "sanitizer report from galaxy-cli:\n" + p.stderr
-    return p.returncode, p.stdout, p.stderr
-
-
-def free_port():
-    """A loopback port that nothing listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---------------------------------------------------------------- a fake server

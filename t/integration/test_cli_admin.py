@@ -19,27 +19,23 @@ import socket
 import stat
 
 import pytest
-from google.protobuf import json_format
 
+from clitool import (NO, OK, UNAVAILABLE, USAGE, CliWorld, as_json, cli, error, fields,
+                     free_port, table)
 from conftest import Server
-from gxapi import Api, status_of, with_key
-from test_cli import cli, free_port
+from gxapi import status_of
 
-OK, NO, UNAVAILABLE, USAGE = 0, 1, 2, 64
 ADMIN = "cli-admin-" + secrets.token_hex(16)
 AUTH = ("auth_apikey", "rbac")
 POOL = "cli-pool"          # long heartbeats: its nodes never lapse during the tests
 SECRET_RE = re.compile(r"^gxk_[0-9a-f]{64}$")
 
 
-class World:
+class World(CliWorld):
     """One server, its admin and viewer keys, an Api per key."""
 
     def __init__(self, s, pb):
-        self.s = s
-        self.pb = pb
-        self.ch = s.channel()
-        self.admin = Api(with_key(self.ch, ADMIN), pb)
+        super().__init__(s, pb, ADMIN)
         r = self.admin.CreateApiKey(pb.CreateApiKeyRequest(name="cli viewer",
                                                            role=pb.ROLE_VIEWER), timeout=5)
         self.viewer = r.secret
@@ -51,19 +47,6 @@ class World:
         self.n += 1
         return "%s-%d" % (prefix, self.n)
 
-    def run(self, *args, key=ADMIN, env=None):
-        """galaxy-cli against this server with @key (None: anonymous)."""
-        pre = ["--addr", self.s.h2c] + (["--api-key", key] if key is not None else [])
-        return cli(*(pre + list(args)), env=env)
-
-    def ok(self, *args, **kw):
-        rc, out, err = self.run(*args, **kw)
-        assert rc == OK, (args, rc, out, err)
-        return out
-
-    def json(self, *args, **kw):
-        return json.loads(self.ok("-o", "json", *args, **kw))
-
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory, pki, protos):
@@ -73,32 +56,7 @@ def w(tmp_path_factory, pki, protos):
     s.start()
     world = World(s, pb)
     yield world
-    world.ch.close()
-    rc = s.stop()
-    assert rc == 0, "galaxy-poold exited %s:\n%s" % (rc, s.log())
-    s.assert_clean()
-
-
-def as_json(msg):
-    """The proto3 JSON mapping of @msg as galaxy-cli prints it: every field."""
-    return json_format.MessageToDict(msg, including_default_value_fields=True)
-
-
-def table(out):
-    """A table's rows as dicts by header (cells are split at 2+ spaces)."""
-    lines = out.rstrip("\n").split("\n")
-    head = re.split(r"\s{2,}", lines[0])
-    return [dict(zip(head, re.split(r"\s{2,}", line))) for line in lines[1:]]
-
-
-def fields(out):
-    """A show command's "Field:  value" lines as a dict."""
-    return dict(re.match(r"^([^:]+):\s+(.*)$", line).groups()
-                for line in out.rstrip("\n").split("\n"))
-
-
-def error(err, code):
-    return err.startswith("galaxy-cli: %s: " % code)
+    world.close()
 
 
 # ---------------------------------------------------------------- pool

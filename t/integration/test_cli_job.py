@@ -16,7 +16,6 @@ its events one per line (or one JSON document each) as they happen, --count,
 import base64
 import importlib
 import json
-import os
 import queue
 import re
 import secrets
@@ -26,27 +25,23 @@ import threading
 import time
 
 import pytest
-from google.protobuf import json_format
 
-from conftest import SANITIZER_MARKS, Server
-from gxapi import Api, with_key
-from test_cli import CLI, cli, free_port
+from clitool import (CLI, NO, OK, UNAVAILABLE, USAGE, CliWorld, as_json, cli, cli_env, error,
+                     fields, free_port, no_sanitizer_report, table)
+from conftest import Server
+from gxapi import Api
 
-OK, NO, UNAVAILABLE, USAGE = 0, 1, 2, 64
 ADMIN = "cli-job-admin-" + secrets.token_hex(16)
 AUTH = ("auth_apikey", "rbac")
 PRIVATE = "cj-private"
 PAYLOAD_MAX = 1 << 20
 
 
-class World:
+class World(CliWorld):
     """One server, its admin key, two submitter keys of a private pool."""
 
     def __init__(self, s, pb):
-        self.s = s
-        self.pb = pb
-        self.ch = s.channel()
-        self.admin = Api(with_key(self.ch, ADMIN), pb)
+        super().__init__(s, pb, ADMIN)
         self.admin.create_pool(PRIVATE, visibility=pb.VISIBILITY_PRIVATE,
                                heartbeat_interval_ms=60000)
         self.sub = {}
@@ -82,39 +77,6 @@ class World:
                 return jobs
         raise AssertionError("paging does not end")
 
-    def run(self, *args, key=ADMIN, env=None, input=None):
-        """galaxy-cli against this server with @key (None: anonymous)."""
-        pre = ["--addr", self.s.h2c] + (["--api-key", key] if key is not None else [])
-        if input is None:
-            return cli(*(pre + list(args)), env=env)
-        return run_input(pre + list(args), input)
-
-    def ok(self, *args, **kw):
-        rc, out, err = self.run(*args, **kw)
-        assert rc == OK, (args, rc, out, err)
-        return out
-
-    def json(self, *args, **kw):
-        return json.loads(self.ok("-o", "json", *args, **kw))
-
-
-def cli_env():
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GALAXY_")}
-    e["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
-    return e
-
-
-def no_sanitizer_report(err):
-    for mark in SANITIZER_MARKS:
-        assert mark not in err, "sanitizer report from galaxy-cli:\n" + err
-
-
-def run_input(args, data):
-    """galaxy-cli with @data (bytes) on its standard input."""
-    p = subprocess.run([CLI] + args, input=data, capture_output=True, env=cli_env(), timeout=20)
-    err = p.stderr.decode("utf-8", "replace")
-    no_sanitizer_report(err)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), err
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +87,7 @@ def w(tmp_path_factory, pki, protos):
     s.start()
     world = World(s, pb)
     yield world
-    world.ch.close()
-    rc = s.stop()
-    assert rc == 0, "galaxy-poold exited %s:\n%s" % (rc, s.log())
-    s.assert_clean()
-
-
-def as_json(msg):
-    """The proto3 JSON mapping of @msg as galaxy-cli prints it: every field."""
-    return json_format.MessageToDict(msg, including_default_value_fields=True)
-
-
-def table(out):
-    """A table's rows as dicts by header (cells are split at 2+ spaces)."""
-    lines = out.rstrip("\n").split("\n")
-    head = re.split(r"\s{2,}", lines[0])
-    return [dict(zip(head, re.split(r"\s{2,}", line))) for line in lines[1:]]
-
-
-def fields(out):
-    """A show command's "Field:  value" lines as a dict."""
-    return dict(re.match(r"^([^:]+):\s+(.*)$", line).groups()
-                for line in out.rstrip("\n").split("\n"))
-
-
-def error(err, code):
-    return err.startswith("galaxy-cli: %s: " % code)
+    world.close()
 
 
 # ---------------------------------------------------------------- submit

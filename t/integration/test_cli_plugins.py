@@ -20,25 +20,12 @@ import subprocess
 
 import pytest
 
-from conftest import BUILDDIR, MODULE_DIR, SANITIZER_MARKS
+from clitool import CLI, cli
+from conftest import BUILDDIR, MODULE_DIR
 from gxapi import Api, with_key
 
-CLI = os.path.join(BUILDDIR, "galaxy-cli")
 TEST_PLUGINS = os.path.join(BUILDDIR, "t", "modules", ".libs")
 ADMIN_SECRET = "plugins-admin-" + secrets.token_hex(16)
-
-
-def cli(*args, env=None, timeout=20):
-    """Runs galaxy-cli; returns (exit code, stdout, stderr)."""
-    e = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
-    for k in ("GALAXY_API_KEY", "GALAXY_MODULE_DIR", "GALAXY_OUTPUT"):
-        e.pop(k, None)
-    e.update(env or {})
-    p = subprocess.run([CLI] + list(args), capture_output=True, encoding="utf-8",
-                       errors="replace", env=e, timeout=timeout)
-    for mark in SANITIZER_MARKS:
-        assert mark not in p.stderr, "sanitizer report from galaxy-cli:\n" + p.stderr
-    return p.returncode, p.stdout, p.stderr
 
 
 @pytest.fixture(scope="module")

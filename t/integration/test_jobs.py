@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from gxapi import Api, status_of, with_key
+from gxapi import Api, Heartbeater, status_of, with_key
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]+$")
 ADMIN_SECRET = "jobs-admin-" + secrets.token_hex(16)
@@ -105,47 +105,6 @@ def connect(pb):
     yield make
     for ch in chans:
         ch.close()
-
-
-class Heartbeater:
-    """Keeps nodes ({id: token}) of one pool alive from a thread."""
-
-    def __init__(self, api, pool, period=0.04, limit=60):
-        self.api, self.pool, self.period = api, pool, period
-        self.alive = {}
-        self.lock = threading.Lock()
-        self.errors = []
-        self.done = threading.Event()
-        self.deadline = time.monotonic() + limit
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.done.is_set() and time.monotonic() < self.deadline:
-            with self.lock:
-                nodes = list(self.alive.items())
-            for id, token in nodes:
-                try:
-                    self.api.heartbeat(id, token, pool=self.pool)
-                except grpc.RpcError as e:
-                    with self.lock:  # not an error when the node left or changed since
-                        current = self.alive.get(id)
-                    if current == token:
-                        self.errors.append((id, e.code()))
-            self.done.wait(self.period)
-
-    def add(self, id, token):
-        with self.lock:
-            self.alive[id] = token
-
-    def drop(self, id):
-        with self.lock:
-            self.alive.pop(id, None)
-
-    def stop(self):
-        self.done.set()
-        self.thread.join(5)
-        assert not self.errors, self.errors
 
 
 class Stream:
@@ -482,7 +441,7 @@ def test_node_down_and_deregister_reroute_then_fail(make_server, connect, pb):
     s = make_server(config=conf(max_attempts=2, ack_timeout_ms=60000), tls=False)
     api = connect(s)
     api.create_pool("j-down", heartbeat_interval_ms=100, node_ttl_ms=300)
-    hb = Heartbeater(connect(s), "j-down")
+    hb = Heartbeater(connect(s), "j-down", period=0.04, limit=60)
     try:
         tok = {}
         for n in ("a", "b"):
@@ -1412,7 +1371,7 @@ def test_flapping_node_takes_no_new_jobs(make_server, connect, pb):
     s = make_server(config=conf(), tls=False)
     api = connect(s)
     api.create_pool("j-flap", heartbeat_interval_ms=100, node_ttl_ms=250)
-    hb = Heartbeater(connect(s), "j-flap")
+    hb = Heartbeater(connect(s), "j-flap", period=0.04, limit=60)
     try:
         tf = api.register("f", pool="j-flap", specs=["gpu"]).lease_token
         tg = api.register("g", pool="j-flap", specs=["gpu"]).lease_token
@@ -1502,7 +1461,7 @@ def test_concurrent_churn_keeps_jobs_and_capacity_consistent(make_server, connec
     api = connect(s)
     api.create_pool("j-churn", heartbeat_interval_ms=100, node_ttl_ms=250)
     R = pb.Resources
-    hb = Heartbeater(connect(s), "j-churn")
+    hb = Heartbeater(connect(s), "j-churn", period=0.04, limit=60)
     nodes = ["n%d" % i for i in range(4)]
     tokens, lock = {}, threading.Lock()
     streams = []

@@ -8,58 +8,18 @@ and adaptive heartbeat intervals under registry.max_heartbeats_per_second
 (stretched in Register and Heartbeat answers, obeyed without demotion, shrunk
 back when nodes go, with the longer TTL kept for the nodes that heard it)."""
 import importlib
-import threading
 import time
 
 import grpc
 import pytest
 
 from conftest import wait_for
-from gxapi import Api, status_of
+from gxapi import Api, Heartbeater, status_of
 
 
 @pytest.fixture(scope="module")
 def pb(protos):
     return importlib.import_module("galaxy.pool.v1.pool_pb2")
-
-
-class Heartbeater:
-    """Heartbeats the nodes in .alive ({id: token}) of one pool every
-    `period` seconds from a thread, until stop() or `limit` seconds."""
-
-    def __init__(self, api, pool, period=0.05, limit=40):
-        self.api, self.pool, self.period = api, pool, period
-        self.alive = {}
-        self.lock = threading.Lock()
-        self.errors = []
-        self.done = threading.Event()
-        self.deadline = time.monotonic() + limit
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.done.is_set() and time.monotonic() < self.deadline:
-            with self.lock:
-                nodes = list(self.alive.items())
-            for id, token in nodes:
-                try:
-                    self.api.heartbeat(id, token, pool=self.pool)
-                except grpc.RpcError as e:
-                    self.errors.append((id, e.code()))
-            self.done.wait(self.period)
-
-    def set(self, nodes):
-        with self.lock:
-            self.alive = dict(nodes)
-
-    def add(self, id, token):
-        with self.lock:
-            self.alive[id] = token
-
-    def stop(self):
-        self.done.set()
-        self.thread.join(5)
-        assert not self.errors, self.errors
 
 
 def state(api, pool, id):
