@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Random bytes from getrandom(2) (blocking only until the pool is seeded at
- * boot), SHA-256 and constant-time comparison from OpenSSL's libcrypto,
+ * boot; small draws served from a per-thread buffer), SHA-256 and constant-time comparison from OpenSSL's libcrypto,
  * which the TLS listener links anyway.
  */
 #include "config.h"
@@ -9,6 +9,8 @@
 #include "util/gx_crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include <openssl/crypto.h>
@@ -16,8 +18,37 @@
 
 #include "util/gx_error.h"
 
-void
-gx_random_bytes(void *buf, size_t n)
+/*
+ * Lease tokens are drawn on every Register: a system call each (getrandom, or
+ * OpenSSL's RAND_bytes with its locks) cost ~5 % of a registration.  Each
+ * thread keeps a small buffer of kernel randomness instead, hands out each
+ * byte once and wipes it as it goes; a fork (the child would replay the
+ * parent's buffer) empties every buffer of the child.
+ */
+#define RANDOM_BUF 512
+
+static __thread struct {
+    uint8_t b[RANDOM_BUF];
+    size_t left; /* the unused bytes are the last `left` of b */
+    unsigned gen;
+} rnd;
+static unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void
+after_fork(void)
+{
+    fork_gen++;
+}
+
+static void
+fork_hook(void)
+{
+    pthread_atfork(NULL, NULL, after_fork);
+}
+
+static void
+kernel_random(void *buf, size_t n)
 {
     uint8_t *p = buf;
     size_t got = 0;
@@ -27,6 +58,27 @@ gx_random_bytes(void *buf, size_t n)
         if (r > 0)
             got += (size_t)r;
     }
+}
+
+void
+gx_random_bytes(void *buf, size_t n)
+{
+    pthread_once(&fork_once, fork_hook);
+    if (n > RANDOM_BUF / 4) {
+        kernel_random(buf, n);
+        return;
+    }
+    if (rnd.gen != fork_gen) {
+        rnd.left = 0;
+        rnd.gen = fork_gen;
+    }
+    if (rnd.left < n) {
+        kernel_random(rnd.b, sizeof(rnd.b));
+        rnd.left = sizeof(rnd.b);
+    }
+    memcpy(buf, rnd.b + sizeof(rnd.b) - rnd.left, n);
+    OPENSSL_cleanse(rnd.b + sizeof(rnd.b) - rnd.left, n);
+    rnd.left -= n;
 }
 
 int

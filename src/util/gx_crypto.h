@@ -12,7 +12,7 @@
 
 #define GX_SHA256_LEN 32
 
-/** Fills @p buf with @p n bytes from the kernel's CSPRNG (getrandom); never fails. */
+/** Fills @p buf with @p n bytes from the kernel's CSPRNG (buffered per thread); never fails. */
 void gx_random_bytes(void *buf, size_t n);
 /** SHA-256 over @p a then @p b (either may be empty). @return 0 or GX_ENOMEM */
 int gx_sha256(uint8_t out[GX_SHA256_LEN], const void *a, size_t alen, const void *b,
