@@ -75,6 +75,7 @@
 #include <event2/buffer.h>
 
 #include "core/gx_urcu.h"
+#include "transport/gx_server.h"
 #include "util/gx_clock.h"
 #include "util/gx_crypto.h"
 #include "util/gx_error.h"
@@ -1946,9 +1947,10 @@ nodes_table_grow(gx_reg_t *reg)
 {
     unsigned long want = reg->node_buckets;
 
-    if (reg->n_nodes < 8 * (size_t)want)
+    /* chains of 2 at most: each link a Register or lookup walks is a cache miss */
+    if (reg->n_nodes < 2 * (size_t)want)
         return;
-    while (want < reg->n_nodes)
+    while (want < 2 * reg->n_nodes)
         want <<= 1;
     reg->node_buckets = want;
     cds_lfht_resize(reg->nodes, want);
@@ -2152,12 +2154,14 @@ ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
     rcu_read_unlock();
     if (complete)
         listener_settle(reg);
+    gx_resume_hold(); /* the calls a commit completes go to each worker together */
     while (list != NULL) {
         gx_reg_op_t *op = list;
         list = op->next;
         if (complete && op->done != NULL)
             op->done(op);
     }
+    gx_resume_release();
 }
 
 /* ================================================================== submit (workers) */

@@ -82,6 +82,16 @@ typedef struct gx_post_s {
 void gx_server_post(gx_server_t *srv, unsigned worker, gx_post_t *p);
 
 /**
+ * Holds back this thread's gx_call_resume()s until the matching
+ * gx_resume_release(), which hands each worker all of its calls at once (one
+ * lock, one wake-up, one write per connection).  For a thread that completes
+ * a batch of calls (a commit's writes); pairs nest.
+ * @note thread: any but a worker (a worker's own resumes need no batching)
+ */
+void gx_resume_hold(void);
+void gx_resume_release(void);
+
+/**
  * Creates the server and binds every listener.
  * @param err  on failure, the reason (which address, which file).
  * @return 0, GX_EINVAL (bad address), GX_EADDRINUSE, GX_EIO (TLS files), GX_ENOMEM.

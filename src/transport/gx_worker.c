@@ -12,7 +12,8 @@
  * its last connection is gone or when drain_timeout_ms has passed.
  *
  * The only cross-thread paths are a worker's resume queue (a mutex-guarded
- * intrusive list, one per worker) and the drain request.
+ * intrusive list, one per worker, which a thread completing many calls fills
+ * in one go: gx_resume_hold()) and the drain request.
  */
 #include "config.h"
 
@@ -157,14 +158,74 @@ gx__worker_conn_gone(gx_worker_t *w)
         worker_stop(w);
 }
 
+/* puts the chain @p newest .. @p oldest (linked newest first) in front of @p w's resumes */
+static void
+post_chain(gx_worker_t *w, gx_call_t *newest, gx_call_t *oldest)
+{
+    pthread_mutex_lock(&w->post_lock);
+    oldest->post_next = w->posted;
+    w->posted = newest;
+    pthread_mutex_unlock(&w->post_lock);
+    event_active(w->post_ev, EV_READ, 0);
+}
+
+/*
+ * Resumes held back by this thread between gx_resume_hold() and
+ * gx_resume_release(), oldest first.  A thread that completes many calls
+ * at once (the registry's keeper after a commit, the store's writer) hands
+ * each worker all of its calls in one post: one lock and one wake-up, and the
+ * worker answers them in one round, one write per connection.
+ */
+static __thread struct {
+    unsigned depth;
+    gx_call_t *head, **tail;
+} held;
+
+void
+gx_resume_hold(void)
+{
+    if (held.depth++ == 0) {
+        held.head = NULL;
+        held.tail = &held.head;
+    }
+}
+
+void
+gx_resume_release(void)
+{
+    if (held.depth == 0 || --held.depth > 0)
+        return;
+    while (held.head != NULL) {
+        gx_worker_t *w = held.head->wk;
+        gx_call_t *newest = NULL, *oldest = NULL, **link = &held.head;
+
+        /* take @w's calls out, in order; the rest stay for the next worker */
+        for (gx_call_t *call = held.head, *next; call != NULL; call = next) {
+            next = call->post_next;
+            if (call->wk != w) {
+                link = &call->post_next;
+                continue;
+            }
+            *link = next;
+            call->post_next = newest;
+            newest = call;
+            if (oldest == NULL)
+                oldest = call;
+        }
+        post_chain(w, newest, oldest);
+    }
+}
+
 void
 gx__worker_post_resume(gx_worker_t *w, gx_call_t *call)
 {
-    pthread_mutex_lock(&w->post_lock);
-    call->post_next = w->posted;
-    w->posted = call;
-    pthread_mutex_unlock(&w->post_lock);
-    event_active(w->post_ev, EV_READ, 0);
+    if (held.depth > 0) {
+        call->post_next = NULL;
+        *held.tail = call;
+        held.tail = &call->post_next;
+        return;
+    }
+    post_chain(w, call, call);
 }
 
 void
@@ -214,6 +275,36 @@ worker_drain(gx_worker_t *w)
     gx__worker_conn_gone(w);
 }
 
+/*
+ * Resumes up to RESUME_ROUND calls of @p fifo with their connections held
+ * open for the whole round: each connection writes once, after its last
+ * answer, instead of once per call.  @return the calls left
+ */
+#define RESUME_ROUND 256
+
+static gx_call_t *
+resume_some(gx_worker_t *w, gx_call_t *fifo)
+{
+    gx_conn_t *conns[RESUME_ROUND];
+    gx_call_t *calls[RESUME_ROUND];
+    unsigned n = 0;
+
+    for (; fifo != NULL && n < RESUME_ROUND; n++) {
+        calls[n] = fifo;
+        conns[n] = fifo->conn;
+        fifo = fifo->post_next;
+        if (conns[n] != NULL)
+            gx__conn_io_begin(conns[n]);
+    }
+    for (unsigned i = 0; i < n; i++)
+        w->srv->dispatch.on_resume(calls[i], w->srv->dispatch.arg);
+    /* the last io_end of a connection sends (or frees a connection that ended) */
+    for (unsigned i = 0; i < n; i++)
+        if (conns[i] != NULL)
+            gx__conn_io_end(conns[i]);
+    return fifo;
+}
+
 static void
 post_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -236,16 +327,8 @@ post_cb(evutil_socket_t fd, short what, void *arg)
         fifo = list;
         list = next;
     }
-    while (fifo != NULL) {
-        gx_call_t *call = fifo;
-        gx_conn_t *c = call->conn;
-        fifo = call->post_next;
-        if (c != NULL)
-            gx__conn_io_begin(c);
-        w->srv->dispatch.on_resume(call, w->srv->dispatch.arg);
-        if (c != NULL)
-            gx__conn_io_end(c);
-    }
+    while (fifo != NULL)
+        fifo = resume_some(w, fifo);
     while (fns != NULL) {
         gx_post_t *next = fns->next;
         fns->next = fns_fifo;
