@@ -128,11 +128,14 @@ typedef struct restate_s {
  * A node's stored form: one malloc'ed block holding this header, the lease
  * token and the unpacked Node with all its strings and arrays (carved out of
  * the block by node_record_parse), so that a node costs one allocation here
- * instead of twenty, and no slack.
+ * instead of twenty, and no slack.  Immutable; shared by the node and the
+ * watch feed's entries of it, each holding a reference (ninfo_put).
  */
 typedef struct {
     struct rcu_head rcu;
     gx_pb_node_t *pb; /* inside the block */
+    uint32_t refs;    /* atomic */
+    uint32_t size;    /* of the block */
     char token[];     /* NUL-terminated */
 } ninfo_t;
 
@@ -177,7 +180,8 @@ typedef struct {
     uint64_t revision;
     int type;
     size_t bytes;         /* what it costs, about */
-    gx_pb_node_t *node;   /* heap, protobuf_c unpacked; NULL for pool changes */
+    ninfo_t *ni;          /* a reference to the node's static part; NULL for pool changes */
+    gx_pb_node_t node;    /* the node as it was: ni's, with the live fields of the time */
     size_t n_old_specs;
     char **old_specs;     /* heap */
 } fev_t;
@@ -596,6 +600,14 @@ ninfo_free_rcu(struct rcu_head *h)
     ninfo_free(caa_container_of(h, ninfo_t, rcu));
 }
 
+/* drops a reference; the last one frees after a grace period (readers may hold it) */
+static void
+ninfo_put(ninfo_t *ni)
+{
+    if (ni != NULL && uatomic_sub_return(&ni->refs, 1) == 0)
+        call_rcu(&ni->rcu, ninfo_free_rcu);
+}
+
 static void
 pinfo_free(pinfo_t *pi)
 {
@@ -645,8 +657,7 @@ fev_free(fev_t *e)
 {
     if (e == NULL)
         return;
-    if (e->node != NULL)
-        protobuf_c_message_free_unpacked(&e->node->base, NULL);
+    ninfo_put(e->ni);
     for (size_t i = 0; i < e->n_old_specs; i++)
         free(e->old_specs[i]);
     free(e->old_specs);
@@ -696,7 +707,7 @@ node_free(gx_reg_node_t *n)
 {
     if (n == NULL)
         return;
-    ninfo_free(n->info);
+    ninfo_put(n->info);
     free(n->flaps);
     free(n->key);
     free(n);
@@ -1093,7 +1104,7 @@ gx_reg_feed_get(const gx_reg_feed_t *f, uint64_t rev, gx_reg_event_t *out)
         return GX_ENOTFOUND;
     out->revision = rev;
     out->type = e->type;
-    out->node = e->node;
+    out->node = e->ni != NULL ? &e->node : NULL;
     out->n_old_specs = e->n_old_specs;
     out->old_specs = e->old_specs;
     return 0;
@@ -1301,6 +1312,8 @@ node_record_parse(const uint8_t *v, size_t len)
     if (ni == NULL)
         return NULL;
     memset(ni, 0, sizeof(*ni));
+    ni->refs = 1;
+    ni->size = head + need > UINT32_MAX ? UINT32_MAX : (uint32_t)(head + need);
     memcpy(ni->token, v + 2, tl);
     ni->token[tl] = '\0';
     c = (carve_t){(uint8_t *)ni + head, (uint8_t *)ni + head + need};
@@ -1354,7 +1367,7 @@ same_specs(const gx_pb_node_t *a, const gx_pb_node_t *b)
 static int
 fev_old_specs(fev_t *e, const gx_pb_node_t *before)
 {
-    if (before == NULL || same_specs(before, e->node))
+    if (before == NULL || same_specs(before, &e->node))
         return 0;
     e->old_specs = calloc(before->n_specializations + 1, sizeof(char *));
     if (e->old_specs == NULL)
@@ -1369,27 +1382,18 @@ fev_old_specs(fev_t *e, const gx_pb_node_t *before)
     return 0;
 }
 
-/* a heap copy of @p n as readers see it now, in @p e */
-static int
-fev_copy_node(fev_t *e, const gx_reg_node_t *n)
+/*
+ * @p n as readers see it now, in @p e: the static part shared (a reference),
+ * the live fields copied.  Counted whole: once the node changes, the entry
+ * may be the last one holding it.
+ */
+static void
+fev_set_node(fev_t *e, const gx_reg_node_t *n)
 {
-    gx_pb_node_t cur;
-    size_t len;
-    uint8_t *buf;
-
-    gx_reg_node_fill(n, &cur);
-    len = protobuf_c_message_get_packed_size(&cur.base);
-    buf = malloc(len + 1);
-    if (buf == NULL)
-        return GX_ENOMEM;
-    protobuf_c_message_pack(&cur.base, buf);
-    e->node = galaxy__pool__v1__node__unpack(NULL, len, buf);
-    free(buf);
-    if (e->node == NULL)
-        return GX_ENOMEM;
-    e->bytes += 2 * len + FEV_OVERHEAD * (4 + 2 * e->node->n_labels +
-                                          e->node->n_specializations);
-    return 0;
+    e->ni = rcu_dereference(n->info); /* only this thread replaces it */
+    uatomic_inc(&e->ni->refs);
+    gx_reg_node_fill(n, &e->node);
+    e->bytes += e->ni->size;
 }
 
 static fev_t *
@@ -1402,7 +1406,10 @@ fev_new(uint64_t rev, int type, const gx_reg_node_t *n, const gx_pb_node_t *befo
     e->revision = rev;
     e->type = type;
     e->bytes = sizeof(*e);
-    if (n != NULL && (fev_copy_node(e, n) != 0 || fev_old_specs(e, before) != 0)) {
+    if (n == NULL)
+        return e;
+    fev_set_node(e, n);
+    if (fev_old_specs(e, before) != 0) {
         fev_free(e);
         return NULL;
     }
@@ -1986,7 +1993,7 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
     } else {
         ninfo_t *old = rcu_xchg_pointer(&n->info, ni);
         before = old->pb; /* freed after a grace period: still readable here */
-        call_rcu(&old->rcu, ninfo_free_rcu);
+        ninfo_put(old);
         if (!same_specs(before, ni->pb)) {
             node_specs_del(p, n, before, ni->pb);
             node_specs_add(p, n, ni->pb, before);
@@ -3543,6 +3550,7 @@ gx_reg_close(gx_reg_t *reg)
     }
     tables_free(reg);
     rcu_barrier();
+    rcu_barrier(); /* the node records the nodes and the feeds held, put by those callbacks */
     free(reg->wheel);
     if (reg->nodes != NULL)
         cds_lfht_destroy(reg->nodes, NULL);
