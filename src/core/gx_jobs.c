@@ -830,7 +830,7 @@ rand_below(size_t n)
  * (few eligible nodes), 0: the caller judges every node instead.
  */
 static size_t
-sample(gx_reg_node_t *const *v, size_t n, const job_t *j, unsigned want)
+sample(const gx_reg_cursor_t *c, size_t n, const job_t *j, unsigned want)
 {
     size_t got = 0, picked[16];
 
@@ -840,7 +840,7 @@ sample(gx_reg_node_t *const *v, size_t n, const job_t *j, unsigned want)
         size_t i = rand_below(n), m;
         for (m = 0; m < got && picked[m] != i; m++)
             ;
-        if (m < got || !eligible(v[i], j, NULL, &S.c[got]))
+        if (m < got || !eligible(gx_reg_cursor_nth(c, i), j, NULL, &S.c[got]))
             continue;
         if (j->avoid[0] && strcmp(S.c[got].id, j->avoid) == 0)
             continue;
@@ -860,27 +860,29 @@ choose(const job_t *j, char *out, int count)
 {
     gx_reg_pool_t *p = gx_reg_pool_find(J.reg, j->pool->name);
     gx_reg_node_t *const *v;
+    gx_reg_cursor_t cur;
     const gx_router_t *r;
     gx_route_job_t rj;
-    size_t n, k = 0, pick, avoid = (size_t)-1;
+    size_t n, m, k = 0, pick, avoid = (size_t)-1;
     uint64_t t0 = gx_now_ns(), dt;
     void *ctx = NULL;
 
     if (p == NULL)
         return 0;
-    gx_reg_pool_spec_nodes(p, j->pb->specialization, NULL, &v, &n);
+    n = gx_reg_pool_cursor(p, j->pb->specialization, NULL, &cur);
     if (n == 0 || scratch_fit(n) != 0)
         return 0;
     r = policy_of(j->pool->name, &ctx);
     if (r != NULL && r->sample > 0)
-        k = sample(v, n, j, r->sample);
+        k = sample(&cur, n, j, r->sample);
     if (k == 0) {
-        for (size_t i = 0; i < n; i++)
-            if (eligible(v[i], j, NULL, &S.c[k])) {
-                if (j->avoid[0] && strcmp(S.c[k].id, j->avoid) == 0)
-                    avoid = k;
-                k++;
-            }
+        while (gx_reg_cursor_next(&cur, &v, &m))
+            for (size_t i = 0; i < m; i++)
+                if (eligible(v[i], j, NULL, &S.c[k])) {
+                    if (j->avoid[0] && strcmp(S.c[k].id, j->avoid) == 0)
+                        avoid = k;
+                    k++;
+                }
         if (avoid != (size_t)-1 && k > 1) { /* elsewhere, since there is an elsewhere */
             memmove(&S.c[avoid], &S.c[avoid + 1], (k - avoid - 1) * sizeof(S.c[0]));
             k--;
@@ -1663,7 +1665,8 @@ gx_jobs_explain(gx_call_t *call, const gx_pb_job_t *in, Galaxy__Pool__V1__Explai
     gx_pb_job_t pb = *in;
     jpool_t pool = {0};
     gx_reg_pool_t *rp;
-    gx_reg_node_t *const *v;
+    gx_reg_node_t **v;
+    gx_reg_cursor_t cur;
     size_t n, k = 0;
     int rv = 0;
     char chosen[GX_REG_NODE_ID_MAX + 1];
@@ -1677,9 +1680,16 @@ gx_jobs_explain(gx_call_t *call, const gx_pb_job_t *in, Galaxy__Pool__V1__Explai
     snprintf(probe.id, sizeof(probe.id), "explain");
     probe.pb = &pb;
     probe.pool = &pool;
-    gx_reg_pool_nodes(rp, NULL, &v, &n);
+    n = gx_reg_pool_cursor(rp, NULL, NULL, &cur);
     if (n > EXPLAIN_MAX)
         n = EXPLAIN_MAX;
+    v = gx_call_alloc(call, (n ? n : 1) * sizeof(*v));
+    if (v == NULL) {
+        rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = gx_reg_cursor_nth(&cur, i);
     out->verdicts = gx_call_alloc(call, (n ? n : 1) * sizeof(*out->verdicts));
     if (out->verdicts == NULL || scratch_fit(n ? n : 1) != 0) {
         rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_ENOMEM, "out of memory");

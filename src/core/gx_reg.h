@@ -197,24 +197,31 @@ void gx_reg_node_fill(const gx_reg_node_t *n, gx_pb_node_t *out);
 /** The node's state now. */
 Galaxy__Pool__V1__NodeState gx_reg_node_state(const gx_reg_node_t *n);
 
+/** A position in an index of a pool's nodes (see gx_reg_pool_cursor()). */
+typedef struct {
+    const void *dir;
+    size_t run, at;
+} gx_reg_cursor_t;
+
 /**
- * The pool's nodes in id order, as of the last published index: *nodes[0..*n)
- * are the nodes whose id is greater than @p after (NULL or "": all).  Nodes
- * removed since may still be listed: check gx_reg_node_live().
- */
-void gx_reg_pool_nodes(const gx_reg_pool_t *p, const char *after, gx_reg_node_t *const **nodes,
-                       size_t *n);
-/**
- * As gx_reg_pool_nodes(), through the pool's index of specialization @p spec
- * (NULL or "": the whole pool): the nodes that had @p spec as of the last
- * published index, whose id is greater than @p after.  It may list more: nodes
+ * Positions @p c at the first node of pool @p p, as of its last published
+ * index, whose id is greater than @p after (NULL or "": the first); through
+ * the pool's index of specialization @p spec unless that is NULL or "": the
+ * nodes that had @p spec then.  gx_reg_cursor_next() then hands out the nodes
+ * in id order, a run at a time.  Nodes removed since may still be listed
+ * (check gx_reg_node_live()); a specialization index may list more: nodes
  * that lost the specialization since, or the whole pool for a while after the
  * registry ran out of memory; check the node's current specializations
  * (gx_reg_node_info()).  An unknown specialization lists nothing.
- * @note inside a read bracket; the array is valid until it ends
+ * @return the number of nodes of the whole index (not only after @p after)
+ * @note inside a read bracket; the cursor and the runs are valid until it ends
  */
-void gx_reg_pool_spec_nodes(const gx_reg_pool_t *p, const char *spec, const char *after,
-                            gx_reg_node_t *const **nodes, size_t *n);
+size_t gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
+                          gx_reg_cursor_t *c);
+/** The next run of nodes: @return 1 with @p v[0 .. *n), 0 at the end */
+int gx_reg_cursor_next(gx_reg_cursor_t *c, gx_reg_node_t *const **v, size_t *n);
+/** Node @p k (from 0, below gx_reg_pool_cursor()'s count) of the cursor's index, or NULL. */
+gx_reg_node_t *gx_reg_cursor_nth(const gx_reg_cursor_t *c, size_t k);
 /**
  * The node's static part as last registered (id, specializations, labels,
  * address, …): its live fields (state, load, revision, …) are not current

@@ -170,28 +170,31 @@ list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
     gx_pb_node_t **ptrs = gx_call_alloc(call, page * sizeof(*ptrs));
     char *token = gx_call_alloc(call, PAGE_TOKEN_MAX);
     gx_reg_node_t *const *v;
+    gx_reg_cursor_t cur;
     size_t n, got = 0;
 
     if (nodes == NULL || ptrs == NULL || token == NULL)
         return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     resp.revision = gx_reg_pool_revision(p);
-    gx_reg_pool_spec_nodes(p, req->specialization, after, &v, &n);
-    for (size_t i = 0; i < n; i++) {
-        int state;
-        if (!gx_reg_node_live(v[i]))
-            continue;
-        state = (int)gx_reg_node_state(v[i]);
-        if (!matches(req, gx_reg_node_info(v[i]), state))
-            continue;
-        if (got == page) { /* one more matches: this page is not the last */
-            gx_reg_page_token_encode(nodes[got - 1].id, token, PAGE_TOKEN_MAX);
-            resp.next_page_token = token;
-            break;
+    gx_reg_pool_cursor(p, req->specialization, after, &cur);
+    while (resp.next_page_token[0] == '\0' && gx_reg_cursor_next(&cur, &v, &n)) {
+        for (size_t i = 0; i < n; i++) {
+            int state;
+            if (!gx_reg_node_live(v[i]))
+                continue;
+            state = (int)gx_reg_node_state(v[i]);
+            if (!matches(req, gx_reg_node_info(v[i]), state))
+                continue;
+            if (got == page) { /* one more matches: this page is not the last */
+                gx_reg_page_token_encode(nodes[got - 1].id, token, PAGE_TOKEN_MAX);
+                resp.next_page_token = token;
+                break;
+            }
+            gx_reg_node_fill(v[i], &nodes[got]);
+            nodes[got].state = (Galaxy__Pool__V1__NodeState)state; /* the state it matched in */
+            ptrs[got] = &nodes[got];
+            got++;
         }
-        gx_reg_node_fill(v[i], &nodes[got]);
-        nodes[got].state = (Galaxy__Pool__V1__NodeState)state; /* the state it matched in */
-        ptrs[got] = &nodes[got];
-        got++;
     }
     resp.n_nodes = got;
     resp.nodes = ptrs;
@@ -296,7 +299,8 @@ snapshot_step(watch_t *w, int *budget)
 {
     gx_reg_pool_t *p = gx_reg_pool_find(gx__reg, w->pool);
     gx_reg_node_t *const *v;
-    size_t n, i;
+    gx_reg_cursor_t c;
+    size_t n;
     int rv;
 
     if (p == NULL || !gx_reg_pool_has_feed(p, w->feed))
@@ -307,22 +311,24 @@ snapshot_step(watch_t *w, int *budget)
         if (rv != 0)
             return rv;
     }
-    gx_reg_pool_spec_nodes(p, w->spec, w->after, &v, &n);
-    for (i = 0; i < n && *budget > 0; i++) {
-        gx_pb_node_t cur;
-        if (!gx_reg_node_live(v[i]))
-            continue;
-        (*budget)--;
-        strcpy(w->after, gx_reg_node_id(v[i]));
-        gx_reg_node_fill(v[i], &cur);
-        if (w->spec[0] && !has_spec(cur.n_specializations, cur.specializations, w->spec))
-            continue;
-        rv = watch_send(w, EV_UPSERT, &cur, cur.revision);
-        if (rv != 0)
-            return rv;
+    gx_reg_pool_cursor(p, w->spec, w->after, &c);
+    while (gx_reg_cursor_next(&c, &v, &n)) {
+        for (size_t i = 0; i < n; i++) {
+            gx_pb_node_t cur;
+            if (!gx_reg_node_live(v[i]))
+                continue;
+            if (*budget == 0)
+                return 0; /* the rest in the next step */
+            (*budget)--;
+            strcpy(w->after, gx_reg_node_id(v[i]));
+            gx_reg_node_fill(v[i], &cur);
+            if (w->spec[0] && !has_spec(cur.n_specializations, cur.specializations, w->spec))
+                continue;
+            rv = watch_send(w, EV_UPSERT, &cur, cur.revision);
+            if (rv != 0)
+                return rv;
+        }
     }
-    if (i < n)
-        return 0;
     w->phase = W_LIVE;
     w->cursor = w->target;
     return watch_send(w, EV_SYNCED, NULL, w->target);

@@ -7,7 +7,9 @@
  * constant-time token compare, the sorted-index search used for paging, the
  * Watch feed's ring (publication, window, resumes, byte bound), and the
  * per-specialization indexes (upkeep through adds, re-registers and removals,
- * publication, directory, rebuild after out of memory).
+ * publication, directory, rebuild after out of memory), and the chunked
+ * sorted index under them (random inserts and removals, what a publication
+ * copies, cursors, positions).
  */
 #include "config.h"
 
@@ -290,16 +292,18 @@ fx_list(const spec_fx_t *fx, const char *spec, const char *after)
 {
     static char out[256];
     gx_reg_node_t *const *v;
+    gx_reg_cursor_t c;
     size_t n;
 
     out[0] = '\0';
     rcu_read_lock();
-    gx_reg_pool_spec_nodes(&fx->p, spec, after, &v, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (out[0])
-            strcat(out, " ");
-        strcat(out, v[i]->id);
-    }
+    gx_reg_pool_cursor(&fx->p, spec, after, &c);
+    while (gx_reg_cursor_next(&c, &v, &n))
+        for (size_t i = 0; i < n; i++) {
+            if (out[0])
+                strcat(out, " ");
+            strcat(out, v[i]->id);
+        }
     rcu_read_unlock();
     return out;
 }
@@ -316,8 +320,7 @@ fx_free(spec_fx_t *fx)
     }
     free(fx->p.sv);
     free(fx->p.sdir);
-    free(fx->p.ix.pub);
-    free(fx->p.ix.v);
+    windex_free(&fx->p.ix);
     free(fx);
 }
 
@@ -396,36 +399,124 @@ START_TEST(spec_index_twice)
     /* a specialization listed twice is one entry, removed once */
     fx_add(fx, 1, "gpu,gpu");
     ck_assert_uint_eq(fx->p.sn, 1);
-    ck_assert_uint_eq(fx->p.sv[0]->ix.n, 1);
+    ck_assert_uint_eq(fx->p.sv[0]->ix.total, 1);
     fx_del(fx, 1);
-    ck_assert_uint_eq(fx->p.sv[0]->ix.n, 0);
+    ck_assert_uint_eq(fx->p.sv[0]->ix.total, 0);
     fx_free(fx);
 }
 END_TEST
 
-START_TEST(windex_shrinks)
+/* the keeper's nodes of @p x are @p want[0..n), in order, and so are the published ones */
+static void
+windex_check(windex_t *x, gx_reg_node_t *const *want, size_t n)
 {
-    windex_t x = {0};
-    gx_reg_node_t *n = calloc(1000, sizeof(*n));
-    char (*ids)[8] = calloc(1000, sizeof(*ids));
+    gx_reg_node_t *nd, *const *v;
+    gx_reg_cursor_t c;
+    size_t i = 0, m;
 
-    for (size_t i = 0; i < 1000; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "%04zu", i);
+    for (wit_t it = {x}; (nd = wit_next(&it)) != NULL; i++)
+        ck_assert_ptr_eq(nd, want[i]);
+    ck_assert_uint_eq(i, n);
+    ck_assert_uint_eq(x->total, n);
+    ck_assert_int_eq(windex_publish(x), 0);
+    rcu_read_lock();
+    ck_assert_uint_eq(windex_cursor(x, NULL, &c), n);
+    for (i = 0; gx_reg_cursor_next(&c, &v, &m);)
+        for (size_t k = 0; k < m; k++, i++)
+            ck_assert_ptr_eq(v[k], want[i]);
+    ck_assert_uint_eq(i, n);
+    for (i = 0; i < n; i += 7)
+        ck_assert_ptr_eq(gx_reg_cursor_nth(&c, i), want[i]);
+    ck_assert_ptr_null(gx_reg_cursor_nth(&c, n));
+    rcu_read_unlock();
+}
+
+START_TEST(windex_chunks)
+{
+    enum { N = 5000 };
+    windex_t x = {0};
+    gx_reg_node_t *n = calloc(N, sizeof(*n)), **sorted = calloc(N, sizeof(*sorted));
+    size_t *order = calloc(N, sizeof(*order)), m;
+    char (*ids)[8] = calloc(N, sizeof(*ids));
+    const cdir_t *before, *after;
+    gx_reg_node_t *const *v;
+    gx_reg_cursor_t c;
+    unsigned seed = 7, changed = 0;
+
+    rcu_register_thread();
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%05zu", i);
         n[i].id = ids[i];
-        ck_assert_int_eq(windex_insert(&x, &n[i]), 0);
+        sorted[i] = &n[i];
+        order[i] = i;
     }
+    /* in order (a start-up): full chunks */
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(windex_insert(&x, &n[i]), 0);
+    windex_check(&x, sorted, N);
+    ck_assert_uint_eq(x.n, (N + CHUNK_MAX - 1) / CHUNK_MAX);
+    windex_free(&x);
+
+    for (size_t i = N - 1; i > 0; i--) { /* inserts in random order: splits everywhere */
+        size_t j = (size_t)rand_r(&seed) % (i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(windex_insert(&x, &n[order[i]]), 0);
     ck_assert_int_eq(windex_insert(&x, &n[500]), 0); /* there already */
-    ck_assert_uint_eq(x.n, 1000);
-    for (size_t i = 0; i < 1000; i++)
-        ck_assert_ptr_eq(x.v[i], &n[i]);
-    for (size_t i = 0; i < 990; i++)
-        windex_remove(&x, &n[i]);
-    windex_remove(&x, &n[0]); /* gone already */
-    ck_assert_uint_eq(x.n, 10);
-    ck_assert_uint_le(x.cap, 64);
-    ck_assert_ptr_eq(x.v[0], &n[990]);
-    free(x.v);
+    windex_check(&x, sorted, N);
+    ck_assert_uint_gt(x.n, N / CHUNK_MAX);
+
+    /* one more node: one chunk copied, the others shared with the last publication */
+    before = x.pub;
+    windex_remove(&x, &n[2500]);
+    ck_assert_int_eq(windex_insert(&x, &n[2500]), 0);
+    ck_assert_int_eq(windex_publish(&x), 0);
+    after = x.pub;
+    ck_assert_ptr_ne(before, after);
+    ck_assert_uint_eq(before->n, after->n);
+    for (size_t i = 0; i < after->n; i++)
+        changed += before->run[i].c != after->run[i].c;
+    ck_assert_uint_eq(changed, 1);
+
+    /* a cursor after an id starts at the next one, across chunk boundaries */
+    rcu_read_lock();
+    for (size_t i = 0; i < N; i += 97) {
+        windex_cursor(&x, ids[i], &c);
+        if (i + 1 < N) {
+            ck_assert(gx_reg_cursor_next(&c, &v, &m));
+            ck_assert_ptr_eq(v[0], &n[i + 1]);
+        }
+    }
+    windex_cursor(&x, ids[N - 1], &c);
+    ck_assert(!gx_reg_cursor_next(&c, &v, &m));
+    rcu_read_unlock();
+
+    /* removals in random order: neighbours merge, no directory of crumbs */
+    for (size_t i = 0; i < N - 10; i++)
+        windex_remove(&x, &n[order[i]]);
+    windex_remove(&x, &n[order[0]]); /* gone already */
+    m = 0;
+    for (size_t i = 0; i < N; i++) {
+        int kept = 0;
+        for (size_t k = N - 10; k < N; k++)
+            kept |= order[k] == i;
+        if (kept)
+            sorted[m++] = &n[i];
+    }
+    windex_check(&x, sorted, 10);
+    ck_assert_uint_le(x.n, 5);
+
+    windex_clear(&x);
+    windex_check(&x, sorted, 0);
+    ck_assert_ptr_null(windex_last(&x));
+    windex_free(&x);
+    rcu_barrier();
+    rcu_unregister_thread();
     free(n);
+    free(sorted);
+    free(order);
     free(ids);
 }
 END_TEST
@@ -446,7 +537,7 @@ reg_suite(void)
     tcase_add_test(tc, watch_ring);
     tcase_add_test(tc, spec_index);
     tcase_add_test(tc, spec_index_twice);
-    tcase_add_test(tc, windex_shrinks);
+    tcase_add_test(tc, windex_chunks);
     suite_add_tcase(s, tc);
     return s;
 }
