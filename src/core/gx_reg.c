@@ -1678,10 +1678,16 @@ windex_insert(windex_t *x, gx_reg_node_t *n)
         x->dirty = 1;
         return 0;
     }
-    ci = windex_chunk(x, n->id);
-    c = x->c[ci];
     /* the store is read in key order: at start-up every insert is an append */
-    at = strcmp(c->v[c->n - 1]->id, n->id) < 0 ? c->n : lower_bound(c->v, c->n, n->id);
+    c = x->c[x->n - 1];
+    if (strcmp(c->v[c->n - 1]->id, n->id) < 0) {
+        ci = x->n - 1;
+        at = c->n;
+    } else {
+        ci = windex_chunk(x, n->id);
+        c = x->c[ci];
+        at = lower_bound(c->v, c->n, n->id);
+    }
     if (at > 0 && c->v[at - 1] == n)
         return 0; /* there already: a specialization listed twice */
     if (c->n == CHUNK_MAX && at == c->n && ci == x->n - 1) {
