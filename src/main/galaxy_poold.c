@@ -289,6 +289,7 @@ static int
 state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg_t **reg)
 {
     char err[512] = "";
+    gx_store_opts_t sopts;
     int rv;
 
     for (size_t i = 0; i < conf->registry.n_pools && !gx_access_enforced(mods); i++)
@@ -309,7 +310,10 @@ state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg
             return GX_ECONF;
         }
     }
-    rv = gx_store_open(conf->data_dir, NULL, st, err, sizeof(err));
+    gx_store_opts_init(&sopts);
+    sopts.done_begin = gx_resume_hold; /* a commit's calls go to each worker together */
+    sopts.done_end = gx_resume_release;
+    rv = gx_store_open(conf->data_dir, &sopts, st, err, sizeof(err));
     if (rv == 0)
         rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));
     if (rv == 0)

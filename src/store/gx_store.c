@@ -91,6 +91,7 @@ struct gx_store_s {
     MDB_env *env;
     MDB_dbi dbi[GX_STORE_TABLES];
     unsigned max_batch;
+    void (*done_begin)(void), (*done_end)(void);
     uint64_t map_size_max;
     pthread_rwlock_t resize_lock;
     int broken; /* the map could not be remapped: LMDB error; set under resize_lock */
@@ -257,6 +258,20 @@ group_finish(gx_store_t *st, batch_t *group, int status)
     }
 }
 
+static void
+done_begin(const gx_store_t *st)
+{
+    if (st->done_begin != NULL)
+        st->done_begin();
+}
+
+static void
+done_end(const gx_store_t *st)
+{
+    if (st->done_end != NULL)
+        st->done_end();
+}
+
 /* ------------------------------------------------------------------------ */
 /* The map                                                                  */
 
@@ -410,8 +425,10 @@ writer_commit(gx_store_t *st, batch_t *group, unsigned n)
         gx_log(GX_LOG_WARN, "store map full batches=%u map_size=%llu map_size_max=%llu", n,
                (unsigned long long)__atomic_load_n(&st->stats.map_size, __ATOMIC_RELAXED),
                (unsigned long long)st->map_size_max);
+    done_begin(st);
     if (rc == 0 || rc == GX_EMAPFULL || n == 1) {
         group_finish(st, group, rc);
+        done_end(st);
         return;
     }
     /* isolate the batch that fails: the others must not fail with it */
@@ -419,6 +436,7 @@ writer_commit(gx_store_t *st, batch_t *group, unsigned n)
         next = b->next;
         batch_finish(st, b, group_commit_grow(st, b, 1));
     }
+    done_end(st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -675,6 +693,8 @@ store_new(const gx_store_opts_t *opts)
     memset(st, 0, sizeof(*st));
     st->efd = -1;
     st->max_batch = opts->max_batch;
+    st->done_begin = opts->done_begin;
+    st->done_end = opts->done_end;
     st->map_size_max = page_round(opts->map_size_max, 0);
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -691,6 +711,7 @@ store_new(const gx_store_opts_t *opts)
 void
 gx_store_opts_init(gx_store_opts_t *o)
 {
+    memset(o, 0, sizeof(*o));
     o->map_size = GX_STORE_MAP_SIZE;
     o->map_size_max = GX_STORE_MAP_SIZE_MAX;
     o->max_batch = GX_STORE_MAX_BATCH;

@@ -66,6 +66,13 @@ typedef struct {
     uint64_t map_size;     /**< initial map size in bytes (default 64 MiB) */
     uint64_t map_size_max; /**< the map never grows past this (default 16 GiB) */
     unsigned max_batch;    /**< submitted batches per commit at most (default 4096) */
+    /**
+     * Called on the writer thread before and after the done callbacks of one
+     * commit (NULL: nothing), e.g. to hand the calls they resume to their
+     * workers together (gx_resume_hold/gx_resume_release).
+     */
+    void (*done_begin)(void);
+    void (*done_end)(void);
 } gx_store_opts_t;
 
 /** Fills @p o with the defaults. */

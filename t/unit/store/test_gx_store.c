@@ -397,6 +397,60 @@ START_TEST(test_done_durable)
 }
 END_TEST
 
+/* The done callbacks of a commit run between the done_begin and done_end hooks. */
+static int bracket_depth, bracket_pairs, bracket_inside, bracket_outside;
+
+static void
+bracket_begin(void)
+{
+    bracket_depth++;
+}
+
+static void
+bracket_end(void)
+{
+    bracket_depth--;
+    bracket_pairs++;
+}
+
+static void
+bracket_done(int status, void *arg)
+{
+    if (bracket_depth == 1)
+        bracket_inside++;
+    else
+        bracket_outside++;
+}
+
+START_TEST(test_done_bracket)
+{
+    char dir[128];
+    gx_store_opts_t opts;
+    gx_store_t *st;
+    gx_store_op_t op;
+    char key[16];
+
+    test_dir(dir, sizeof(dir), "bracket");
+    gx_store_opts_init(&opts);
+    ck_assert_ptr_null(opts.done_begin); /* none unless asked for */
+    ck_assert_ptr_null(opts.done_end);
+    opts.done_begin = bracket_begin;
+    opts.done_end = bracket_end;
+    st = store_open_opts(dir, &opts);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%03d", i);
+        op = op_put(GX_STORE_NODES, key, key);
+        ck_assert_int_eq(gx_store_submit(st, &op, 1, bracket_done, NULL), 0);
+    }
+    gx_store_close(st); /* joins the writer */
+    ck_assert_int_eq(bracket_inside, 200);
+    ck_assert_int_eq(bracket_outside, 0);
+    ck_assert_int_eq(bracket_depth, 0);
+    ck_assert_int_ge(bracket_pairs, 1); /* once per commit, and commits group batches */
+    ck_assert_int_le(bracket_pairs, 200);
+}
+END_TEST
+
 /* A done callback may submit again and read: both work from the writer thread. */
 typedef struct {
     gx_store_t *st;
@@ -1301,6 +1355,7 @@ store_suite(void)
     tcase_add_test(tc, test_order);
     tcase_add_test(tc, test_done_durable);
     tcase_add_test(tc, test_done_reentrant);
+    tcase_add_test(tc, test_done_bracket);
     tcase_add_test(tc, test_concurrent_group_commit);
     tcase_add_test(tc, test_max_batch);
     tcase_add_test(tc, test_map_full);
