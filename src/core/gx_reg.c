@@ -7,9 +7,10 @@
  * A node is a stable object in the table with its hot fields as atomics
  * (last seen, load, running jobs, state, revision) and an RCU pointer to its
  * static part (the unpacked Node message and the lease token), which a write
- * replaces wholesale; the old one goes through call_rcu.  Each pool keeps a
- * revision counter stamped on every change, and a sorted array of its nodes
- * (published through an RCU pointer) for ordered, stable paging.
+ * replaces wholesale; the old one goes through call_rcu once the last holder
+ * (the node, watch feed entries) puts it.  Each pool keeps a revision counter
+ * stamped on every change, and an index of its nodes sorted by id (published
+ * through an RCU pointer) for ordered, stable paging.
  *
  * Writers: submits run on the workers under one writer mutex (checks against
  * the applied state plus the writes in flight, reservation of the key, store
@@ -34,23 +35,24 @@
  * the held lists, the per-pool counts of nodes by state and the pools'
  * liveness TTLs are the keeper's alone.
  *
- * Secondary indexes: each pool also keeps one sorted array per specialization
+ * Secondary indexes: each pool also keeps one sorted index per specialization
  * its nodes have (ListNodes and Watch snapshots with a specialization page
  * through it, not the whole pool), maintained and published the same way and
  * in the same round as the pool's; labels have none (filtered while paging).
  *
- * Index cost: adding or removing a node is a memmove in the keeper's sorted
- * arrays (O(n) in the pool's, O(m) in each of its specializations', m the
- * nodes that have it), and each keeper round publishes a copy of every array
- * it changed (O(n + m) per round, shared by all the ops of that round).  A
- * node costs one pointer in the pool's arrays and one in each of its
- * specializations' (the keeper's, at most 4 × over with its slack, and the
- * published copy).
+ * Index cost: an index is a list of sorted chunks of at most CHUNK_MAX
+ * nodes (see windex_t).  Adding or removing a node moves at most a chunk's
+ * pointers plus the list of chunks, and each keeper round publishes copies of
+ * only the chunks it changed and a new list of them (O(CHUNK_MAX) per changed
+ * chunk plus O(n / CHUNK_MAX), shared by all the ops of that round).  A node
+ * costs one pointer in the pool's keeper chunks and one in the published
+ * copy, and the same in each of its specializations' indexes.
  *
  * Revisions and the watch feed: only the keeper stamps revisions, and each
  * revision it stamps writes one entry of the pool's feed (a ring of
- * watch_history slots, slot = revision % size, holding a heap copy of the node
- * as it was after the change; pool changes write an entry without a node).
+ * watch_history slots, slot = revision % size, holding the node as it was
+ * after the change: a reference to its static part and a copy of its live
+ * fields; pool changes write an entry without a node).
  * State changes are fed by comparing each node's state with the last state
  * the feed saw (fed_state): the sweep does it for the transitions it makes,
  * and a heartbeat that brings a node back up (on a worker) only flags the
