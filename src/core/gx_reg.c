@@ -67,6 +67,7 @@
 #include "core/gx_reg.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -656,17 +657,15 @@ pinfo_free_rcu(struct rcu_head *h)
     pinfo_free(caa_container_of(h, pinfo_t, rcu));
 }
 
+/* frees a block that is one malloc and starts with its rcu_head (chunk_t, cdir_t, sdir_t) */
 static void
-chunk_free_rcu(struct rcu_head *h)
+block_free_rcu(struct rcu_head *h)
 {
-    free(caa_container_of(h, chunk_t, rcu));
+    free(h);
 }
-
-static void
-cdir_free_rcu(struct rcu_head *h)
-{
-    free(caa_container_of(h, cdir_t, rcu));
-}
+_Static_assert(offsetof(chunk_t, rcu) == 0, "block_free_rcu frees the rcu_head's address");
+_Static_assert(offsetof(cdir_t, rcu) == 0, "block_free_rcu frees the rcu_head's address");
+_Static_assert(offsetof(sdir_t, rcu) == 0, "block_free_rcu frees the rcu_head's address");
 
 /* frees all of @p x at once: no reader can reach it any more */
 static void
@@ -699,12 +698,6 @@ static void
 sidx_free_rcu(struct rcu_head *h)
 {
     sidx_free(caa_container_of(h, sidx_t, rcu));
-}
-
-static void
-sdir_free_rcu(struct rcu_head *h)
-{
-    free(caa_container_of(h, sdir_t, rcu));
 }
 
 static void
@@ -1812,11 +1805,11 @@ windex_publish(windex_t *x)
     d->total = first;
     old = rcu_xchg_pointer(&x->pub, d);
     if (old != NULL)
-        call_rcu(&old->rcu, cdir_free_rcu);
+        call_rcu(&old->rcu, block_free_rcu);
     while (x->retired != NULL) {
         chunk_t *r = x->retired;
         x->retired = r->next;
-        call_rcu(&r->rcu, chunk_free_rcu);
+        call_rcu(&r->rcu, block_free_rcu);
     }
     x->dirty = 0;
     return 0;
@@ -1976,7 +1969,7 @@ sdir_publish(gx_reg_pool_t *p)
         memcpy(d->v, p->sv, p->sn * sizeof(d->v[0]));
     old = rcu_xchg_pointer(&p->sdir, d);
     if (old != NULL)
-        call_rcu(&old->rcu, sdir_free_rcu);
+        call_rcu(&old->rcu, block_free_rcu);
     while (p->sdead != NULL) {
         sidx_t *s = p->sdead;
         p->sdead = s->next;
