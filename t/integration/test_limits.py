@@ -241,10 +241,14 @@ def test_invalid_frames(make_server, bystander):
     b = bystander(s)
     with H2Client(s.h2c) as c:
         # an upper-case header name is a malformed request (RFC 9113 8.2.1):
-        # a stream error each time, which nghttp2 reports as an invalid frame
-        for i in range(limit + 5):
-            c.request(CHECK, grpc_frame(b""), extra=[("X-Upper", "1")])
-            c.pump(0.01)
+        # a stream error each time, which nghttp2 reports as an invalid frame.
+        # Each one waits for the server's answer to the one before: a request
+        # written after the server closed would make its kernel answer with a
+        # TCP reset, which can discard the GOAWAY before we read it.
+        for i in range(limit + 1):
+            sid = c.request(CHECK, grpc_frame(b""), extra=[("X-Upper", "1")])
+            c.wait_until(lambda: c.response(sid).reset is not None or c.goaway is not None
+                         or c.closed, 3)
             if c.goaway is not None or c.closed:
                 break
         assert c.wait_until(lambda: c.goaway is not None or c.closed, 3)
