@@ -236,7 +236,7 @@ struct gx_reg_node_s {
     struct cds_lfht_node ht;
     struct rcu_head rcu;
     gx_reg_pool_t *pool;
-    char *key;
+    char *key;         /* "<pool>\0<id>", in the node's block */
     size_t key_len;
     const char *id;    /* inside key */
     ninfo_t *info;     /* RCU */
@@ -757,7 +757,6 @@ node_free(gx_reg_node_t *n)
         return;
     ninfo_put(n->info);
     free(n->flaps);
-    free(n->key);
     free(n);
 }
 
@@ -810,15 +809,12 @@ node_key(const char *pool, const char *id, char *buf)
 static gx_reg_node_t *
 node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
 {
-    gx_reg_node_t *n = calloc(1, sizeof(*n));
+    /* the key right behind the node: a lookup's compare reads the node's own lines */
+    gx_reg_node_t *n = calloc(1, sizeof(*n) + key_len + 1);
 
     if (n == NULL)
         return NULL;
-    n->key = malloc(key_len + 1);
-    if (n->key == NULL) {
-        free(n);
-        return NULL;
-    }
+    n->key = (char *)(n + 1);
     memcpy(n->key, key, key_len);
     n->key[key_len] = '\0';
     n->key_len = key_len;
@@ -2433,12 +2429,18 @@ static void
 ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
 {
     rcu_read_lock();
-    pthread_mutex_lock(&reg->wlock);
-    for (gx_reg_op_t *op = list; op != NULL; op = op->next)
+    /*
+     * One op at a time under the writer lock: the workers' submits go on
+     * between them instead of waiting (asleep) for the whole commit.  Only
+     * the keeper changes what it publishes: that needs no lock.
+     */
+    for (gx_reg_op_t *op = list; op != NULL; op = op->next) {
+        pthread_mutex_lock(&reg->wlock);
         op_apply(reg, op);
+        pthread_mutex_unlock(&reg->wlock);
+    }
     pools_update(reg, gx_now_ms()); /* node counts and pool settings changed */
     publish_all(reg);
-    pthread_mutex_unlock(&reg->wlock);
     rcu_read_unlock();
     if (complete)
         listener_settle(reg);
@@ -2593,28 +2595,66 @@ spec_allowed(const gx_pb_pool_t *pool, const char *spec)
 }
 
 /* packs @p pb with @p token, unpacks the heap copy and submits a put */
+/* a node write: its record for the store and its stored form for the keeper */
+typedef struct {
+    uint8_t *rec;
+    size_t len;
+    ninfo_t *ni;
+} node_put_t;
+
+/* @return 0, or GX_ENOMEM with @p w empty */
+static int
+node_put_make(node_put_t *w, const gx_pb_node_t *pb, const char *token)
+{
+    w->len = 0;
+    w->rec = node_record(pb, token, &w->len);
+    w->ni = w->rec != NULL ? node_record_parse(w->rec, w->len) : NULL;
+    if (w->ni == NULL) {
+        free(w->rec);
+        w->rec = NULL;
+        return GX_ENOMEM;
+    }
+    return 0;
+}
+
+static void
+node_put_clear(node_put_t *w)
+{
+    free(w->rec);
+    ninfo_free(w->ni); /* NULL once the op took it */
+    w->rec = NULL;
+    w->ni = NULL;
+}
+
+/* queues @p w (the op takes its stored form); under the writer lock */
+static int
+node_put_queue(gx_reg_t *reg, node_put_t *w, const char *key, size_t key_len, unsigned flags,
+               gx_reg_op_t *op, gx_reg_why_t *why)
+{
+    gx_store_op_t sop = {GX_STORE_NODES, 0, key, key_len, w->rec, w->len};
+    int rv;
+
+    op->obj = w->ni;
+    op->flags = flags;
+    rv = op_submit(reg, op, OP_NODE_PUT, key, key_len, &sop, 1, why);
+    if (rv == 0)
+        w->ni = NULL;
+    else
+        op->obj = NULL;
+    return rv;
+}
+
 static int
 node_put_submit(gx_reg_t *reg, const gx_pb_node_t *pb, const char *token, const char *key,
                 size_t key_len, unsigned flags, gx_reg_op_t *op, gx_reg_why_t *why)
 {
-    size_t len = 0;
-    uint8_t *rec = node_record(pb, token, &len);
-    ninfo_t *ni = rec != NULL ? node_record_parse(rec, len) : NULL;
-    gx_store_op_t sop = {GX_STORE_NODES, 0, key, key_len, rec, len};
+    node_put_t w;
     int rv;
 
-    if (ni == NULL) {
-        free(rec);
+    if (node_put_make(&w, pb, token) != 0)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    op->obj = ni;
-    op->flags = flags;
-    rv = op_submit(reg, op, OP_NODE_PUT, key, key_len, &sop, 1, why);
-    free(rec);
-    if (rv != 0) {
-        ninfo_free(ni);
-        op->obj = NULL;
-    }
+    rv = node_put_queue(reg, &w, key, key_len, flags, op, why);
+    node_put_clear(&w);
     return rv;
 }
 
@@ -2650,7 +2690,8 @@ target_find(gx_reg_t *reg, const char *pool, const char *id, int need_node, targ
 /* decides whether a register is allowed, and how: flags and the token to use */
 static int
 register_check(gx_reg_t *reg, const target_t *t, const gx_pb_node_t *node, const char *token_in,
-               unsigned *flags, char *token, int64_t *registered, gx_reg_why_t *why)
+               const char *fresh, int64_t now, unsigned *flags, char *token, int64_t *registered,
+               gx_reg_why_t *why)
 {
     const gx_pb_pool_t *pool = rcu_dereference(t->p->info)->pb;
     uint32_t st;
@@ -2659,14 +2700,14 @@ register_check(gx_reg_t *reg, const target_t *t, const gx_pb_node_t *node, const
         if (!spec_allowed(pool, node->specializations[i]))
             return why_set(why, GX_STATUS_INVALID_ARGUMENT, "specializations: \"%s\" is not "
                            "allowed in pool \"%s\"", node->specializations[i], pool->name);
-    *registered = unix_ms();
+    *registered = now;
     if (t->n == NULL) {
         if (pool->max_nodes != 0 &&
             uatomic_read(&t->p->node_count) + t->p->pending_adds >= pool->max_nodes)
             return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "pool \"%s\" is full (max_nodes "
                            "%u)", pool->name, pool->max_nodes);
         *flags = F_NEW | F_REFRESH;
-        random_token(token);
+        strcpy(token, fresh);
         return 0;
     }
     st = uatomic_read(&t->n->state);
@@ -2680,7 +2721,7 @@ register_check(gx_reg_t *reg, const target_t *t, const gx_pb_node_t *node, const
         return why_set(why, GX_STATUS_ALREADY_EXISTS, "node.id: \"%s\" is registered in pool "
                        "\"%s\" under another lease", node->id, pool->name);
     *flags = F_REFRESH;
-    random_token(token);
+    strcpy(token, fresh);
     return 0;
 }
 
@@ -2692,36 +2733,55 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
 {
     gx_pb_node_t *pb = gx_call_alloc(call, sizeof(*pb));
     char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
+    char fresh[2 * TOKEN_BYTES + 1];
     unsigned flags = 0;
-    int64_t registered = 0;
+    int64_t registered = 0, now = unix_ms();
+    node_put_t w;
     target_t t;
     int rv;
 
     if (pb == NULL || token == NULL)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    gx_reg_read_begin();
-    pthread_mutex_lock(&reg->wlock);
-    rv = target_find(reg, node->pool, node->id, 0, &t, why);
-    if (rv == 0)
-        rv = register_check(reg, &t, node, token_in, &flags, token, &registered, why);
-    if (rv != 0)
-        goto out;
+    /*
+     * The record of a new node (a fresh lease, registered now) is made
+     * before taking the writer lock, which the other workers wait for; a
+     * re-register under its lease keeps its token and first registration
+     * time: its record is made again under the lock.
+     */
+    random_token(fresh);
     *pb = *node;
     pb->state = GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY;
     pb->load = 0;
     pb->running_jobs = 0;
-    pb->registered_unix_ms = registered;
-    pb->last_heartbeat_unix_ms = unix_ms();
+    pb->registered_unix_ms = now;
+    pb->last_heartbeat_unix_ms = now;
     pb->revision = 0;
     pb->flap_count = 0;
     pb->owner = (char *)owner;
+    if (node_put_make(&w, pb, fresh) != 0)
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    gx_reg_read_begin();
+    pthread_mutex_lock(&reg->wlock);
+    rv = target_find(reg, node->pool, node->id, 0, &t, why);
+    if (rv == 0)
+        rv = register_check(reg, &t, node, token_in, fresh, now, &flags, token, &registered,
+                            why);
+    if (rv == 0 && (registered != now || strcmp(token, fresh) != 0)) {
+        pb->registered_unix_ms = registered;
+        node_put_clear(&w);
+        if (node_put_make(&w, pb, token) != 0)
+            rv = why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (rv != 0)
+        goto out;
     gx_reg_pool_heartbeat(t.p, interval_out, ttl_out);
-    rv = node_put_submit(reg, pb, token, t.key, t.key_len, flags, op, why);
+    rv = node_put_queue(reg, &w, t.key, t.key_len, flags, op, why);
     if (rv == 0 && (flags & F_NEW))
         t.p->pending_adds++;
 out:
     pthread_mutex_unlock(&reg->wlock);
     gx_reg_read_end();
+    node_put_clear(&w);
     *reply = pb;
     *token_out = token;
     return rv;
