@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Random bytes from getrandom(2) (blocking only until the pool is seeded at
- * boot; small draws served from a per-thread buffer), SHA-256 and constant-time comparison from OpenSSL's libcrypto,
- * which the TLS listener links anyway.
+ * boot; small draws served from a per-thread buffer), SHA-256 and
+ * constant-time comparison from OpenSSL's libcrypto, which the TLS listener
+ * links anyway.
  */
 #include "config.h"
 
