@@ -3,13 +3,16 @@
  * Unit tests of the cryptographic helpers (src/util/gx_crypto.c): SHA-256
  * against the FIPS 180-2 test vectors (also split across its two inputs, as
  * the key store calls it with salt and secret), hex output, constant-time
- * comparison, and random bytes that are not all alike.
+ * comparison, and random bytes that are not all alike, not replayed in a
+ * forked child.
  */
 #include "config.h"
 
 #include "util/gx_crypto.h"
 
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -70,6 +73,44 @@ START_TEST(random_bytes)
 }
 END_TEST
 
+/*
+ * Small draws come from a per-thread buffer: a forked child must not replay
+ * what its parent draws next, and no byte is handed out twice.
+ */
+START_TEST(random_buffer)
+{
+    uint8_t first[16], parent[16], child[16], big[4096];
+    int fds[2], status;
+    pid_t pid;
+
+    gx_random_bytes(first, sizeof(first)); /* the buffer now holds the bytes that follow */
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        gx_random_bytes(child, sizeof(child));
+        _exit(write(fds[1], child, sizeof(child)) == (ssize_t)sizeof(child) ? 0 : 1);
+    }
+    close(fds[1]);
+    gx_random_bytes(parent, sizeof(parent));
+    ck_assert_int_eq(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(memcmp(parent, child, sizeof(child)) != 0);
+    ck_assert(memcmp(first, parent, sizeof(first)) != 0);
+    /* many small draws across refills, and a big one past the buffer: all distinct */
+    for (int i = 0; i < 200; i++) {
+        uint8_t x[16];
+        gx_random_bytes(x, sizeof(x));
+        ck_assert(memcmp(x, parent, sizeof(x)) != 0);
+        memcpy(parent, x, sizeof(x));
+    }
+    gx_random_bytes(big, sizeof(big));
+    ck_assert(memcmp(big, big + 2048, 16) != 0);
+}
+END_TEST
+
 static Suite *
 crypto_suite(void)
 {
@@ -79,6 +120,7 @@ crypto_suite(void)
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, hex_and_compare);
     tcase_add_test(tc, random_bytes);
+    tcase_add_test(tc, random_buffer);
     suite_add_tcase(s, tc);
     return s;
 }
