@@ -2000,7 +2000,7 @@ specs_publish(gx_reg_pool_t *p)
     if (p->sdir_dirty && sdir_publish(p) != 0)
         rv = GX_ENOMEM;
     if (rv == 0 && p->spec_stale) {
-        cmm_smp_wmb(); /* the indexes before the flag: see gx_reg_pool_spec_nodes() */
+        cmm_smp_wmb(); /* the indexes before the flag: see gx_reg_pool_cursor() */
         uatomic_set(&p->spec_stale, 0);
     }
     return rv;
