@@ -4,9 +4,11 @@ filter pages through that specialization's nodes only, in id order, with the
 same page tokens and the same stability under change as the pool's index:
 many nodes and pages, nodes that change specialization by re-Register while a
 listing goes on, removals (Deregister, a pool deleted and made again), the
-index rebuilt from the store after a restart, and Watch snapshots with a
-specialization."""
+index rebuilt from the store after a restart, Watch snapshots with a
+specialization, and all of it at once across many index chunks."""
 import importlib
+import random
+import threading
 
 import grpc
 import pytest
@@ -199,3 +201,77 @@ def test_watch_snapshot_by_spec(api, pb):
         assert len(got) <= 400
     call.cancel()
     assert got == [nid(i) for i in range(400) if i % 7 == 0]
+
+
+def test_churn_across_chunks(api, pb):
+    """Nodes registered in random order (the index splits its 512-node chunks
+    all over), then re-registered with other specializations and deregistered,
+    while listings page through the pool and by specialization and Watch
+    snapshots of a specialization run: every listing and snapshot is in id
+    order without repeats, and afterwards the pool's and each
+    specialization's listing are exactly the nodes registered with it."""
+    rnd = random.Random(7)
+    ids = ["c%05d" % i for i in range(2500)]
+    rnd.shuffle(ids)
+    choices = (["a"], ["b"], ["a", "b"])
+    specs = {x: choices[rnd.randrange(3)] for x in ids}
+    tokens, errors, stop, passes = {}, [], threading.Event(), [0, 0]
+
+    def ordered(got, what):
+        if got != sorted(got) or len(got) != len(set(got)):
+            errors.append((what, got[:8]))
+
+    def lister():
+        while not stop.is_set():
+            for spec in ("", "a", "b"):
+                ordered(api.list_all(POOL, page_size=97, specialization=spec), "list " + spec)
+            passes[0] += 1
+
+    def watcher():
+        while not stop.is_set():
+            got = []
+            for ev in api.Watch(pb.WatchRequest(pool=POOL, specialization="b"), timeout=30):
+                if ev.type == pb.WATCH_EVENT_TYPE_SYNCED:
+                    break
+                if ev.type == pb.WATCH_EVENT_TYPE_UPSERT:
+                    got.append(ev.node.id)
+            ordered(got, "watch snapshot")
+            passes[1] += 1
+
+    def register(batch):
+        futs = [(x, api.Register.future(pb.RegisterRequest(
+            node=api.node(x, POOL, specs=specs[x]), lease_token=tokens.get(x, "")), timeout=30))
+            for x in batch]
+        for x, f in futs:
+            tokens[x] = f.result().lease_token
+
+    threads = [threading.Thread(target=fn) for fn in (lister, lister, watcher)]
+    for t in threads:
+        t.start()
+    try:
+        # small batches, so that the readers run between them
+        for k in range(0, len(ids), 50):
+            register(ids[k:k + 50])
+        for _ in range(3):
+            changed = rnd.sample(ids, 300)
+            for x in changed:
+                specs[x] = choices[(choices.index(specs[x]) + 1) % 3]
+            for k in range(0, len(changed), 50):
+                register(changed[k:k + 50])
+        gone = rnd.sample(ids, 700)
+        for k in range(0, len(gone), 50):
+            futs = [api.Deregister.future(pb.DeregisterRequest(
+                pool=POOL, node_id=x, lease_token=tokens[x]), timeout=30) for x in gone[k:k + 50]]
+            for f in futs:
+                f.result()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:3]
+    assert passes[0] >= 2 and passes[1] >= 1, passes  # the readers ran alongside
+    left = sorted(set(ids) - set(gone))
+    assert api.list_all(POOL, page_size=250) == left
+    for s in ("a", "b"):
+        assert api.list_all(POOL, page_size=250, specialization=s) == \
+            [x for x in left if s in specs[x]]

@@ -431,9 +431,29 @@ windex_check(windex_t *x, gx_reg_node_t *const *want, size_t n)
     rcu_read_unlock();
 }
 
+/* what readers see of @p x: @p total nodes, in strictly increasing id order */
+static void
+windex_published_ok(const windex_t *x, size_t total)
+{
+    gx_reg_node_t *const *v;
+    gx_reg_cursor_t c;
+    const char *last = "";
+    size_t m, seen = 0;
+
+    rcu_read_lock();
+    ck_assert_uint_eq(windex_cursor(x, NULL, &c), total);
+    while (gx_reg_cursor_next(&c, &v, &m))
+        for (size_t k = 0; k < m; k++, seen++) {
+            ck_assert_int_lt(strcmp(last, v[k]->id), 0);
+            last = v[k]->id;
+        }
+    ck_assert_uint_eq(seen, total);
+    rcu_read_unlock();
+}
+
 START_TEST(windex_chunks)
 {
-    enum { N = 5000 };
+    enum { N = 3000 };
     windex_t x = {0};
     gx_reg_node_t *n = calloc(N, sizeof(*n)), **sorted = calloc(N, sizeof(*sorted));
     size_t *order = calloc(N, sizeof(*order)), m;
@@ -462,16 +482,23 @@ START_TEST(windex_chunks)
         order[i] = order[j];
         order[j] = t;
     }
-    for (size_t i = 0; i < N; i++)
+    /* published after every 16 inserts and right after every split, as commits would be */
+    for (size_t i = 0; i < N; i++) {
+        size_t chunks = x.n;
         ck_assert_int_eq(windex_insert(&x, &n[order[i]]), 0);
-    ck_assert_int_eq(windex_insert(&x, &n[500]), 0); /* there already */
+        if (x.n != chunks || i % 16 == 15) {
+            ck_assert_int_eq(windex_publish(&x), 0);
+            windex_published_ok(&x, i + 1);
+        }
+    }
+    ck_assert_int_eq(windex_insert(&x, &n[N / 3]), 0); /* there already */
     windex_check(&x, sorted, N);
     ck_assert_uint_gt(x.n, N / CHUNK_MAX);
 
     /* one more node: one chunk copied, the others shared with the last publication */
     before = x.pub;
-    windex_remove(&x, &n[2500]);
-    ck_assert_int_eq(windex_insert(&x, &n[2500]), 0);
+    windex_remove(&x, &n[N / 2]);
+    ck_assert_int_eq(windex_insert(&x, &n[N / 2]), 0);
     ck_assert_int_eq(windex_publish(&x), 0);
     after = x.pub;
     ck_assert_ptr_ne(before, after);
@@ -494,8 +521,14 @@ START_TEST(windex_chunks)
     rcu_read_unlock();
 
     /* removals in random order: neighbours merge, no directory of crumbs */
-    for (size_t i = 0; i < N - 10; i++)
+    for (size_t i = 0; i < N - 10; i++) {
+        size_t chunks = x.n;
         windex_remove(&x, &n[order[i]]);
+        if (x.n != chunks || i % 16 == 15) {
+            ck_assert_int_eq(windex_publish(&x), 0);
+            windex_published_ok(&x, N - i - 1);
+        }
+    }
     windex_remove(&x, &n[order[0]]); /* gone already */
     m = 0;
     for (size_t i = 0; i < N; i++) {
@@ -538,6 +571,8 @@ reg_suite(void)
     tcase_add_test(tc, spec_index);
     tcase_add_test(tc, spec_index_twice);
     tcase_add_test(tc, windex_chunks);
+    /* windex_chunks publishes hundreds of times: grace periods, slower under sanitizers */
+    tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
     return s;
 }
