@@ -245,7 +245,15 @@ def test_churn_across_chunks(api, pb):
         for x, f in futs:
             tokens[x] = f.result().lease_token
 
-    threads = [threading.Thread(target=fn) for fn in (lister, lister, watcher)]
+    def guarded(fn):
+        def run():
+            try:
+                fn()
+            except Exception as e:  # a reader's failure fails the test, not just its thread
+                errors.append((fn.__name__, repr(e)))
+        return run
+
+    threads = [threading.Thread(target=guarded(fn)) for fn in (lister, lister, watcher)]
     for t in threads:
         t.start()
     try:
@@ -269,7 +277,7 @@ def test_churn_across_chunks(api, pb):
         for t in threads:
             t.join(60)
     assert not errors, errors[:3]
-    assert passes[0] >= 2 and passes[1] >= 1, passes  # the readers ran alongside
+    assert passes[0] >= 1 and passes[1] >= 1, passes  # the readers ran alongside
     left = sorted(set(ids) - set(gone))
     assert api.list_all(POOL, page_size=250) == left
     for s in ("a", "b"):
