@@ -270,9 +270,9 @@ void gx_reg_listen(gx_reg_t *reg, const gx_reg_listener_t *l);
  * The change feed of one pool, for Discovery.Watch: a ring of the pool's last
  * changes (at most watch_history of them and about watch_bytes), one slot per
  * revision, written only by the keeper thread and read without locks.  Each
- * entry holds the node as it was after the change.  The feed
- * is reference-counted so that a watcher can keep it across callbacks and
- * poll its head with one atomic load; entries are read inside a read bracket.
+ * entry holds the node as it was after the change.  The feed is
+ * reference-counted so that a watcher can keep it across callbacks and poll
+ * its head with one atomic load; entries are read inside a read bracket.
  */
 typedef struct gx_reg_feed_s gx_reg_feed_t;
 
