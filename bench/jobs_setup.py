@@ -29,10 +29,8 @@ usage errors.
 """
 
 import argparse
-import collections
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import register_nodes  # noqa: E402  (compiles pool.proto with protoc)
@@ -52,53 +50,12 @@ def stub(grpc, ch, method, req_cls, resp_cls):
 
 def register(pb, grpc, args):
     """Registers the nodes; @return a Counter of status codes."""
-    channels = [grpc.insecure_channel(args.target) for _ in range(args.channels)]
-    stubs = [stub(grpc, ch, "NodeRegistry/Register", pb.RegisterRequest, pb.RegisterResponse)
-             for ch in channels]
-    for ch in channels:
-        grpc.channel_ready_future(ch).result(timeout=args.call_timeout)
-    codes = collections.Counter()
-    first_error = []
-    inflight = collections.deque()
-    deadline = time.monotonic() + args.deadline
-    t0 = time.monotonic()
-
-    def reap(item):
-        node_id, fut = item
-        try:
-            fut.result()
-            codes["OK"] += 1
-        except grpc.RpcError as e:
-            codes[e.code().name] += 1
-            if not first_error:
-                first_error.append("%s: %s %s" % (node_id, e.code().name, e.details()))
-
-    for i in range(args.nodes):
-        if time.monotonic() > deadline:
-            print("jobs_setup: deadline of %ss reached after %d Register calls" %
-                  (args.deadline, i), file=sys.stderr)
-            codes["CLIENT_DEADLINE"] += args.nodes - i
-            break
-        while len(inflight) >= args.concurrency:
-            reap(inflight.popleft())
-        node = pb.Node(id="n%05d" % i, pool=args.pool, specializations=[spec_name(i % args.specs)],
+    def node(i):
+        return pb.Node(id="n%05d" % i, pool=args.pool, specializations=[spec_name(i % args.specs)],
                        address="127.0.0.1:%d" % (20000 + i % 40000), version="bench",
                        capacity=pb.Resources(), labels={"bench": "jobs"})
-        fut = stubs[i % len(stubs)].future(pb.RegisterRequest(node=node),
-                                            timeout=args.call_timeout)
-        inflight.append((node.id, fut))
-    while inflight:
-        reap(inflight.popleft())
-    secs = time.monotonic() - t0
-    for ch in channels:
-        ch.close()
-    total = sum(codes.values())
-    print("jobs_setup: %d Register calls in %.2f s (%.0f/s), %s" %
-          (total, secs, total / secs if secs > 0 else 0,
-           " ".join("%s=%d" % kv for kv in sorted(codes.items()))), file=sys.stderr)
-    if first_error:
-        print("jobs_setup: first error: " + first_error[0], file=sys.stderr)
-    return codes
+
+    return register_nodes.register_all(pb, grpc, args, args.nodes, node, "jobs_setup")[1]
 
 
 def check_pool(pb, grpc, ch, args, want_nodes):

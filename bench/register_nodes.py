@@ -57,8 +57,18 @@ def heartbeat_request(pb, args, token):
                                load=0.5, running_jobs=1)
 
 
-def register_all(pb, grpc, args):
-    """Registers args.count nodes; returns {node_id: token} and a Counter of codes."""
+def bench_node(pb, args, i):
+    """Node i of this script: specialization "bench", some capacity."""
+    return pb.Node(id="%s%d" % (args.prefix, i), pool=args.pool, specializations=["bench"],
+                   address="127.0.0.1:%d" % (20000 + i % 40000), version="bench",
+                   capacity=pb.Resources(cpu_millis=4000, memory_bytes=8 << 30, max_jobs=4),
+                   labels={"bench": "1"})
+
+
+def register_all(pb, grpc, args, count, make_node, who="register_nodes"):
+    """Registers make_node(i) for i in 0..count-1 over args.channels connections,
+    args.concurrency calls in flight, all bounded by args.deadline; prints a
+    summary as @who.  @return {node_id: token} and a Counter of codes."""
     channels = [grpc.insecure_channel(args.target) for _ in range(args.channels)]
     stubs = [ch.unary_unary(REGISTER,
                             request_serializer=pb.RegisterRequest.SerializeToString,
@@ -86,20 +96,15 @@ def register_all(pb, grpc, args):
             if first_error is None:
                 first_error = "%s: %s %s" % (node_id, e.code().name, e.details())
 
-    for i in range(args.count):
+    for i in range(count):
         if time.monotonic() > deadline:
-            print("register_nodes: deadline of %ss reached after %d calls" % (args.deadline, i),
+            print("%s: deadline of %ss reached after %d Register calls" % (who, args.deadline, i),
                   file=sys.stderr)
-            codes["CLIENT_DEADLINE"] += args.count - i
+            codes["CLIENT_DEADLINE"] += count - i
             break
         while len(inflight) >= args.concurrency:
             reap(inflight.popleft())
-        node = pb.Node(id="%s%d" % (args.prefix, i), pool=args.pool,
-                       specializations=["bench"], address="127.0.0.1:%d" % (20000 + i % 40000),
-                       version="bench",
-                       capacity=pb.Resources(cpu_millis=4000, memory_bytes=8 << 30,
-                                             max_jobs=4),
-                       labels={"bench": "1"})
+        node = make_node(i)
         fut = stubs[i % len(stubs)].future(pb.RegisterRequest(node=node),
                                             timeout=args.call_timeout)
         inflight.append((node.id, fut))
@@ -108,11 +113,11 @@ def register_all(pb, grpc, args):
     secs = time.monotonic() - t0
     for ch in channels:
         ch.close()
-    print("register_nodes: %d calls in %.2f s (%.0f/s), %s" %
-          (sum(codes.values()), secs, sum(codes.values()) / secs if secs > 0 else 0,
+    print("%s: %d Register calls in %.2f s (%.0f/s), %s" %
+          (who, sum(codes.values()), secs, sum(codes.values()) / secs if secs > 0 else 0,
            " ".join("%s=%d" % kv for kv in sorted(codes.items()))), file=sys.stderr)
     if first_error:
-        print("register_nodes: first error: " + first_error, file=sys.stderr)
+        print("%s: first error: %s" % (who, first_error), file=sys.stderr)
     return tokens, codes
 
 
@@ -162,7 +167,8 @@ def main():
     tokens = {}
     if args.count:
         import grpc
-        tokens, codes = register_all(pb, grpc, args)
+        tokens, codes = register_all(pb, grpc, args, args.count,
+                                     lambda i: bench_node(pb, args, i))
         ok = set(codes) == {"OK"}
         if args.tokens:
             with open(args.tokens, "w") as f:
