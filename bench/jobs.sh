@@ -137,11 +137,7 @@ cleanup() {
     local s
     for s in "${!pid[@]}"; do kill -9 "${pid[$s]}" 2>/dev/null || true; done
     for s in "${gl[@]}"; do kill "$s" 2>/dev/null || true; done
-    if [ -n "$log_dir" ]; then
-        mkdir -p "$log_dir"
-        (cd "$tmp" && find . -maxdepth 1 -type f -exec cp {} "$log_dir"/ \;)
-    fi
-    rm -rf "$tmp"
+    tmp_done
 }
 trap cleanup EXIT
 ticks=$(getconf CLK_TCK)

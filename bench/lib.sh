@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Shell functions the benchmark scripts share; sourced, not run.
-# The callers keep their servers' PIDs in the associative array `pid` and
-# their temporary directory in `tmp`.
+# The callers keep their servers' PIDs in the associative array `pid`, their
+# temporary directory in `tmp` and the directory for its files in `log_dir`.
 
 isnum() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 
@@ -30,6 +30,14 @@ wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
 
 cpu() {    # SERVER: utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
     sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
+}
+
+tmp_done() {    # at exit: the files of $tmp into $log_dir when one was given, then $tmp goes
+    if [ -n "$log_dir" ]; then
+        mkdir -p "$log_dir"
+        (cd "$tmp" && find . -maxdepth 1 -type f -exec cp {} "$log_dir"/ \;)
+    fi
+    rm -rf "$tmp"
 }
 
 median() {    # column FILE

@@ -119,11 +119,7 @@ cleanup() {
     if [ -n "$pid" ]; then
         { kill -9 "$pid"; wait "$pid"; } 2>/dev/null || true
     fi
-    if [ -n "$log_dir" ]; then
-        mkdir -p "$log_dir"
-        (cd "$tmp" && find . -maxdepth 1 -type f -exec cp {} "$log_dir"/ \;)
-    fi
-    rm -rf "$tmp"
+    tmp_done
 }
 trap cleanup EXIT
 py=/usr/bin/python3

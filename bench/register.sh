@@ -135,11 +135,7 @@ declare -A pid addr
 cleanup() {
     local s
     for s in "${!pid[@]}"; do kill -9 "${pid[$s]}" 2>/dev/null || true; done
-    if [ -n "$log_dir" ]; then
-        mkdir -p "$log_dir"
-        (cd "$tmp" && find . -maxdepth 1 -type f -exec cp {} "$log_dir"/ \;)
-    fi
-    rm -rf "$tmp"
+    tmp_done
 }
 trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
