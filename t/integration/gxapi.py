@@ -77,19 +77,28 @@ class Api:
         return self.ListNodes(self.pb.ListNodesRequest(pool=pool, **kw), timeout=10)
 
     def list_all(self, pool="devnet", page_size=100, **kw):
-        ids, token = [], ""
-        for _ in range(10000):
-            r = self.list(pool, page_size=page_size, page_token=token, **kw)
-            ids += [n.id for n in r.nodes]
-            token = r.next_page_token
-            if not token:
-                return ids
-        raise AssertionError("paging does not end")
+        return page_ids(lambda token: self.list(pool, page_size=page_size, page_token=token,
+                                                **kw), "nodes")[0]
 
     def create_pool(self, name, **kw):
         kw.setdefault("visibility", self.pb.VISIBILITY_PUBLIC)
         return self.CreatePool(self.pb.CreatePoolRequest(pool=self.pb.Pool(name=name, **kw)),
                                timeout=10)
+
+
+def page_ids(fetch, field, token=""):
+    """Every page of a listing from @token, fetch(token) giving one: the ids of
+    the items in its repeated field @field, and the page lengths.  Bounded."""
+    ids, sizes = [], []
+    for _ in range(10000):
+        r = fetch(token)
+        items = getattr(r, field)
+        ids += [x.id for x in items]
+        sizes.append(len(items))
+        token = r.next_page_token
+        if not token:
+            return ids, sizes
+    raise AssertionError("paging does not end")
 
 
 def status_of(fn, *a, **kw):

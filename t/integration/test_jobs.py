@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from gxapi import Api, Heartbeater, status_of, with_key
+from gxapi import Api, Heartbeater, page_ids, status_of, with_key
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]+$")
 ADMIN_SECRET = "jobs-admin-" + secrets.token_hex(16)
@@ -73,15 +73,8 @@ class JobsApi(Api):
 
     def list_ids(self, pool, page_size=0, **kw):
         """Every job id of a listing, page after page, and the page lengths."""
-        ids, sizes, token = [], [], ""
-        for _ in range(1000):
-            r = self.list_jobs(pool, page_size=page_size, page_token=token, **kw)
-            ids += [j.id for j in r.jobs]
-            sizes.append(len(r.jobs))
-            token = r.next_page_token
-            if not token:
-                return ids, sizes
-        raise AssertionError("paging does not end")
+        return page_ids(lambda token: self.list_jobs(pool, page_size=page_size,
+                                                     page_token=token, **kw), "jobs")
 
     def deliveries(self, id, token, pool, load=0.5):
         """The jobs of one heartbeat of node @id: {job id: Job}."""

@@ -13,7 +13,7 @@ import threading
 import grpc
 import pytest
 
-from gxapi import Api, status_of
+from gxapi import Api, page_ids, status_of
 
 POOL = "idx"
 
@@ -47,16 +47,9 @@ def register_many(api, pb, ids, specs, labels=None):
 
 
 def page_all(api, page_size, token="", **kw):
-    """Every page of a listing from @token: (ids, page sizes); bounded."""
-    ids, sizes = [], []
-    for _ in range(1000):
-        r = api.list(POOL, page_size=page_size, page_token=token, **kw)
-        ids += [n.id for n in r.nodes]
-        sizes.append(len(r.nodes))
-        token = r.next_page_token
-        if not token:
-            return ids, sizes
-    raise AssertionError("paging does not end")
+    """Every page of a listing from @token: (ids, page sizes)."""
+    return page_ids(lambda t: api.list(POOL, page_size=page_size, page_token=t, **kw), "nodes",
+                    token)
 
 
 def nid(i):
