@@ -49,6 +49,14 @@ takes_stream(const gx_route_t *r)
 
 /* ------------------------------------------------------------------ accessors */
 
+const gx_service_t *
+gx_call_service(const gx_call_t *call)
+{
+    const gx_route_t *r = call->core.method;
+
+    return r != NULL ? r->svc : NULL;
+}
+
 void *
 gx_call_ctx(const gx_call_t *call, const gx_module_t *mod)
 {

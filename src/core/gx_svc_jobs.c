@@ -33,6 +33,7 @@ typedef Galaxy__Pool__V1__CancelJobRequest cancel_req_t;
 typedef Galaxy__Pool__V1__UpdateJobStatusRequest update_req_t;
 
 #define SVC "/galaxy.pool.v1.Jobs/"
+static const gx_service_t jobs_service; /* defined at the end, with its table */
 #define ROUTING_KEY_MAX 256
 
 static const gx_module_t *self;
@@ -176,9 +177,8 @@ park(gx_call_t *call, int rv, const gx_jobs_why_t *why)
 static int
 is_method(gx_call_t *call, const char *name)
 {
-    const char *m = gx_call_method(call);
-
-    return strncmp(m, SVC, sizeof(SVC) - 1) == 0 && strcmp(m + sizeof(SVC) - 1, name) == 0;
+    return gx_call_service(call) == &jobs_service &&
+           strcmp(gx_call_method(call) + sizeof(SVC) - 1, name) == 0;
 }
 
 /* ROUTE: SubmitJob is routed and written */

@@ -32,6 +32,7 @@ typedef Galaxy__Pool__V1__CreateApiKeyRequest create_key_req_t;
 typedef Galaxy__Pool__V1__RevokeApiKeyRequest revoke_key_req_t;
 
 #define SVC "/galaxy.pool.v1.PoolAdmin/"
+static const gx_service_t pooladmin_service; /* defined at the end, with its table */
 
 static const gx_module_t *self;
 
@@ -178,7 +179,7 @@ write_hook(gx_call_t *call, void *ctx)
     pool_write_t *pw;
     int rv;
 
-    if (strncmp(m, SVC, sizeof(SVC) - 1) != 0)
+    if (gx_call_service(call) != &pooladmin_service)
         return GX_DECLINED;
     m += sizeof(SVC) - 1;
     if (strcmp(m, "CreatePool") != 0 && strcmp(m, "UpdatePool") != 0 &&

@@ -33,6 +33,7 @@ typedef Galaxy__Pool__V1__DeregisterRequest deregister_req_t;
 typedef Galaxy__Pool__V1__DrainRequest drain_req_t;
 
 #define SVC "/galaxy.pool.v1.NodeRegistry/"
+static const gx_service_t registry_service; /* defined at the end, with its table */
 
 static const gx_module_t *self;
 
@@ -134,7 +135,7 @@ write_hook(gx_call_t *call, void *ctx)
     reg_write_t *rw;
     int rv;
 
-    if (strncmp(m, SVC, sizeof(SVC) - 1) != 0)
+    if (gx_call_service(call) != &registry_service)
         return GX_DECLINED;
     m += sizeof(SVC) - 1;
     if (strcmp(m, "Register") != 0 && strcmp(m, "Deregister") != 0 && strcmp(m, "Drain") != 0)
@@ -271,7 +272,8 @@ log_hook(gx_call_t *call, void *ctx)
 {
     void *s = gx_call_ctx(call, self);
 
-    if (s != NULL && strcmp(gx_call_method(call), SVC "HeartbeatStream") == 0)
+    if (s != NULL && gx_call_service(call) == &registry_service &&
+        strcmp(gx_call_method(call), SVC "HeartbeatStream") == 0)
         gx_jobs_stream_end(s);
     return GX_OK;
 }
