@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "transport/gx_conn.h"
@@ -244,7 +243,7 @@ gx__call_trailers(gx_call_t *call, nghttp2_nv **nva, size_t *nvlen)
 int
 gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
 {
-    struct evbuffer_iovec v;
+    uint8_t *p;
     size_t size;
     int rv;
 
@@ -253,17 +252,16 @@ gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
     size = protobuf_c_message_get_packed_size(msg);
     if (size > UINT32_MAX - GX_GRPC_PREFIX_LEN)
         return GX_E2BIG;
-    if (evbuffer_reserve_space(call->out, (ev_ssize_t)(size + GX_GRPC_PREFIX_LEN), &v, 1) < 1)
+    p = gx_bq_reserve(&call->out, call->arena, size + GX_GRPC_PREFIX_LEN);
+    if (p == NULL)
         return GX_ENOMEM;
-    gx_grpc_prefix_encode(v.iov_base, 0, (uint32_t)size);
-    protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + GX_GRPC_PREFIX_LEN);
-    v.iov_len = size + GX_GRPC_PREFIX_LEN;
-    if (evbuffer_commit_space(call->out, &v, 1) != 0)
-        return GX_ENOMEM;
+    gx_grpc_prefix_encode(p, 0, (uint32_t)size);
+    protobuf_c_message_pack(msg, p + GX_GRPC_PREFIX_LEN);
+    gx_bq_commit(&call->out, size + GX_GRPC_PREFIX_LEN);
     rv = gx__call_submit(call);
     if (rv != 0)
         return rv;
-    if (evbuffer_get_length(call->out) > call->conn->worker->srv->conf.limits.send_buffer_bytes) {
+    if (gx_bq_len(&call->out) > call->conn->worker->srv->conf.limits.send_buffer_bytes) {
         call->want_writable = 1;
         return GX_AGAIN;
     }

@@ -19,9 +19,9 @@
 #include <galaxy/gx_module.h>
 
 #include "util/gx_arena.h"
+#include "util/gx_bq.h"
 #include "util/gx_clock.h"
 
-struct evbuffer;
 struct event;
 typedef struct gx_conn_s gx_conn_t;
 struct gx_worker_s;
@@ -52,11 +52,11 @@ struct gx_call_s {
     uint8_t gzip_in;
 
     /* reception: bytes not yet parsed, and those not yet returned to the window */
-    struct evbuffer *in;
+    gx_bq_t in;
     size_t unconsumed;
 
     /* response */
-    struct evbuffer *out;
+    gx_bq_t out;
     gx_md_t *md_hdr, *md_trl;
     gx_status_t status;
     char *message;

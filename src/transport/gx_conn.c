@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Connections: the glue between a bufferevent (plain or TLS) and an nghttp2
- * server session, and the stream side of gRPC calls.
+ * Connections: the glue between a socket and an nghttp2 server session, and
+ * the stream side of gRPC calls.
  *
  * Bytes read are fed to nghttp2_session_mem_recv(); what nghttp2 wants to send
- * goes to the bufferevent's output until conn_output_bytes are queued, then
- * nghttp2 is told WOULDBLOCK and reading stops until the peer has taken some:
- * a slow reader slows its own connection and nothing else.  Request bytes are
- * returned to the flow-control window only as calls take them, so a parked
- * call holds its peer back instead of the server buffering.
+ * is queued until conn_output_bytes are, then nghttp2 is told WOULDBLOCK and
+ * reading stops until the peer has taken some: a slow reader slows its own
+ * connection and nothing else.  Request bytes are returned to the
+ * flow-control window only as calls take them, so a parked call holds its
+ * peer back instead of the server buffering.
+ *
+ * Cleartext connections read and write their socket here: one read event,
+ * and a write event armed only while the socket is full; what nghttp2 made is
+ * written at once.  (A bufferevent cost an ioctl per read, a copy each way
+ * and evbuffer bookkeeping per response.)  TLS connections go through an
+ * OpenSSL bufferevent.
  *
  * The connection enforces the limits against hostile peers: concurrent
  * streams, header list size, invalid frames, ping floods, timeouts for the TLS
@@ -22,13 +28,15 @@
 #include "transport/gx_conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -41,6 +49,7 @@
 #include "util/gx_log.h"
 
 #define CALL_ARENA_SIZE 4096
+#define READ_SIZE (32 * 1024) /* bytes one cleartext read takes from the socket */
 
 static uint64_t next_conn_id;
 
@@ -105,6 +114,26 @@ gx__conn_schedule_send(gx_conn_t *c)
 
 static void read_cb(struct bufferevent *bev, void *arg);
 
+/* Bytes said to the peer that the socket has not taken yet. */
+static size_t
+out_len(gx_conn_t *c)
+{
+    return c->tls ? evbuffer_get_length(bufferevent_get_output(c->bev)) : gx_bq_len(&c->out);
+}
+
+static void
+reading(gx_conn_t *c, int on)
+{
+    if (c->tls && on)
+        bufferevent_enable(c->bev, EV_READ);
+    else if (c->tls)
+        bufferevent_disable(c->bev, EV_READ);
+    else if (on)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
+}
+
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -151,8 +180,7 @@ conn_goaway(gx_conn_t *c, uint32_t error, const char *why)
 static int
 conn_done(gx_conn_t *c)
 {
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0 ||
-        nghttp2_session_want_write(c->session))
+    if (out_len(c) != 0 || nghttp2_session_want_write(c->session))
         return 0;
     if (c->closing || (c->goaway_by_us && c->n_streams == 0))
         return 1;
@@ -168,7 +196,7 @@ deliver_writable(gx_conn_t *c)
     for (gx_call_t *call = c->calls; call != NULL; call = call->next) {
         if (!call->want_writable || call->closed || call->cancelled)
             continue;
-        if (evbuffer_get_length(call->out) > low)
+        if (gx_bq_len(&call->out) > low)
             continue;
         call->want_writable = 0;
         dispatch(c)->on_writable(call, dispatch(c)->arg);
@@ -176,34 +204,35 @@ deliver_writable(gx_conn_t *c)
 }
 
 /*
- * Cleartext connections write what nghttp2 produced at once, from the
- * callback that produced it, and wait for the socket only when it is full:
- * their bufferevent keeps EV_WRITE disabled otherwise.  Letting the
- * bufferevent schedule every write costs two epoll_ctl calls and a loop
- * round per response, which dominated one-stream-per-connection loads.
- * (TLS connections leave writing to the OpenSSL bufferevent.)
+ * Cleartext connections write what nghttp2 produced at once, and wait for the
+ * socket only when it is full: their write event is armed only then.
+ * @return 1 when bytes are left (or the connection failed: free_pending)
  */
 static int
 plain_flush(gx_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    int n;
+    ssize_t n;
 
-    if (evbuffer_get_length(out) != 0) {
-        /* a socket bufferevent keeps its output frozen at the front, for its own writes */
-        evbuffer_unfreeze(out, 1);
-        n = evbuffer_write(out, bufferevent_getfd(c->bev));
-        evbuffer_freeze(out, 1);
-        if ((n < 0 && errno != EAGAIN && errno != EINTR) || evbuffer_get_length(out) != 0) {
-            /* socket full (write_cb goes on), or an error for the bufferevent to report */
-            bufferevent_enable(c->bev, EV_WRITE);
+    while (gx_bq_len(&c->out) > 0) {
+        n = send(c->fd, gx_bq_data(&c->out), gx_bq_len(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            gx_bq_drain(&c->out, (size_t)n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wev, NULL);
+            return 1;
+        } else {
+            gx_log(GX_LOG_DEBUG, "connection closed conn=%llu peer=%s reason=\"%s\"",
+                   (unsigned long long)c->id, c->peer, strerror(n < 0 ? errno : EPIPE));
+            c->free_pending = 1;
             return 1;
         }
     }
-    bufferevent_disable(c->bev, EV_WRITE);
+    event_del(c->wev);
     if (c->read_paused) {
         c->read_paused = 0;
-        bufferevent_enable(c->bev, EV_READ);
+        reading(c, 1);
     }
     return 0;
 }
@@ -256,16 +285,40 @@ static ssize_t
 send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *arg)
 {
     gx_conn_t *c = arg;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    if (evbuffer_get_length(out) >= limits(c)->conn_output_bytes)
-        return NGHTTP2_ERR_WOULDBLOCK; /* write_cb sends the rest */
-    if (bufferevent_write(c->bev, data, len) != 0)
+    if (out_len(c) >= limits(c)->conn_output_bytes)
+        return NGHTTP2_ERR_WOULDBLOCK; /* the write callback sends the rest */
+    if (c->tls ? bufferevent_write(c->bev, data, len) != 0
+               : gx_bq_add(&c->out, NULL, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
 }
 
 /* ------------------------------------------------------------------ calls */
+
+/*
+ * The call of stream @id.  A request's HEADERS, its header fields, DATA and
+ * END_STREAM come in a row, so the last answer is kept: nghttp2's stream map
+ * is looked up once per request instead of once per callback.  Stream ids are
+ * never reused, and every change of a stream's call goes through stream_set().
+ */
+static gx_call_t *
+stream_call(gx_conn_t *c, int32_t id)
+{
+    if (id != c->last_stream) {
+        c->last_call = nghttp2_session_get_stream_user_data(c->session, id);
+        c->last_stream = id;
+    }
+    return c->last_call;
+}
+
+static void
+stream_set(gx_conn_t *c, int32_t id, gx_call_t *call)
+{
+    nghttp2_session_set_stream_user_data(c->session, id, call);
+    c->last_stream = id;
+    c->last_call = call;
+}
 
 void
 gx__call_ref(gx_call_t *call)
@@ -280,10 +333,8 @@ call_free(gx_call_t *call)
         event_free(call->deadline_ev);
     if (call->timer_ev != NULL)
         event_free(call->timer_ev);
-    if (call->in != NULL)
-        evbuffer_free(call->in);
-    if (call->out != NULL)
-        evbuffer_free(call->out);
+    gx_bq_free(&call->in);
+    gx_bq_free(&call->out);
     gx_arena_free(call->arena);
 }
 
@@ -323,10 +374,6 @@ call_new(gx_conn_t *c, int32_t stream_id)
         if (call->tls_identity == NULL)
             goto fail;
     }
-    call->in = evbuffer_new();
-    call->out = evbuffer_new();
-    if (call->in == NULL || call->out == NULL)
-        goto fail_buffers;
     call->next = c->calls;
     if (c->calls != NULL)
         c->calls->prev = call;
@@ -334,11 +381,6 @@ call_new(gx_conn_t *c, int32_t stream_id)
     c->n_streams++;
     return call;
 
-fail_buffers:
-    if (call->in != NULL)
-        evbuffer_free(call->in);
-    if (call->out != NULL)
-        evbuffer_free(call->out);
 fail:
     gx_arena_free(arena);
     return NULL;
@@ -423,13 +465,12 @@ consume(gx_call_t *call)
     call->unconsumed = 0;
 }
 
-/* Delivers one message whose @len bytes are at the head of call->in. */
+/* Delivers one message: its pre->length bytes at @data. */
 static void
-deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre)
+deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre, uint8_t *data)
 {
     gx_conn_t *c = call->conn;
     uint32_t max = limits(c)->max_recv_message_bytes;
-    uint8_t *data = evbuffer_pullup(call->in, pre->length);
     uint8_t *plain = NULL;
     size_t plen = pre->length;
     int rv;
@@ -461,16 +502,15 @@ deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre)
 static void
 recv_flush(gx_call_t *call)
 {
-    uint8_t hdr[GX_GRPC_PREFIX_LEN];
     gx_grpc_prefix_t pre;
     uint32_t max;
 
     while (!call->recv_paused && !call->rejected && !call->cancelled && call->conn != NULL) {
         max = limits(call->conn)->max_recv_message_bytes;
         consume(call);
-        if (evbuffer_copyout(call->in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+        if (gx_bq_len(&call->in) < GX_GRPC_PREFIX_LEN)
             break;
-        if (gx_grpc_prefix_decode(hdr, &pre) != 0) {
+        if (gx_grpc_prefix_decode(gx_bq_data(&call->in), &pre) != 0) {
             gx_stats_inc(GRPC_BAD_FRAME);
             call_reject(call, GX_STATUS_INTERNAL, "invalid message flag byte");
             return;
@@ -483,20 +523,18 @@ recv_flush(gx_call_t *call)
             call_reject(call, GX_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
-        if (evbuffer_get_length(call->in) < GX_GRPC_PREFIX_LEN + (size_t)pre.length)
+        if (gx_bq_len(&call->in) < GX_GRPC_PREFIX_LEN + (size_t)pre.length)
             break;
-        evbuffer_drain(call->in, GX_GRPC_PREFIX_LEN);
         gx__call_ref(call);
-        deliver_message(call, &pre);
-        if (call->in != NULL)
-            evbuffer_drain(call->in, pre.length);
+        deliver_message(call, &pre, gx_bq_data(&call->in) + GX_GRPC_PREFIX_LEN);
+        gx_bq_drain(&call->in, GX_GRPC_PREFIX_LEN + (size_t)pre.length);
         gx__call_unref(call);
     }
     if (call->recv_paused || call->rejected || call->cancelled || call->conn == NULL)
         return;
     if (call->half_close_pending) {
         call->half_close_pending = 0;
-        if (evbuffer_get_length(call->in) != 0) {
+        if (gx_bq_len(&call->in) != 0) {
             gx_stats_inc(GRPC_BAD_FRAME);
             call_reject(call, GX_STATUS_INTERNAL, "truncated message at end of stream");
             return;
@@ -574,7 +612,7 @@ on_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name
              const uint8_t *value, size_t vlen, uint8_t flags, void *arg)
 {
     gx_conn_t *c = arg;
-    gx_call_t *call = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    gx_call_t *call = stream_call(c, frame->hd.stream_id);
     uint64_t us = 0;
 
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS || call->dispatched)
@@ -638,7 +676,7 @@ on_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
                                   NGHTTP2_INTERNAL_ERROR);
         return 0;
     }
-    nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, call);
+    stream_set(c, frame->hd.stream_id, call);
     if (!c->got_request || c->timer_state == GX_CT_IDLE)
         timer_set(c, GX_CT_NONE, 0);
     c->got_request = 1;
@@ -657,7 +695,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     io_begin(c);
     gx__call_ref(call);
     /* what was not sent is moot now; the status goes out at once */
-    evbuffer_drain(call->out, evbuffer_get_length(call->out));
+    gx_bq_drain(&call->out, gx_bq_len(&call->out));
     gx_call_finish(call, GX_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     call_cancel(call, GX_STATUS_DEADLINE_EXCEEDED);
     if (call->headers_sent &&
@@ -736,14 +774,14 @@ static int
 on_data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
                  size_t len, void *arg)
 {
-    gx_call_t *call = nghttp2_session_get_stream_user_data(s, stream_id);
+    gx_call_t *call = stream_call(arg, stream_id);
 
     if (call == NULL || call->rejected || call->finished) {
         /* not ours to keep: give the window back at once */
         nghttp2_session_consume(s, stream_id, len);
         return 0;
     }
-    if (evbuffer_add(call->in, data, len) != 0)
+    if (gx_bq_add(&call->in, call->arena, data, len) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     call->unconsumed += len;
     if (call->dispatched)
@@ -773,7 +811,7 @@ static int
 on_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 {
     gx_conn_t *c = arg;
-    gx_call_t *call = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    gx_call_t *call = stream_call(c, frame->hd.stream_id);
 
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
@@ -840,7 +878,7 @@ on_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
         if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             break;
         /* we are done; a peer still sending is told to stop (PROTOCOL-HTTP2.md) */
-        call = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+        call = stream_call(c, frame->hd.stream_id);
         if (call != NULL && !call->remote_closed)
             nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                       NGHTTP2_NO_ERROR);
@@ -868,13 +906,14 @@ on_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 static int
 on_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t error, void *arg)
 {
-    gx_call_t *call = nghttp2_session_get_stream_user_data(s, stream_id);
+    gx_conn_t *c = arg;
+    gx_call_t *call = stream_call(c, stream_id);
 
     if (call == NULL)
         return 0;
     if (error != NGHTTP2_NO_ERROR && !call->finished)
         gx_stats_inc(GRPC_PEER_CANCELLED);
-    nghttp2_session_set_stream_user_data(s, stream_id, NULL);
+    stream_set(c, stream_id, NULL);
     call_close(call);
     return 0;
 }
@@ -887,20 +926,22 @@ data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len, ui
 {
     gx_conn_t *c = arg;
     gx_call_t *call = src->ptr;
-    int n = evbuffer_remove(call->out, buf, len);
-    size_t left = evbuffer_get_length(call->out);
+    size_t n = gx_bq_len(&call->out) < len ? gx_bq_len(&call->out) : len;
+    size_t left;
     nghttp2_nv *nva;
     size_t nvlen;
 
-    if (n < 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (n > 0)
+        memcpy(buf, gx_bq_data(&call->out), n);
+    gx_bq_drain(&call->out, n);
+    left = gx_bq_len(&call->out);
     if (call->want_writable && left <= limits(c)->send_buffer_bytes / 2)
         c->writable_pending = 1;
     if (left > 0)
-        return n;
+        return (ssize_t)n;
     if (!call->finished) {
         if (n > 0)
-            return n;
+            return (ssize_t)n;
         call->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
@@ -908,7 +949,7 @@ data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len, ui
     if (gx__call_trailers(call, &nva, &nvlen) == 0 &&
         nghttp2_submit_trailer(s, stream_id, nva, nvlen) == 0)
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    return n;
+    return (ssize_t)n;
 }
 
 int
@@ -918,7 +959,7 @@ gx__call_submit(gx_call_t *call)
     nghttp2_data_provider dp = {.source.ptr = call, .read_callback = data_read_cb};
     nghttp2_nv *nva;
     size_t nvlen;
-    int trailers_only = call->finished && evbuffer_get_length(call->out) == 0;
+    int trailers_only = call->finished && gx_bq_len(&call->out) == 0;
     int rv;
 
     if (c == NULL || call->closed)
@@ -945,6 +986,38 @@ gx__call_submit(gx_call_t *call)
 
 /* ------------------------------------------------------------------ connection */
 
+/* Feeds bytes read from the peer to nghttp2. @return 0, or -1 when the connection must go */
+static int
+conn_feed(gx_conn_t *c, const uint8_t *data, size_t len)
+{
+    ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
+
+    if (rv >= 0)
+        return 0; /* nghttp2 takes everything: no callback of ours pauses it */
+    if (rv == NGHTTP2_ERR_FLOODED)
+        gx_stats_inc(H2_FLOOD);
+    else
+        gx_stats_inc(H2_PROTOCOL_ERROR);
+    gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
+                  (unsigned long long)c->id, c->peer, nghttp2_strerror((int)rv));
+    c->free_pending = 1;
+    return -1;
+}
+
+/* After a read: answers go out; a peer that does not read them sends no more. @return 1: gone */
+static int
+read_done(gx_conn_t *c)
+{
+    c->want_send = 1;
+    if (io_end(c))
+        return 1;
+    if (out_len(c) >= limits(c)->conn_output_bytes && !c->read_paused) {
+        c->read_paused = 1;
+        reading(c, 0);
+    }
+    return 0;
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -952,37 +1025,20 @@ read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec v[8];
     size_t total = 0;
-    ssize_t rv;
     int n;
 
     io_begin(c);
     n = evbuffer_peek(in, -1, NULL, v, 8);
     for (int i = 0; i < n && i < 8; i++) {
-        rv = nghttp2_session_mem_recv(c->session, v[i].iov_base, v[i].iov_len);
-        if (rv < 0) {
-            if (rv == NGHTTP2_ERR_FLOODED)
-                gx_stats_inc(H2_FLOOD);
-            else
-                gx_stats_inc(H2_PROTOCOL_ERROR);
-            gx_log_remote(GX_LOG_INFO, "connection closed conn=%llu peer=%s reason=\"%s\"",
-                          (unsigned long long)c->id, c->peer, nghttp2_strerror((int)rv));
-            c->free_pending = 1;
+        if (conn_feed(c, v[i].iov_base, v[i].iov_len) != 0) {
             io_end(c);
             return;
         }
-        total += (size_t)rv;
+        total += v[i].iov_len;
     }
     evbuffer_drain(in, total);
-    c->want_send = 1;
-    if (io_end(c))
+    if (read_done(c))
         return;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) >= limits(c)->conn_output_bytes &&
-        !c->read_paused) {
-        /* the peer does not read what we send: take no new requests until it does */
-        c->read_paused = 1;
-        bufferevent_disable(bev, EV_READ);
-        return;
-    }
     /* more than 8 chunks: come back for the rest */
     if (evbuffer_get_length(in) > 0 && !c->read_paused)
         event_active(c->flush_ev, EV_READ, 0);
@@ -993,11 +1049,50 @@ write_cb(struct bufferevent *bev, void *arg)
 {
     gx_conn_t *c = arg;
 
-    if (!c->tls)
-        bufferevent_disable(bev, EV_WRITE); /* drained: back to writing directly */
     if (c->read_paused) {
         c->read_paused = 0;
         bufferevent_enable(bev, EV_READ);
+    }
+    if (nghttp2_session_want_write(c->session))
+        c->want_send = 1;
+    if (c->want_send)
+        conn_send(c);
+    else if (conn_done(c))
+        conn_destroy(c);
+}
+
+static void
+plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_conn_t *c = arg;
+    uint8_t buf[READ_SIZE];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        gx_log(GX_LOG_DEBUG, "connection closed conn=%llu peer=%s reason=\"%s\"",
+               (unsigned long long)c->id, c->peer, n == 0 ? "eof" : strerror(errno));
+        gx__conn_free(c);
+        return;
+    }
+    io_begin(c);
+    if (conn_feed(c, buf, (size_t)n) != 0) {
+        io_end(c);
+        return;
+    }
+    read_done(c);
+}
+
+static void
+plain_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_conn_t *c = arg;
+
+    if (plain_flush(c) != 0) {
+        if (c->free_pending)
+            conn_destroy(c);
+        return;
     }
     if (nghttp2_session_want_write(c->session))
         c->want_send = 1;
@@ -1079,11 +1174,26 @@ gx__conn_free(gx_conn_t *c)
     if (c->io_depth > 0) {
         /* inside this connection's own callbacks: free once they unwind */
         c->free_pending = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        reading(c, 0);
         event_active(c->flush_ev, EV_WRITE, 0);
         return;
     }
     conn_destroy(c);
+}
+
+static void
+conn_io_free(gx_conn_t *c)
+{
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev); /* closes the socket and frees ssl */
+        return;
+    }
+    if (c->rev != NULL)
+        event_free(c->rev);
+    if (c->wev != NULL)
+        event_free(c->wev);
+    gx_bq_free(&c->out);
+    evutil_closesocket(c->fd);
 }
 
 static void
@@ -1094,13 +1204,13 @@ conn_destroy(gx_conn_t *c)
     c->io_depth++;
     while (c->calls != NULL) {
         gx_call_t *call = c->calls;
-        nghttp2_session_set_stream_user_data(c->session, call->stream_id, NULL);
+        stream_set(c, call->stream_id, NULL);
         call_close(call);
     }
     nghttp2_session_del(c->session);
     event_free(c->timer_ev);
     event_free(c->flush_ev);
-    bufferevent_free(c->bev);
+    conn_io_free(c);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -1206,25 +1316,31 @@ gx__conn_accept(gx_worker_t *w, int fd, const struct sockaddr *sa, int tls)
     c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     format_peer(sa, c->peer, sizeof(c->peer));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->fd = fd;
     if (tls) {
         c->ssl = SSL_new(srv->ssl_ctx);
         if (c->ssl == NULL)
             goto fail_conn;
         c->bev = bufferevent_openssl_socket_new(w->base, fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL)
+            goto fail_ssl;
     } else {
-        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, plain_read_cb, c);
+        c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, plain_write_cb, c);
+        if (c->rev == NULL || c->wev == NULL)
+            goto fail_events;
     }
-    if (c->bev == NULL)
-        goto fail_ssl;
     c->timer_ev = evtimer_new(w->base, conn_timer_cb, c);
     c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
     if (c->timer_ev == NULL || c->flush_ev == NULL || session_new(c) != 0)
         goto fail_events;
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (!tls)
-        bufferevent_disable(c->bev, EV_WRITE); /* a new bufferevent starts write-enabled */
+    if (tls) {
+        bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        event_add(c->rev, NULL);
+    }
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -1244,7 +1360,7 @@ fail_events:
         event_free(c->timer_ev);
     if (c->flush_ev != NULL)
         event_free(c->flush_ev);
-    bufferevent_free(c->bev); /* closes fd and frees ssl */
+    conn_io_free(c); /* closes fd (and frees ssl) */
     free(c);
     __atomic_fetch_sub(&srv->n_conns, 1, __ATOMIC_RELAXED);
     return;

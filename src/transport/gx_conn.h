@@ -15,6 +15,7 @@
 
 #include "transport/gx_call.h"
 #include "transport/gx_worker.h"
+#include "util/gx_bq.h"
 
 struct bufferevent;
 
@@ -23,14 +24,19 @@ typedef enum { GX_CT_NONE, GX_CT_HANDSHAKE, GX_CT_FIRST_REQUEST, GX_CT_IDLE } gx
 struct gx_conn_s {
     gx_worker_t *worker;
     nghttp2_session *session;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* TLS: OpenSSL does the socket's I/O */
     SSL *ssl;
+    int fd;                  /* cleartext: the socket, read and written here */
+    struct event *rev, *wev;
+    gx_bq_t out;             /* cleartext: what nghttp2 produced and the socket did not take */
     uint64_t id;
     char peer[72];
     char *tls_identity; /* verified client certificate's SAN, or NULL */
     struct event *timer_ev, *flush_ev;
     gx_conn_timer_t timer_state;
     gx_call_t *calls;
+    gx_call_t *last_call; /* the call of stream last_stream (0: none), looked up last */
+    int32_t last_stream;
     unsigned n_streams;
     unsigned io_depth;
     unsigned invalid_frames, ping_strikes, rst_recv;
