@@ -1259,7 +1259,7 @@ session_new(gx_conn_t *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, l->stream_reset_burst, l->stream_reset_rate);
     nghttp2_option_set_max_continuations(opt, l->max_continuations);
 
-    if (nghttp2_session_server_new2(&c->session, cbs, c, opt) != 0)
+    if (nghttp2_session_server_new3(&c->session, cbs, c, opt, &c->worker->h2_mem) != 0)
         goto out;
     if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
         nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,

@@ -372,6 +372,10 @@ worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t err
     event_config_free(cfg);
     if (w->base == NULL)
         goto nomem;
+    w->slab = gx_slab_new();
+    if (w->slab == NULL)
+        goto nomem;
+    gx_slab_mem(w->slab, &w->h2_mem);
     w->post_ev = event_new(w->base, -1, 0, post_cb, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
     w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
@@ -422,6 +426,7 @@ worker_deinit(gx_worker_t *w)
         event_free(w->drain_ev);
     if (w->base != NULL)
         event_base_free(w->base);
+    gx_slab_free(w->slab); /* after the last session */
     pthread_mutex_destroy(&w->post_lock);
 }
 

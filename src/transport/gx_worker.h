@@ -16,6 +16,7 @@
 
 #include "transport/gx_call.h"
 #include "transport/gx_server.h"
+#include "util/gx_slab.h"
 #include "util/gx_stats.h"
 
 struct event_base;
@@ -36,6 +37,8 @@ typedef struct gx_worker_s {
     int post_drain;               /* a drain request is pending */
     gx_conn_t *conns;
     unsigned n_conns;
+    gx_slab_t *slab;              /* nghttp2's memory for this worker's sessions */
+    nghttp2_mem h2_mem;
     int draining;
     gx_stats_t stats;
 } gx_worker_t;
