@@ -1405,6 +1405,167 @@ node_record_parse(const uint8_t *v, size_t len)
     return ni;
 }
 
+/*
+ * Deep copies of protobuf-c messages into one carved block, walking the
+ * descriptors: what Register stores for a new node, made from the request's
+ * Node without packing and unpacking it twice (node_record_parse).  Sizes
+ * count exactly what the copy carves, each piece aligned as carve_alloc does.
+ */
+static size_t pb_deep_size(const ProtobufCMessage *m);
+static ProtobufCMessage *pb_deep_copy(const ProtobufCMessage *m, carve_t *c);
+
+static size_t
+pb_elt_size(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4;
+    }
+}
+
+/* a oneof member that is not the one set: its bytes belong to another member */
+static int
+pb_field_skipped(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+           *(const uint32_t *)((const uint8_t *)m + f->quantifier_offset) != f->id;
+}
+
+/* what the value in @p slot points to */
+static size_t
+pb_value_size(ProtobufCType type, const void *slot)
+{
+    if (type == PROTOBUF_C_TYPE_STRING)
+        return *(char *const *)slot != NULL ? CARVE_ALIGN(strlen(*(char *const *)slot) + 1) : 0;
+    if (type == PROTOBUF_C_TYPE_BYTES)
+        return CARVE_ALIGN(((const ProtobufCBinaryData *)slot)->len);
+    if (type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage *const *)slot != NULL)
+        return pb_deep_size(*(ProtobufCMessage *const *)slot);
+    return 0;
+}
+
+/* replaces what the value in @p slot points to with a copy */
+static void
+pb_value_copy(ProtobufCType type, void *slot, carve_t *c)
+{
+    if (type == PROTOBUF_C_TYPE_STRING && *(char **)slot != NULL) {
+        size_t len = strlen(*(char **)slot) + 1;
+        char *d = carve_alloc(c, len);
+        memcpy(d, *(char **)slot, len);
+        *(char **)slot = d;
+    } else if (type == PROTOBUF_C_TYPE_BYTES) {
+        ProtobufCBinaryData *b = slot;
+        uint8_t *d = b->len > 0 ? carve_alloc(c, b->len) : NULL;
+        if (d != NULL)
+            memcpy(d, b->data, b->len);
+        b->data = d;
+    } else if (type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage **)slot != NULL) {
+        *(ProtobufCMessage **)slot = pb_deep_copy(*(ProtobufCMessage **)slot, c);
+    }
+}
+
+static size_t
+pb_deep_size(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    size_t size = CARVE_ALIGN(d->sizeof_message);
+
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const uint8_t *slot = (const uint8_t *)m + f->offset;
+        if (pb_field_skipped(m, f))
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const uint8_t *)m + f->quantifier_offset);
+            const uint8_t *arr = *(uint8_t *const *)slot;
+            size_t es = pb_elt_size(f->type);
+            if (n == 0 || arr == NULL)
+                continue;
+            size += CARVE_ALIGN(n * es);
+            for (size_t j = 0; j < n; j++)
+                size += pb_value_size(f->type, arr + j * es);
+        } else {
+            size += pb_value_size(f->type, slot);
+        }
+    }
+    if (m->n_unknown_fields > 0) {
+        size += CARVE_ALIGN(m->n_unknown_fields * sizeof(*m->unknown_fields));
+        for (unsigned i = 0; i < m->n_unknown_fields; i++)
+            size += CARVE_ALIGN(m->unknown_fields[i].len);
+    }
+    return size;
+}
+
+/* @p c must hold pb_deep_size(@p m) bytes */
+static ProtobufCMessage *
+pb_deep_copy(const ProtobufCMessage *m, carve_t *c)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    ProtobufCMessage *out = carve_alloc(c, d->sizeof_message);
+
+    memcpy(out, m, d->sizeof_message);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        uint8_t *slot = (uint8_t *)out + f->offset;
+        if (pb_field_skipped(m, f))
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const uint8_t *)m + f->quantifier_offset);
+            size_t es = pb_elt_size(f->type);
+            uint8_t *arr;
+            if (n == 0 || *(uint8_t **)slot == NULL)
+                continue;
+            arr = carve_alloc(c, n * es);
+            memcpy(arr, *(uint8_t **)slot, n * es);
+            for (size_t j = 0; j < n; j++)
+                pb_value_copy(f->type, arr + j * es, c);
+            *(uint8_t **)slot = arr;
+        } else {
+            pb_value_copy(f->type, slot, c);
+        }
+    }
+    if (m->n_unknown_fields > 0) {
+        out->unknown_fields = carve_alloc(c, m->n_unknown_fields * sizeof(*m->unknown_fields));
+        for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+            ProtobufCMessageUnknownField *u = &out->unknown_fields[i];
+            *u = m->unknown_fields[i];
+            u->data = u->len > 0 ? carve_alloc(c, u->len) : NULL;
+            if (u->data != NULL)
+                memcpy(u->data, m->unknown_fields[i].data, u->len);
+        }
+    }
+    return out;
+}
+
+/* A node's stored form made from @p pb and @p token: as node_record_parse(node_record()). */
+static ninfo_t *
+ninfo_copy(const gx_pb_node_t *pb, const char *token)
+{
+    size_t tl = strlen(token), head = CARVE_ALIGN(sizeof(ninfo_t) + tl + 1);
+    size_t need = pb_deep_size(&pb->base);
+    ninfo_t *ni = malloc(head + need);
+    carve_t c;
+
+    if (ni == NULL)
+        return NULL;
+    memset(ni, 0, sizeof(*ni));
+    ni->refs = 1;
+    ni->size = head + need > UINT32_MAX ? UINT32_MAX : (uint32_t)(head + need);
+    memcpy(ni->token, token, tl + 1);
+    c = (carve_t){(uint8_t *)ni + head, (uint8_t *)ni + head + need};
+    ni->pb = (gx_pb_node_t *)pb_deep_copy(&pb->base, &c);
+    return ni;
+}
+
 static uint8_t *
 pool_record(const gx_pb_pool_t *pb, size_t *len)
 {
@@ -2245,8 +2406,10 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
 {
     ninfo_t *ni = op->obj;
     gx_reg_pool_t *p = gx_reg_pool_find(reg, ni->pb->pool);
-    gx_reg_node_t *n = node_lookup(reg, op->key, op->key_len);
+    /* F_NEW: there was no node at submit, and the pending op kept every other write out */
+    gx_reg_node_t *n = op->flags & F_NEW ? NULL : node_lookup(reg, op->key, op->key_len);
     const gx_pb_node_t *before = NULL;
+    int rv = GX_ENOMEM;
 
     op->obj = NULL;
     if (p == NULL) { /* cannot happen: pool deletes wait for node writes */
@@ -2257,9 +2420,9 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
         p->pending_adds--;
     if (n == NULL) {
         n = node_new(p, op->key, op->key_len, ni);
-        if (n == NULL || node_insert(reg, p, n) != 0) {
+        if (n == NULL || (rv = node_insert(reg, p, n)) != 0) {
             gx_log(GX_LOG_ERROR, "registry: node lost in memory pool=%s reason=\"%s\"",
-                   p->name, "out of memory");
+                   p->name, gx_strerror(rv));
             if (n != NULL)
                 n->grave_next = reg->grave, reg->grave = n;
             else
@@ -2594,7 +2757,6 @@ spec_allowed(const gx_pb_pool_t *pool, const char *spec)
     return 0;
 }
 
-/* packs @p pb with @p token, unpacks the heap copy and submits a put */
 /* a node write: its record for the store and its stored form for the keeper */
 typedef struct {
     uint8_t *rec;
@@ -2608,7 +2770,7 @@ node_put_make(node_put_t *w, const gx_pb_node_t *pb, const char *token)
 {
     w->len = 0;
     w->rec = node_record(pb, token, &w->len);
-    w->ni = w->rec != NULL ? node_record_parse(w->rec, w->len) : NULL;
+    w->ni = w->rec != NULL ? ninfo_copy(pb, token) : NULL;
     if (w->ni == NULL) {
         free(w->rec);
         w->rec = NULL;

@@ -17,6 +17,8 @@
 
 #include <check.h>
 
+#include "grpc/reflection/v1/reflection.pb-c.h"
+
 typedef Galaxy__Pool__V1__NodeState st_t;
 #define HEALTHY GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY
 #define SUSPECT GALAXY__POOL__V1__NODE_STATE__NODE_STATE_SUSPECT
@@ -451,6 +453,115 @@ windex_published_ok(const windex_t *x, size_t total)
     rcu_read_unlock();
 }
 
+/*
+ * pb_deep_copy: the copy packs to the same bytes as the original, fills
+ * exactly pb_deep_size() bytes, and keeps nothing of the original (which is
+ * unpacked into the heap, freed and its memory reused before the check).
+ * A Node as Register stores it (ninfo_copy), with repeated strings, a map,
+ * a submessage and unknown fields; a Job (bytes); reflection requests (a
+ * oneof: only the member that is set may be followed).
+ */
+static void
+deep_copy_check(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *orig)
+{
+    size_t len = protobuf_c_message_get_packed_size(orig), size;
+    uint8_t *want = malloc(len + 1), *got = malloc(len + 1), *block;
+    ProtobufCMessage *heap, *copy;
+    carve_t c;
+
+    protobuf_c_message_pack(orig, want);
+    heap = protobuf_c_message_unpack(d, NULL, len, want);
+    ck_assert_ptr_nonnull(heap);
+    size = pb_deep_size(heap);
+    block = malloc(size);
+    c = (carve_t){block, block + size};
+    copy = pb_deep_copy(heap, &c);
+    ck_assert_ptr_eq(c.p, block + size); /* exactly what was counted */
+    protobuf_c_message_free_unpacked(heap, NULL);
+    for (int i = 0; i < 64; i++) /* reuse the freed memory */
+        free(memset(malloc(16 + i * 24), 0xa5, 16 + i * 24));
+    ck_assert_uint_eq(protobuf_c_message_get_packed_size(copy), len);
+    protobuf_c_message_pack(copy, got);
+    ck_assert_mem_eq(got, want, len);
+    free(block);
+    free(want);
+    free(got);
+}
+
+START_TEST(deep_copy)
+{
+    Galaxy__Pool__V1__Resources cap = GALAXY__POOL__V1__RESOURCES__INIT;
+    Galaxy__Pool__V1__Node node = GALAXY__POOL__V1__NODE__INIT;
+    Galaxy__Pool__V1__Node__LabelsEntry e1 = GALAXY__POOL__V1__NODE__LABELS_ENTRY__INIT;
+    Galaxy__Pool__V1__Node__LabelsEntry e2 = GALAXY__POOL__V1__NODE__LABELS_ENTRY__INIT;
+    Galaxy__Pool__V1__Node__LabelsEntry *labels[] = {&e1, &e2};
+    char *specs[] = {"gpu", "cpu-avx512", ""};
+    uint8_t unk_data[] = {0x02, 0xab, 0xcd}; /* as protobuf-c keeps it: length, then bytes */
+    ProtobufCMessageUnknownField unk = {.tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+                                        .len = sizeof(unk_data), .data = unk_data};
+    Galaxy__Pool__V1__Job job = GALAXY__POOL__V1__JOB__INIT;
+    uint8_t payload[300];
+    Grpc__Reflection__V1__ServerReflectionRequest rq =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+    ninfo_t *ni;
+    size_t len;
+    uint8_t *a, *b;
+
+    cap.cpu_millis = 4000;
+    e1.key = "zone";
+    e1.value = "eu-west-1";
+    e2.key = "tier";
+    e2.value = "";
+    node.id = "n1";
+    node.pool = "mainnet";
+    node.n_specializations = 3;
+    node.specializations = specs;
+    node.n_labels = 2;
+    node.labels = labels;
+    node.address = "10.0.0.1:7000";
+    node.capacity = &cap;
+    node.load = 0.25;
+    node.registered_unix_ms = 1234567;
+    node.base.n_unknown_fields = 1;
+    node.base.unknown_fields = &unk;
+    deep_copy_check(&galaxy__pool__v1__node__descriptor, &node.base);
+    node.capacity = NULL;
+    node.n_labels = 0;
+    node.base.n_unknown_fields = 0;
+    deep_copy_check(&galaxy__pool__v1__node__descriptor, &node.base);
+
+    /* what Register stores is what the record parses to */
+    node.capacity = &cap;
+    node.n_labels = 2;
+    ni = ninfo_copy(&node, "0123456789abcdef0123456789abcdef");
+    ck_assert_ptr_nonnull(ni);
+    ck_assert_str_eq(ni->token, "0123456789abcdef0123456789abcdef");
+    a = node_record(ni->pb, ni->token, &len);
+    b = node_record(&node, "0123456789abcdef0123456789abcdef", &len);
+    ck_assert_mem_eq(a, b, len);
+    free(a);
+    free(b);
+    ninfo_free(ni);
+
+    memset(payload, 0x5c, sizeof(payload));
+    job.id = "j1";
+    job.pool = "mainnet";
+    job.specialization = "gpu";
+    job.resources = &cap;
+    job.payload.len = sizeof(payload);
+    job.payload.data = payload;
+    deep_copy_check(&galaxy__pool__v1__job__descriptor, &job.base);
+
+    rq.host = "h";
+    rq.message_request_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
+    rq.file_by_filename = "galaxy/pool/v1/pool.proto";
+    deep_copy_check(&grpc__reflection__v1__server_reflection_request__descriptor, &rq.base);
+    rq.message_request_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;
+    rq.list_services = "*";
+    deep_copy_check(&grpc__reflection__v1__server_reflection_request__descriptor, &rq.base);
+}
+END_TEST
+
 START_TEST(windex_chunks)
 {
     enum { N = 3000 };
@@ -571,6 +682,7 @@ reg_suite(void)
     tcase_add_test(tc, spec_index);
     tcase_add_test(tc, spec_index_twice);
     tcase_add_test(tc, windex_chunks);
+    tcase_add_test(tc, deep_copy);
     /* windex_chunks publishes hundreds of times: grace periods, slower under sanitizers */
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
