@@ -160,8 +160,9 @@ class Server:
             self.args += ["--tls-listen", "127.0.0.1:0", "--tls-cert", pki.server_cert,
                           "--tls-key", pki.server_key]
         self.args += list(args)
-        # GX_SERVER_WRAP="valgrind -q --error-exitcode=99 --leak-check=full" runs every
-        # server under that command (use a build without sanitizers)
+        # GX_SERVER_WRAP="valgrind -q --error-exitcode=99 --leak-check=full
+        # --suppressions=t/valgrind.supp" runs every server under that command (use a
+        # build without sanitizers; the README has the whole line)
         self.args = os.environ.get("GX_SERVER_WRAP", "").split() + self.args
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
