@@ -1444,8 +1444,10 @@ pb_field_skipped(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 static size_t
 pb_value_size(ProtobufCType type, const void *slot)
 {
-    if (type == PROTOBUF_C_TYPE_STRING)
-        return *(char *const *)slot != NULL ? CARVE_ALIGN(strlen(*(char *const *)slot) + 1) : 0;
+    if (type == PROTOBUF_C_TYPE_STRING) /* "" takes no room: see pb_value_copy */
+        return *(char *const *)slot != NULL && **(char *const *)slot != '\0'
+                   ? CARVE_ALIGN(strlen(*(char *const *)slot) + 1)
+                   : 0;
     if (type == PROTOBUF_C_TYPE_BYTES)
         return CARVE_ALIGN(((const ProtobufCBinaryData *)slot)->len);
     if (type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage *const *)slot != NULL)
@@ -1457,7 +1459,10 @@ pb_value_size(ProtobufCType type, const void *slot)
 static void
 pb_value_copy(ProtobufCType type, void *slot, carve_t *c)
 {
-    if (type == PROTOBUF_C_TYPE_STRING && *(char **)slot != NULL) {
+    if (type == PROTOBUF_C_TYPE_STRING && *(char **)slot != NULL && **(char **)slot == '\0') {
+        /* as protobuf-c unpacks an empty string: a million nodes, a few unset fields each */
+        *(const char **)slot = protobuf_c_empty_string;
+    } else if (type == PROTOBUF_C_TYPE_STRING && *(char **)slot != NULL) {
         size_t len = strlen(*(char **)slot) + 1;
         char *d = carve_alloc(c, len);
         memcpy(d, *(char **)slot, len);
