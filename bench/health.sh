@@ -16,10 +16,11 @@ trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 printf '\000\000\000\000\000' > "$tmp/req"    # one empty HealthCheckRequest
 "$build/galaxy-poold" -c "$src/etc/galaxy-poold.yaml" --listen 127.0.0.1:0 \
     --admin-listen 127.0.0.1:0 --data-dir "$tmp/var" --ready-file "$tmp/ready" \
-    --log-level warn 2>"$tmp/server.log" &
+    --module-dir "$build/modules/.libs" --log-level warn 2>"$tmp/server.log" &
 pid=$!
 i=0
 while [ ! -f "$tmp/ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -f "$tmp/ready" ] || { echo "health.sh: galaxy-poold did not start:" >&2; cat "$tmp/server.log" >&2; exit 1; }
 h2c=$(sed -n 's/^h2c=//p' "$tmp/ready")
 admin=$(sed -n 's/^admin=//p' "$tmp/ready")
 ticks=$(getconf CLK_TCK)
