@@ -223,14 +223,27 @@ routes_build(gx_mods_t *mods, char *err, size_t errlen)
     return 0;
 }
 
+/* a worker's last route: calls keep coming for the same few methods (forgotten by
+ * gx_mods_load and gx_mods_unload, which run before and after the workers) */
+static __thread const gx_mods_t *last_mods;
+static __thread const gx_route_t *last_route;
+
 const gx_route_t *
 gx_mods_route(const gx_mods_t *mods, const char *path)
 {
     gx_route_t key = {.path = (char *)path};
+    const gx_route_t *r;
 
+    if (last_mods == mods && last_route != NULL && strcmp(last_route->path, path) == 0)
+        return last_route; /* one compare instead of a binary search's five or six */
     if (mods->n_routes == 0)
         return NULL;
-    return bsearch(&key, mods->routes, mods->n_routes, sizeof(key), route_cmp);
+    r = bsearch(&key, mods->routes, mods->n_routes, sizeof(key), route_cmp);
+    if (r != NULL) {
+        last_mods = mods;
+        last_route = r;
+    }
+    return r;
 }
 
 int
@@ -333,6 +346,8 @@ gx_mods_load(gx_mods_t *mods, const gx_conf_t *conf, const gx_module_desc_t *con
     size_t n_builtin = 0;
     int rv = 0;
 
+    last_mods = NULL;
+    last_route = NULL;
     memset(mods, 0, sizeof(*mods));
     if (errlen > 0)
         err[0] = '\0';
@@ -371,6 +386,8 @@ fail:
 void
 gx_mods_unload(gx_mods_t *mods)
 {
+    last_mods = NULL;
+    last_route = NULL;
     for (size_t i = mods->n_mods; i-- > 0;) {
         gx_module_t *mod = mods->mods[i];
         if (mod->inited && mod->desc->fini != NULL)
