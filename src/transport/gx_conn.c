@@ -1052,6 +1052,18 @@ read_cb(struct bufferevent *bev, void *arg)
         event_active(c->flush_ev, EV_READ, 0);
 }
 
+/* The socket took all we had: go on with what nghttp2 has left, or end a finished connection. */
+static void
+conn_writable(gx_conn_t *c)
+{
+    if (nghttp2_session_want_write(c->session))
+        c->want_send = 1;
+    if (c->want_send)
+        conn_send(c);
+    else if (conn_done(c))
+        conn_destroy(c);
+}
+
 static void
 write_cb(struct bufferevent *bev, void *arg)
 {
@@ -1061,12 +1073,7 @@ write_cb(struct bufferevent *bev, void *arg)
         c->read_paused = 0;
         bufferevent_enable(bev, EV_READ);
     }
-    if (nghttp2_session_want_write(c->session))
-        c->want_send = 1;
-    if (c->want_send)
-        conn_send(c);
-    else if (conn_done(c))
-        conn_destroy(c);
+    conn_writable(c);
 }
 
 static void
@@ -1102,12 +1109,7 @@ plain_write_cb(evutil_socket_t fd, short what, void *arg)
             conn_destroy(c);
         return;
     }
-    if (nghttp2_session_want_write(c->session))
-        c->want_send = 1;
-    if (c->want_send)
-        conn_send(c);
-    else if (conn_done(c))
-        conn_destroy(c);
+    conn_writable(c);
 }
 
 static void

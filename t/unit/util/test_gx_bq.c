@@ -93,8 +93,8 @@ START_TEST(test_grows_to_heap_in_order)
 }
 END_TEST
 
-/* A stream of appends and takes of varied sizes; the queue never needs more
- * than about twice what it holds, and every byte comes out in order. */
+/* A stream of appends and takes of varied sizes; the queue's storage stays
+ * within a few times the most it held, and every byte comes out in order. */
 START_TEST(test_stream)
 {
     gx_arena_t *a = gx_arena_new(4096);
