@@ -228,7 +228,9 @@ plain_flush(gx_conn_t *c)
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(c->wev, NULL);
+            if (!c->write_armed)
+                event_add(c->wev, NULL);
+            c->write_armed = 1;
             return 1;
         } else {
             gx_log(GX_LOG_DEBUG, "connection closed conn=%llu peer=%s reason=\"%s\"",
@@ -237,7 +239,9 @@ plain_flush(gx_conn_t *c)
             return 1;
         }
     }
-    event_del(c->wev);
+    if (c->write_armed)
+        event_del(c->wev); /* event_del takes the base's lock: not on every write */
+    c->write_armed = 0;
     if (c->read_paused) {
         c->read_paused = 0;
         reading(c, 1);

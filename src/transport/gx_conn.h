@@ -48,6 +48,7 @@ struct gx_conn_s {
     unsigned closing : 1;
     unsigned got_request : 1;
     unsigned read_paused : 1;
+    unsigned write_armed : 1; /* cleartext: wev is added (the socket was full) */
     unsigned tls : 1;
     gx_conn_t *next, *prev;
 };
