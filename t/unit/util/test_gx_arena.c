@@ -508,6 +508,66 @@ START_TEST(test_fail_every_point)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Reuse: freed arenas are kept per thread and come back empty              */
+
+static int cleanup_runs;
+
+static void
+count_cleanup(void *arg)
+{
+    (void)arg;
+    cleanup_runs++;
+}
+
+START_TEST(test_reuse)
+{
+    enum { N = 3000 }; /* more than the cache holds (4 MiB of 4 KiB arenas) */
+    static gx_arena_t *a[N];
+    static chunk_t c[N];
+
+    cleanup_runs = 0;
+    /* all alive at once, each with a spare block and a cleanup */
+    for (int i = 0; i < N; i++) {
+        a[i] = gx_arena_new(4096);
+        ck_assert_ptr_nonnull(a[i]);
+        chunk_fill(&c[i], gx_arena_alloc(a[i], 3000), 3000, (unsigned char)i);
+        ck_assert_ptr_nonnull(gx_arena_alloc(a[i], 2000)); /* a second block */
+        ck_assert_int_eq(gx_arena_cleanup_add(a[i], count_cleanup, NULL), 0);
+    }
+    chunks_check(c, N);
+    for (int i = 0; i < N; i++)
+        gx_arena_free(a[i]);
+    ck_assert_int_eq(cleanup_runs, N);
+    /* what comes back, cached or new, is empty: no bytes used, no cleanups */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            a[i] = gx_arena_new(4096);
+            ck_assert_ptr_nonnull(a[i]);
+            ck_assert_uint_eq(gx_arena_used(a[i]), 0);
+            chunk_fill(&c[i], gx_arena_alloc(a[i], 4096), 4096, (unsigned char)(i + round));
+        }
+        chunks_check(c, N);
+        /* another size in between is never served from the 4 KiB arenas */
+        gx_arena_t *small = gx_arena_new(512);
+        chunk_t s1;
+        chunk_fill(&s1, gx_arena_alloc(small, 512), 512, 0x5a);
+        chunks_check(c, N);
+        chunks_check(&s1, 1);
+        gx_arena_free(small);
+        for (int i = 0; i < N; i++)
+            gx_arena_free(a[i]);
+    }
+    ck_assert_int_eq(cleanup_runs, N);
+    gx_arena_cache_flush(); /* under ASan/valgrind: nothing left behind */
+    gx_arena_t *b = gx_arena_new(4096);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(gx_arena_used(b), 0);
+    gx_arena_free(b);
+    gx_arena_cache_flush();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 
 static Suite *
 arena_suite(void)
@@ -530,6 +590,10 @@ arena_suite(void)
     tcase_add_test(tc, test_cleanups_reverse);
     tcase_add_test(tc, test_cleanup_frees_heap);
     tcase_add_test(tc, test_free_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reuse");
+    tcase_add_test(tc, test_reuse);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("protobuf");
