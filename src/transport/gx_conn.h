@@ -41,6 +41,7 @@ struct gx_conn_s {
     unsigned io_depth;
     unsigned invalid_frames, ping_strikes, rst_recv;
     uint64_t last_ping_ns;
+    uint64_t idle_since_ms; /* when the last stream closed (GX_CT_IDLE) */
     unsigned want_send : 1;
     unsigned free_pending : 1;
     unsigned writable_pending : 1;
