@@ -2624,19 +2624,57 @@ ops_apply(gx_reg_t *reg, gx_reg_op_t *list, int complete)
 
 /* ================================================================== submit (workers) */
 
+/*
+ * The store's writer calls store_done() for every write of a commit in a
+ * row.  Between gx_reg_done_hold() and gx_reg_done_release() it collects
+ * them, and the keeper gets the whole commit with one wake-up: handed over
+ * one by one, the keeper woke at the first, applied a few, published and
+ * woke the workers, about three times a commit, while the writer waited for
+ * the queue's lock.
+ */
+static __thread gx_reg_op_t *held_head, **held_tail;
+
+static void
+queue_append(gx_reg_t *reg, gx_reg_op_t *head, gx_reg_op_t **tail)
+{
+    pthread_mutex_lock(&reg->qlock);
+    *reg->qtail = head;
+    reg->qtail = tail;
+    pthread_cond_signal(&reg->qcond);
+    pthread_mutex_unlock(&reg->qlock);
+}
+
 static void
 store_done(int status, void *arg)
 {
     gx_reg_op_t *op = arg;
-    gx_reg_t *reg = gx__reg;
 
     op->status = status;
     op->next = NULL;
-    pthread_mutex_lock(&reg->qlock);
-    *reg->qtail = op;
-    reg->qtail = &op->next;
-    pthread_cond_signal(&reg->qcond);
-    pthread_mutex_unlock(&reg->qlock);
+    if (held_tail != NULL) {
+        *held_tail = op;
+        held_tail = &op->next;
+        return;
+    }
+    queue_append(gx__reg, op, &op->next);
+}
+
+void
+gx_reg_done_hold(void)
+{
+    held_head = NULL;
+    held_tail = &held_head;
+}
+
+void
+gx_reg_done_release(void)
+{
+    gx_reg_op_t **tail = held_tail;
+
+    held_tail = NULL;
+    if (held_head != NULL)
+        queue_append(gx__reg, held_head, tail);
+    held_head = NULL;
 }
 
 static gx_reg_op_t *

@@ -145,6 +145,14 @@ void gx_reg_stop(gx_reg_t *reg);
 /** Applies what is left, frees everything (rcu_barrier).  NULL is a no-op. @note thread: main */
 void gx_reg_close(gx_reg_t *reg);
 
+/**
+ * Brackets the store's done callbacks of one commit (gx_store_opts_t's
+ * done_begin/done_end): the registry's writes they complete reach the keeper
+ * together, with one wake-up.  @note thread: the store's writer
+ */
+void gx_reg_done_hold(void);
+void gx_reg_done_release(void);
+
 /** The process's registry, for the built-in services (NULL before gx_reg_open). */
 extern gx_reg_t *gx__reg;
 

@@ -281,6 +281,22 @@ private_pool(gx_reg_pool_t *p, void *arg)
     return 1;
 }
 
+/* Around the done callbacks of one commit: its calls go to each worker together, and the
+ * registry's writes to its keeper */
+static void
+commit_done_begin(void)
+{
+    gx_resume_hold();
+    gx_reg_done_hold();
+}
+
+static void
+commit_done_end(void)
+{
+    gx_reg_done_release();
+    gx_resume_release();
+}
+
 /*
  * The store in data_dir, then the registry rebuilt from it and the API keys.
  * A private pool with nobody to keep outsiders out is a start-up error.
@@ -311,8 +327,8 @@ state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg
         }
     }
     gx_store_opts_init(&sopts);
-    sopts.done_begin = gx_resume_hold; /* a commit's calls go to each worker together */
-    sopts.done_end = gx_resume_release;
+    sopts.done_begin = commit_done_begin;
+    sopts.done_end = commit_done_end;
     rv = gx_store_open(conf->data_dir, &sopts, st, err, sizeof(err));
     if (rv == 0)
         rv = gx_reg_open(*st, &conf->registry, reg, err, sizeof(err));
