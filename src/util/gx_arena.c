@@ -42,11 +42,11 @@ __thread long gx__arena_fail_at;
 /*
  * Freed arenas are kept per thread for the next gx_arena_new() of the same
  * size: a call's arena is then two pointer moves, not two mallocs.  The
- * cache is a list of arenas, bounded in bytes so
- * that it holds every call a worker parks while a commit is synced (1,024
- * calls of 4 KiB at 256 connections x 4 streams on two workers); 64 were too
- * few there and every other call went to malloc's slow path.  Not under
- * AddressSanitizer, which must see every use after free.
+ * cache is a list bounded in bytes (4 MiB a thread), so that it holds every
+ * call a worker parks while a commit is synced (1,024 calls of 4 KiB at 256
+ * connections x 4 streams on two workers); 64 arenas were too few there and
+ * every other call went to malloc's slow path.  Not under AddressSanitizer,
+ * which must see every use after free.
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define CACHE_BYTES 0
