@@ -667,6 +667,8 @@ on_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name
     return 0;
 }
 
+static const nghttp2_extpri fair_extpri = {NGHTTP2_EXTPRI_DEFAULT_URGENCY, 1};
+
 static int
 on_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 {
@@ -692,6 +694,14 @@ on_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
         return 0;
     }
     stream_set(c, frame->hd.stream_id, call);
+    /*
+     * RFC 9218 serves streams of one urgency one after another unless they
+     * are incremental: every stream is, so that a big response does not hold
+     * up the small ones of the same connection (they take turns, as equal
+     * weights did in the RFC 7540 tree).  Clients' priority signals are
+     * ignored: gRPC has none, and the server shares one connection fairly.
+     */
+    (void)nghttp2_session_change_extpri_stream_priority(s, frame->hd.stream_id, &fair_extpri, 1);
     /*
      * The idle timer stays armed while streams come and go (an evtimer
      * add and delete per request cost 2 % at one request per connection):
@@ -1274,6 +1284,13 @@ session_new(gx_conn_t *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l->initial_window_bytes},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, l->max_header_list_bytes},
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, l->max_frame_bytes},
+        /*
+         * No RFC 7540 priority tree (RFC 9113 deprecates it; gRPC does not
+         * use it): nghttp2 then frees a stream when it closes, where it kept
+         * up to max_concurrent_streams closed streams in the tree and in its
+         * stream map, and looked through them for every new stream.
+         */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     int rv = -1;
 
