@@ -2875,11 +2875,13 @@ static int
 target_find(gx_reg_t *reg, const char *pool, const char *id, int need_node, target_t *t,
             gx_reg_why_t *why)
 {
+    const gx_reg_op_t *pool_op;
+
     t->p = gx_reg_pool_find(reg, pool);
     if (t->p == NULL)
         return why_set(why, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", pool);
-    if (pending_find(reg, 1, pool, strlen(pool)) != NULL &&
-        pending_find(reg, 1, pool, strlen(pool))->kind == OP_POOL_DEL)
+    pool_op = pending_find(reg, 1, pool, strlen(pool));
+    if (pool_op != NULL && pool_op->kind == OP_POOL_DEL)
         return why_set(why, GX_STATUS_ABORTED, "pool: \"%s\" is being deleted", pool);
     t->key_len = node_key(pool, id, t->key);
     t->n = t->key_len > 0 ? node_lookup(reg, t->key, t->key_len) : NULL;
