@@ -3996,6 +3996,7 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
             size_t errlen)
 {
     gx_reg_t *reg = calloc(1, sizeof(*reg));
+    pthread_mutexattr_t ma;
     size_t stored = 0;
     int rv = GX_ENOMEM;
 
@@ -4011,7 +4012,17 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
     if (reg->o.tick_ms == 0)
         reg->o.tick_ms = 100;
     reg->qtail = &reg->qhead;
-    pthread_mutex_init(&reg->wlock, NULL);
+    /*
+     * The writer lock is held for a microsecond or two, by the workers (a
+     * submit) and the keeper (one op applied) in turn: a waiter spins a
+     * little before it sleeps, instead of a futex sleep and wake-up each time
+     * (Register, 5-7 alternating runs: 14.3 -> 13.0 us of server CPU a write
+     * at 16x32, 20.2 -> 16.1 at 256x4).
+     */
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&reg->wlock, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&reg->qlock, NULL);
     cond_init_monotonic(&reg->qcond);
     reg->pools = cds_lfht_new(16, 16, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
