@@ -293,15 +293,6 @@ gx_jobs_opts_init(gx_jobs_opts_t *o)
     o->jobs_max = 1000000;
 }
 
-static int64_t
-unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------ job records */
 
 /* the job as it is now, shallow (strings point into @p j) */
@@ -550,7 +541,7 @@ set_state(job_t *j, uint32_t st, const char *message)
         J.transitions[st]++;
     }
     j->state = st;
-    j->updated_ms = unix_ms();
+    j->updated_ms = gx_unix_ms();
     if (message != NULL) {
         free(j->message);
         j->message = message[0] ? strdup(message) : NULL;
@@ -1306,7 +1297,7 @@ static job_t *
 job_new(const gx_pb_job_t *in, const char *submitter)
 {
     gx_pb_job_t view = *in;
-    uint64_t now = (uint64_t)unix_ms();
+    uint64_t now = (uint64_t)gx_unix_ms();
     uint16_t rnd = 0;
     job_t *j = calloc(1, sizeof(*j));
     size_t len;
@@ -2044,7 +2035,7 @@ load_one(const void *key, size_t key_len, const void *val, size_t val_len, void 
             deliver_add(n, 1);
         }
     } else {
-        int64_t age = unix_ms() - j->updated_ms;
+        int64_t age = gx_unix_ms() - j->updated_ms;
         if (j->state == JS_CANCELLED && j->node_id[0]) {
             /* cancelled on its node: whether it was told is not on disk; tell it (again) */
             jnode_t *n = jnode_get(pb->pool, j->node_id, 1);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/gx_clock.h"
 #include "util/gx_crypto.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
@@ -261,15 +262,6 @@ record_parse(const void *id, size_t id_len, const uint8_t *v, size_t len)
     return k;
 }
 
-static int64_t
-unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* a new key for @p secret: id, fresh salt, salted hash */
 static apikey_t *
 key_make(const char *secret, size_t len, const char *name, gx_role_t role, char *const *pools,
@@ -281,7 +273,7 @@ key_make(const char *secret, size_t len, const char *name, gx_role_t role, char 
 
     id_of(secret, len, id);
     gx_random_bytes(salt, sizeof(salt));
-    k = key_new(id, name, role, pools, n_pools, unix_ms());
+    k = key_new(id, name, role, pools, n_pools, gx_unix_ms());
     if (k == NULL)
         return NULL;
     memcpy(k->salt, salt, SALT_LEN);

@@ -495,15 +495,6 @@ gx_reg_read_end(void)
     rcu_read_unlock();
 }
 
-static int64_t
-unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t
 env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max)
 {
@@ -1277,7 +1268,7 @@ gx_reg_node_heartbeat(gx_reg_t *reg, const char *pool, const char *id, const cha
 {
     gx_reg_pool_t *p = gx_reg_pool_find(reg, pool);
     gx_reg_node_t *n = p != NULL ? gx_reg_node_find(reg, pool, id) : NULL;
-    uint64_t bits, now = gx_now_ms();
+    uint64_t bits, now = gx_event_ms(); /* when the heartbeat was read */
     uint32_t st, to;
 
     if (n == NULL)
@@ -1286,7 +1277,7 @@ gx_reg_node_heartbeat(gx_reg_t *reg, const char *pool, const char *id, const cha
         return GX_EDENIED;
     memcpy(&bits, &load, sizeof(bits));
     uatomic_set(&n->seen_ms, now);
-    uatomic_set(&n->hb_unix_ms, unix_ms());
+    uatomic_set(&n->hb_unix_ms, gx_event_unix_ms());
     uatomic_set(&n->load_bits, bits);
     uatomic_set(&n->running, running_jobs);
     /*
@@ -2942,7 +2933,7 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
     char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
     char fresh[2 * TOKEN_BYTES + 1];
     unsigned flags = 0;
-    int64_t registered = 0, now = unix_ms();
+    int64_t registered = 0, now = gx_unix_ms();
     node_put_t w;
     target_t t;
     int rv;
@@ -3123,7 +3114,7 @@ pool_put_locked(gx_reg_t *reg, gx_call_t *call, gx_pb_pool_t *pb, int create, gx
         return why_set(why, GX_STATUS_NOT_FOUND, "pool.name: no pool \"%s\"", pb->name);
     if (create) {
         pool_defaults(pb);
-        pb->created_unix_ms = unix_ms();
+        pb->created_unix_ms = gx_unix_ms();
         if (pb->node_ttl_ms < pb->heartbeat_interval_ms)
             return why_set(why, GX_STATUS_INVALID_ARGUMENT, "pool.node_ttl_ms: %u is less than "
                            "heartbeat_interval_ms %u", pb->node_ttl_ms,
@@ -3825,7 +3816,7 @@ defaults_create(gx_reg_t *reg)
         pb.n_specializations = v[i].n_specializations;
         pb.specializations = v[i].specializations;
         pool_defaults(&pb);
-        pb.created_unix_ms = unix_ms();
+        pb.created_unix_ms = gx_unix_ms();
         recs[i] = pool_record(&pb, &len);
         if (recs[i] == NULL)
             rv = GX_ENOMEM;

@@ -45,6 +45,7 @@
 #include <openssl/err.h>
 
 #include "transport/gx_grpc.h"
+#include "util/gx_clock.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
 
@@ -380,7 +381,7 @@ call_new(gx_conn_t *c, int32_t stream_id)
     call->stream_id = stream_id;
     call->worker = c->worker->id;
     call->refs = 1;
-    call->start_ns = gx_now_ns();
+    call->start_ns = gx_event_ns(); /* when its headers were read */
     if (c->tls_identity != NULL) {
         call->tls_identity = gx_arena_strndup(arena, c->tls_identity, strlen(c->tls_identity));
         if (call->tls_identity == NULL)
@@ -452,7 +453,7 @@ call_close(gx_call_t *call)
     call->conn = NULL;
     gx__call_unref(call);
     if (c->n_streams == 0 && c->got_request && !c->goaway_by_us) {
-        c->idle_since_ms = gx_now_ms();
+        c->idle_since_ms = gx_event_ms();
         if (c->timer_state != GX_CT_IDLE)
             timer_set(c, GX_CT_IDLE, limits(c)->idle_timeout_ms);
     }
@@ -1050,7 +1051,7 @@ read_done(gx_conn_t *c)
 }
 
 static void
-read_cb(struct bufferevent *bev, void *arg)
+tls_read(struct bufferevent *bev, void *arg)
 {
     gx_conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -1073,6 +1074,15 @@ read_cb(struct bufferevent *bev, void *arg)
     /* more than 8 chunks: come back for the rest */
     if (evbuffer_get_length(in) > 0 && !c->read_paused)
         event_active(c->flush_ev, EV_READ, 0);
+}
+
+/* Everything the bytes of one read set in motion shares one clock read (gx_clock.h). */
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    gx_clock_event_begin();
+    tls_read(bev, arg);
+    gx_clock_event_end();
 }
 
 /* The socket took all we had: go on with what nghttp2 has left, or end a finished connection. */
@@ -1100,7 +1110,7 @@ write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-plain_read_cb(evutil_socket_t fd, short what, void *arg)
+plain_read(evutil_socket_t fd, void *arg)
 {
     gx_conn_t *c = arg;
     uint8_t buf[READ_SIZE];
@@ -1120,6 +1130,14 @@ plain_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     read_done(c);
+}
+
+static void
+plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_clock_event_begin();
+    plain_read(fd, arg);
+    gx_clock_event_end();
 }
 
 static void
