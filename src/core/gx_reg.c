@@ -2926,8 +2926,8 @@ register_check(gx_reg_t *reg, const target_t *t, const gx_pb_node_t *node, const
 int
 gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *node,
                             const char *token_in, const char *owner, gx_reg_op_t *op,
-                            gx_pb_node_t **reply, char **token_out, uint32_t *interval_out,
-                            uint32_t *ttl_out, gx_reg_why_t *why)
+                            const uint8_t **packed, size_t *packed_len, char **token_out,
+                            uint32_t *interval_out, uint32_t *ttl_out, gx_reg_why_t *why)
 {
     gx_pb_node_t *pb = gx_call_alloc(call, sizeof(*pb));
     char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
@@ -2979,8 +2979,18 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
 out:
     pthread_mutex_unlock(&reg->wlock);
     gx_reg_read_end();
+    if (rv == 0) {
+        /* the answer's node: the record's, behind its version and token (node_record()) */
+        size_t skip = 2 + (size_t)w.rec[1];
+        uint8_t *p = gx_call_alloc(call, w.len - skip);
+
+        /* the op is in flight: out of memory now can only fail the answer */
+        if (p != NULL)
+            memcpy(p, w.rec + skip, w.len - skip);
+        *packed = p;
+        *packed_len = p != NULL ? w.len - skip : 0;
+    }
     node_put_clear(&w);
-    *reply = pb;
     *token_out = token;
     return rv;
 }

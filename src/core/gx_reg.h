@@ -367,17 +367,18 @@ typedef struct {
  * Register (or re-register, or take over) @p node in its pool.
  * @param token_in  the client's lease token ("" for a first registration)
  * @param owner     the caller's identity
- * @param reply     filled (allocated from @p call memory via gx_call_alloc)
- *                  with the node as it will be stored; token_out with the
- *                  lease token (call memory)
+ * @param packed, packed_len  filled with the node as it will be stored,
+ *                  serialized (a Node message without its revision, which
+ *                  the commit gives), in @p call memory (gx_call_alloc)
+ * @param token_out the lease token (call memory)
  * @param interval_out, ttl_out  the heartbeat interval and TTL the node is
  *                  told (gx_reg_pool_heartbeat())
  * @return 0 (op in flight: done() will be called), or <0 with @p why set
  */
 int gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *node,
                                 const char *token_in, const char *owner, gx_reg_op_t *op,
-                                gx_pb_node_t **reply, char **token_out, uint32_t *interval_out,
-                                uint32_t *ttl_out, gx_reg_why_t *why);
+                                const uint8_t **packed, size_t *packed_len, char **token_out,
+                                uint32_t *interval_out, uint32_t *ttl_out, gx_reg_why_t *why);
 /** Deregister: needs the lease token. */
 int gx_reg_node_deregister_submit(gx_reg_t *reg, const char *pool, const char *id,
                                   const char *token, gx_reg_op_t *op, gx_reg_why_t *why);

@@ -240,23 +240,32 @@ gx__call_trailers(gx_call_t *call, nghttp2_nv **nva, size_t *nvlen)
 
 /* ------------------------------------------------------------------ sending */
 
-int
-gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
+/*
+ * Sends one message of @p size bytes: @p msg packed, then @p head_len bytes
+ * of @p head and @p len of @p packed (gx__call_reply_packed()).
+ * @return as gx_call_send()
+ */
+static int
+send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg, const uint8_t *head,
+             size_t head_len, const uint8_t *packed, size_t len)
 {
     uint8_t *p;
-    size_t size;
     int rv;
 
     if (call->finished || call->cancelled || call->closed)
         return GX_ECLOSED;
-    size = protobuf_c_message_get_packed_size(msg);
     if (size > UINT32_MAX - GX_GRPC_PREFIX_LEN)
         return GX_E2BIG;
     p = gx_bq_reserve(&call->out, call->arena, size + GX_GRPC_PREFIX_LEN);
     if (p == NULL)
         return GX_ENOMEM;
     gx_grpc_prefix_encode(p, 0, (uint32_t)size);
-    protobuf_c_message_pack(msg, p + GX_GRPC_PREFIX_LEN);
+    p += GX_GRPC_PREFIX_LEN;
+    p += protobuf_c_message_pack(msg, p);
+    if (head_len > 0) {
+        memcpy(p, head, head_len);
+        memcpy(p + head_len, packed, len);
+    }
     gx_bq_commit(&call->out, size + GX_GRPC_PREFIX_LEN);
     rv = gx__call_submit(call);
     if (rv != 0)
@@ -266,6 +275,12 @@ gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
         return GX_AGAIN;
     }
     return 0;
+}
+
+int
+gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
+{
+    return send_message(call, protobuf_c_message_get_packed_size(msg), msg, NULL, 0, NULL, 0);
 }
 
 void
@@ -284,16 +299,33 @@ gx_call_finish(gx_call_t *call, gx_status_t status, const char *message)
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
-int
-gx_call_reply(gx_call_t *call, const ProtobufCMessage *msg)
+/* Ends a unary reply after its message was sent (@p rv from gx_call_send()). */
+static int
+reply_end(gx_call_t *call, int rv)
 {
-    int rv = gx_call_send(call, msg);
-
     if (rv < 0)
         return gx_call_fail(call, gx_error_to_status(rv), "cannot send the response: %s",
                             gx_strerror(rv));
     gx_call_finish(call, GX_STATUS_OK, NULL);
     return GX_DONE;
+}
+
+int
+gx_call_reply(gx_call_t *call, const ProtobufCMessage *msg)
+{
+    return reply_end(call, gx_call_send(call, msg));
+}
+
+int
+gx__call_reply_packed(gx_call_t *call, const ProtobufCMessage *msg, uint32_t field,
+                      const uint8_t *packed, size_t len)
+{
+    uint8_t head[20]; /* the field's key and length, varints */
+    size_t hl = gx_grpc_varint_put(head, (uint64_t)field << 3 | 2); /* wire type: length */
+
+    hl += gx_grpc_varint_put(head + hl, len);
+    return reply_end(call, send_message(call, protobuf_c_message_get_packed_size(msg) + hl + len,
+                                        msg, head, hl, packed, len));
 }
 
 /* Drops a UTF-8 sequence that the cut at @len left unfinished. */

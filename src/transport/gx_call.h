@@ -128,5 +128,14 @@ void gx__call_unref(gx_call_t *call);
 void gx__call_recv_pause(gx_call_t *call, int paused);
 /** The server's limits for this call. */
 uint32_t gx__call_max_recv(const gx_call_t *call);
+/**
+ * gx_call_reply() of @p msg plus one message field, number @p field, whose
+ * @p len bytes @p packed the caller has serialized already (a message it
+ * stores, say): protobuf takes fields in any order, so they follow the
+ * fields of @p msg, which must leave @p field unset.  Spares packing the
+ * same message twice.  @return GX_DONE
+ */
+int gx__call_reply_packed(gx_call_t *call, const ProtobufCMessage *msg, uint32_t field,
+                          const uint8_t *packed, size_t len);
 
 #endif /* GX_TRANSPORT_GX_CALL_H */

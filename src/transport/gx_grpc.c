@@ -36,6 +36,17 @@ gx_grpc_prefix_encode(uint8_t *p, int compressed, uint32_t length)
     p[4] = (uint8_t)length;
 }
 
+size_t
+gx_grpc_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
 int
 gx_grpc_timeout_parse(const char *s, size_t len, uint64_t *usec)
 {

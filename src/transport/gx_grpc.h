@@ -29,6 +29,9 @@ int gx_grpc_prefix_decode(const uint8_t *p, gx_grpc_prefix_t *out);
 /** Writes the prefix of a @p length byte message. */
 void gx_grpc_prefix_encode(uint8_t *p, int compressed, uint32_t length);
 
+/** Writes @p v as a protobuf varint (at most 10 bytes) at @p p. @return its length */
+size_t gx_grpc_varint_put(uint8_t *p, uint64_t v);
+
 /**
  * Parses a grpc-timeout value ("1S", "250m": at most 8 digits and one of
  * H M S m u n) into microseconds, rounding nanoseconds up.

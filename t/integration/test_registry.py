@@ -133,6 +133,7 @@ def test_register_get_heartbeat_deregister(api, pb):
     assert len(r.lease_token) >= 32 and r.heartbeat_interval_ms == 10000 and r.ttl_ms == 30000
     assert r.node.state == pb.NODE_STATE_HEALTHY and r.node.revision > 0
     n = api.get("n1")
+    assert n == r.node  # the answer is the node as stored, with its revision
     assert n.id == "n1" and n.pool == "devnet" and dict(n.labels) == {"region": "eu"}
     assert n.capacity.cpu_millis == 4000 and n.state == pb.NODE_STATE_HEALTHY
     assert n.registered_unix_ms > 0 and n.owner == ""
@@ -155,6 +156,7 @@ def test_lease_token_rules(api, pb):
     r2 = api.register("n1", token=r.lease_token, labels={"v": "2"})
     assert r2.lease_token == r.lease_token
     assert r2.node.registered_unix_ms == r.node.registered_unix_ms
+    assert r2.node == api.get("n1") and r2.node.revision > r.node.revision
     assert dict(api.get("n1").labels) == {"v": "2"}
     for token in ("", "x" * 48):
         code, msg = status_of(api.register, "n1", token=token)

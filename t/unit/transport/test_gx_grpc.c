@@ -18,6 +18,7 @@
 
 #include <check.h>
 
+#include "galaxy/pool/v1/pool.pb-c.h"
 #include "util/gx_error.h"
 
 /* A heap copy of @p len bytes of @p s, without a terminator. */
@@ -109,6 +110,32 @@ START_TEST(test_prefix_round_trip)
             free(p);
         }
     }
+}
+END_TEST
+
+/* gx_grpc_varint_put() writes what protobuf-c writes for a uint64 field (Node.revision). */
+START_TEST(test_varint_as_protobuf_c)
+{
+    static const uint64_t values[] = {1, 127, 128, 300, 16383, 16384, UINT32_MAX,
+                                      (uint64_t)UINT32_MAX + 1, 1ull << 63, UINT64_MAX};
+    uint8_t want[16], got[16];
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        Galaxy__Pool__V1__Node node = GALAXY__POOL__V1__NODE__INIT;
+        size_t n, m;
+
+        node.revision = values[i];
+        n = protobuf_c_message_get_packed_size(&node.base);
+        ck_assert_uint_le(n, sizeof(want));
+        ck_assert_uint_eq(protobuf_c_message_pack(&node.base, want), n);
+        got[0] = 13 << 3; /* Node.revision, wire type 0 */
+        m = 1 + gx_grpc_varint_put(got + 1, values[i]);
+        ck_assert_uint_eq(m, n);
+        ck_assert_mem_eq(got, want, n);
+    }
+    ck_assert_uint_eq(gx_grpc_varint_put(got, 0), 1);
+    ck_assert_uint_eq(got[0], 0);
+    ck_assert_uint_eq(gx_grpc_varint_put(got, UINT64_MAX), 10);
 }
 END_TEST
 
@@ -727,6 +754,7 @@ grpc_suite(void)
     tcase_add_test(tc, test_prefix_encode_exact);
     tcase_add_test(tc, test_prefix_round_trip);
     tcase_add_test(tc, test_prefix_bad_flag);
+    tcase_add_test(tc, test_varint_as_protobuf_c);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeout");
