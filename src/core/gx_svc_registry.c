@@ -145,7 +145,9 @@ write_hook(gx_call_t *call, void *ctx)
     if (gx_call_service(call) != &registry_service)
         return GX_DECLINED;
     m += sizeof(SVC) - 1;
-    if (strcmp(m, "Register") != 0 && strcmp(m, "Deregister") != 0 && strcmp(m, "Drain") != 0)
+    /* Heartbeat, the hot one, leaves at the first byte */
+    if ((m[0] != 'R' || strcmp(m, "Register") != 0) &&
+        (m[0] != 'D' || (strcmp(m, "Deregister") != 0 && strcmp(m, "Drain") != 0)))
         return GX_DECLINED;
     req = gx_svc_request(call);
     rw = gx_svc_write_new(call, self, sizeof(*rw));

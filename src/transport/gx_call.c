@@ -53,8 +53,9 @@ gx_call_tls_identity(const gx_call_t *call)
 const char *
 gx_call_metadata(const gx_call_t *call, const char *key, size_t *len)
 {
+    /* the first byte before strcmp: most calls look for a key that is not there */
     for (const gx_md_t *md = call->md_in; md != NULL; md = md->next) {
-        if (strcmp(md->key, key) == 0) {
+        if (md->key[0] == key[0] && strcmp(md->key, key) == 0) {
             if (len != NULL)
                 *len = md->len;
             return md->value;
@@ -69,7 +70,7 @@ gx_call_metadata_count(const gx_call_t *call, const char *key)
     size_t n = 0;
 
     for (const gx_md_t *md = call->md_in; md != NULL; md = md->next)
-        n += strcmp(md->key, key) == 0;
+        n += md->key[0] == key[0] && strcmp(md->key, key) == 0;
     return n;
 }
 
