@@ -169,27 +169,25 @@ register_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
 {
     Galaxy__Pool__V1__RegisterResponse resp = GALAXY__POOL__V1__REGISTER_RESPONSE__INIT;
     reg_write_t *rw = (reg_write_t *)gx_svc_write_result(call, self);
-    uint8_t *node;
-    size_t n;
+    uint8_t rev[11];
+    struct iovec node[2];
 
     if (rw == NULL)
         return GX_DONE;
+    if (rw->packed == NULL)
+        return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     /*
      * The node is answered as it was stored, from the bytes packed for the
      * store (packing it again was a tenth of a Register's CPU), followed by
      * the revision its commit gave it: a field that comes later wins.
      */
-    node = rw->packed != NULL ? gx_call_alloc(call, rw->packed_len + 11) : NULL;
-    if (node == NULL)
-        return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    memcpy(node, rw->packed, rw->packed_len);
-    n = rw->packed_len;
-    node[n++] = NODE_REVISION << 3; /* wire type 0, a varint */
-    n += gx_grpc_varint_put(node + n, rw->w.op.revision);
+    rev[0] = NODE_REVISION << 3; /* wire type 0, a varint */
+    node[0] = (struct iovec){(void *)rw->packed, rw->packed_len};
+    node[1] = (struct iovec){rev, 1 + gx_grpc_varint_put(rev + 1, rw->w.op.revision)};
     resp.lease_token = rw->token;
     resp.heartbeat_interval_ms = rw->interval;
     resp.ttl_ms = rw->ttl;
-    return gx__call_reply_packed(call, &resp.base, REGISTER_RESPONSE_NODE, node, n);
+    return gx__call_reply_packed(call, &resp.base, REGISTER_RESPONSE_NODE, node, 2);
 }
 
 static int

@@ -242,13 +242,12 @@ gx__call_trailers(gx_call_t *call, nghttp2_nv **nva, size_t *nvlen)
 /* ------------------------------------------------------------------ sending */
 
 /*
- * Sends one message of @p size bytes: @p msg packed, then @p head_len bytes
- * of @p head and @p len of @p packed (gx__call_reply_packed()).
- * @return as gx_call_send()
+ * Sends one message of @p size bytes: @p msg packed, then the @p n byte
+ * ranges of @p tail (gx__call_reply_packed()).  @return as gx_call_send()
  */
 static int
-send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg, const uint8_t *head,
-             size_t head_len, const uint8_t *packed, size_t len)
+send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg,
+             const struct iovec *tail, size_t n)
 {
     uint8_t *p;
     int rv;
@@ -263,10 +262,8 @@ send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg, const ui
     gx_grpc_prefix_encode(p, 0, (uint32_t)size);
     p += GX_GRPC_PREFIX_LEN;
     p += protobuf_c_message_pack(msg, p);
-    if (head_len > 0) {
-        memcpy(p, head, head_len);
-        memcpy(p + head_len, packed, len);
-    }
+    for (size_t i = 0; i < n; p += tail[i].iov_len, i++)
+        memcpy(p, tail[i].iov_base, tail[i].iov_len);
     gx_bq_commit(&call->out, size + GX_GRPC_PREFIX_LEN);
     rv = gx__call_submit(call);
     if (rv != 0)
@@ -281,7 +278,7 @@ send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg, const ui
 int
 gx_call_send(gx_call_t *call, const ProtobufCMessage *msg)
 {
-    return send_message(call, protobuf_c_message_get_packed_size(msg), msg, NULL, 0, NULL, 0);
+    return send_message(call, protobuf_c_message_get_packed_size(msg), msg, NULL, 0);
 }
 
 void
@@ -319,14 +316,22 @@ gx_call_reply(gx_call_t *call, const ProtobufCMessage *msg)
 
 int
 gx__call_reply_packed(gx_call_t *call, const ProtobufCMessage *msg, uint32_t field,
-                      const uint8_t *packed, size_t len)
+                      const struct iovec *parts, size_t n)
 {
     uint8_t head[20]; /* the field's key and length, varints */
-    size_t hl = gx_grpc_varint_put(head, (uint64_t)field << 3 | 2); /* wire type: length */
+    struct iovec tail[1 + GX__REPLY_PARTS] = {{head, 0}};
+    size_t len = 0;
 
-    hl += gx_grpc_varint_put(head + hl, len);
-    return reply_end(call, send_message(call, protobuf_c_message_get_packed_size(msg) + hl + len,
-                                        msg, head, hl, packed, len));
+    if (n > GX__REPLY_PARTS)
+        return reply_end(call, GX_EINVAL);
+    for (size_t i = 0; i < n; i++) {
+        tail[1 + i] = parts[i];
+        len += parts[i].iov_len;
+    }
+    tail[0].iov_len = gx_grpc_varint_put(head, (uint64_t)field << 3 | 2); /* wire type: length */
+    tail[0].iov_len += gx_grpc_varint_put(head + tail[0].iov_len, len);
+    return reply_end(call, send_message(call, protobuf_c_message_get_packed_size(msg) +
+                                                  tail[0].iov_len + len, msg, tail, 1 + n));
 }
 
 /* Drops a UTF-8 sequence that the cut at @len left unfinished. */

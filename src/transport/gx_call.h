@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <galaxy/gx_module.h>
 
@@ -130,12 +131,14 @@ void gx__call_recv_pause(gx_call_t *call, int paused);
 uint32_t gx__call_max_recv(const gx_call_t *call);
 /**
  * gx_call_reply() of @p msg plus one message field, number @p field, whose
- * @p len bytes @p packed the caller has serialized already (a message it
- * stores, say): protobuf takes fields in any order, so they follow the
- * fields of @p msg, which must leave @p field unset.  Spares packing the
- * same message twice.  @return GX_DONE
+ * bytes the caller has serialized already (a message it stores, say): the
+ * @p n pieces of @p parts, in order (at most GX__REPLY_PARTS).  Protobuf
+ * takes fields in any order, so they follow the fields of @p msg, which must
+ * leave @p field unset.  Spares packing the same message twice.
+ * @return GX_DONE
  */
+#define GX__REPLY_PARTS 2
 int gx__call_reply_packed(gx_call_t *call, const ProtobufCMessage *msg, uint32_t field,
-                          const uint8_t *packed, size_t len);
+                          const struct iovec *parts, size_t n);
 
 #endif /* GX_TRANSPORT_GX_CALL_H */
