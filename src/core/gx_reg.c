@@ -374,14 +374,35 @@ gx_reg_valid_spec(const char *s)
     return 1;
 }
 
+/* a word with every byte @b */
+#define BYTES(b) (UINT64_C(0x0101010101010101) * (b))
+
+/*
+ * Whether a byte of @w is below '!' or above '~', eight at a time: the
+ * first term has a byte's top bit set when the byte is below 0x21 (exact
+ * for "any", although a borrow may mark the wrong byte), the second when
+ * it is above 0x7e.  A lease token is checked on every heartbeat.
+ */
+static inline int
+word_unprintable(uint64_t w)
+{
+    return ((((w - BYTES(0x21)) & ~w) | (w + BYTES(0x01)) | w) & BYTES(0x80)) != 0;
+}
+
 int
 gx_reg_valid_token(const char *s, size_t max)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), i = 0;
+    uint64_t w;
 
     if (n == 0 || n > max)
         return 0;
-    for (size_t i = 0; i < n; i++)
+    for (; i + sizeof(w) <= n; i += sizeof(w)) {
+        memcpy(&w, s + i, sizeof(w));
+        if (word_unprintable(w))
+            return 0;
+    }
+    for (; i < n; i++)
         if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
             return 0;
     return 1;

@@ -582,31 +582,29 @@ static int
 keep_metadata(gx_call_t *call, const uint8_t *name, size_t nlen, const uint8_t *value,
               size_t vlen)
 {
-    gx_md_t *md = gx_arena_alloc(call->arena, sizeof(*md));
-    char *v;
-    long n;
+    int bin = nlen > 4 && memcmp(name + nlen - 4, "-bin", 4) == 0;
+    /* the entry, its key and its value in one piece of call memory */
+    gx_md_t *md = gx_arena_alloc(call->arena, sizeof(*md) + nlen + 1 +
+                                                  (bin ? vlen * 3 / 4 + 4 : vlen + 1));
+    char *key, *v;
+    long n = (long)vlen;
 
     if (md == NULL)
         return GX_ENOMEM;
-    md->key = gx_arena_strndup(call->arena, (const char *)name, nlen);
-    if (md->key == NULL)
-        return GX_ENOMEM;
-    if (nlen > 4 && memcmp(name + nlen - 4, "-bin", 4) == 0) {
-        v = gx_arena_alloc(call->arena, vlen * 3 / 4 + 4);
-        if (v == NULL)
-            return GX_ENOMEM;
+    key = (char *)(md + 1);
+    memcpy(key, name, nlen);
+    key[nlen] = '\0';
+    v = key + nlen + 1;
+    if (bin)
         n = gx_base64_decode((const char *)value, vlen, (uint8_t *)v);
-        if (n < 0)
-            return GX_EINVAL;
-        v[n] = '\0';
-        md->len = (size_t)n;
-    } else {
-        v = gx_arena_strndup(call->arena, (const char *)value, vlen);
-        if (v == NULL)
-            return GX_ENOMEM;
-        md->len = vlen;
-    }
+    else
+        memcpy(v, value, vlen);
+    if (n < 0)
+        return GX_EINVAL;
+    v[n] = '\0';
+    md->key = key;
     md->value = v;
+    md->len = (size_t)n;
     md->next = NULL;
     if (call->md_in_tail == NULL)
         call->md_in_tail = &call->md_in;

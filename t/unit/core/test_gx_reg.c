@@ -76,6 +76,26 @@ START_TEST(specs_and_tokens)
 }
 END_TEST
 
+/* every byte value at every place of a 43-byte token (eight at a time, then the tail) */
+START_TEST(token_bytes)
+{
+    char s[44];
+
+    for (size_t at = 0; at < 43; at++) {
+        for (int b = 1; b < 256; b++) {
+            memset(s, 'k', 43);
+            s[43] = '\0';
+            s[at] = (char)b;
+            ck_assert_int_eq(gx_reg_valid_token(s, 43), b > ' ' && b < 0x7f);
+        }
+    }
+    /* a borrow from a low byte must not hide a bad byte above it, nor invent one */
+    ck_assert(!gx_reg_valid_token("\x20\x7f!!!!!!!!", 20));
+    ck_assert(!gx_reg_valid_token("!\x80\x21!!!!!!!!", 20));
+    ck_assert(gx_reg_valid_token("!~!~!~!~!~!~!~!~", 20));
+}
+END_TEST
+
 START_TEST(liveness_machine)
 {
     int rm;
@@ -674,6 +694,7 @@ reg_suite(void)
     tcase_add_test(tc, pool_names);
     tcase_add_test(tc, node_ids);
     tcase_add_test(tc, specs_and_tokens);
+    tcase_add_test(tc, token_bytes);
     tcase_add_test(tc, liveness_machine);
     tcase_add_test(tc, page_tokens);
     tcase_add_test(tc, token_compare);
