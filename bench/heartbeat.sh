@@ -17,8 +17,16 @@
 # OK line per call of the run; --bare runs it without modules and with the
 # access log off, as before.
 #
+# --floor PATH adds a third server to the same alternation: bench/ref/bare_server,
+# nghttp2 + libevent + protobuf-c doing the same map update and nothing else
+# (same command line and counts as ref_server).  Its CPU per call is the floor
+# galaxy-poold's is judged against; the table then shows poold's CPU per call
+# divided by the floor's, and the floor's req/s divided by the reference's.
+#
 #   bench/heartbeat.sh --build /tmp/build-rel --ref /tmp/ref/ref_server
 #   bench/heartbeat.sh --ref-only --ref /tmp/ref/ref_server -n 200000
+#   bench/heartbeat.sh --build /tmp/build-rel --ref /tmp/ref/ref_server \
+#       --floor /tmp/bare/bare_server
 #   bench/heartbeat.sh --help
 set -euo pipefail
 
@@ -26,6 +34,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 . "$src/bench/lib.sh"
 build=.
 ref=${REF_SERVER:-$src/bench/ref/ref_server}
+floor=
 mode=both
 bare=0
 module_dir=
@@ -49,6 +58,7 @@ usage() {
 usage: bench/heartbeat.sh [options]
   --build DIR            galaxy-poold build directory (default .)
   --ref PATH             reference server (default \$REF_SERVER or bench/ref/ref_server)
+  --floor PATH           also measure bench/ref/bare_server (the CPU floor) in the same rounds
   --ref-only             measure only the reference server
   --poold-only           measure only galaxy-poold
   -n N                   requests per shape, per server and round (default $n)
@@ -89,6 +99,7 @@ while [ $# -gt 0 ]; do
     case $opt in
     --build) build=$val ;;
     --ref) ref=$val ;;
+    --floor) floor=$val ;;
     -n) n=$val ;;
     --warmup) warmup=$val ;;
     --nodes) nodes=$val ;;
@@ -124,6 +135,11 @@ shapes_check heartbeat.sh 1 $shapes
 servers=()
 if [ "$mode" != poold ]; then servers+=(ref); fi
 if [ "$mode" != ref ]; then servers+=(poold); fi
+if [ -n "$floor" ]; then
+    [ -x "$floor" ] ||
+        { echo "heartbeat.sh: no floor server at $floor (bench/ref/Makefile.bare)" >&2; exit 1; }
+    servers+=(floor)
+fi
 command -v h2load >/dev/null || { echo "heartbeat.sh: no h2load: run bench/deps.sh" >&2; exit 1; }
 if [ "$mode" != poold ] && [ ! -x "$ref" ]; then
     echo "heartbeat.sh: no reference server at $ref (make -C bench/ref, or --ref)" >&2
@@ -157,23 +173,26 @@ ticks=$(getconf CLK_TCK)
 py=/usr/bin/python3
 reg="$py $src/bench/register_nodes.py"
 alog=$tmp/access.log
-start_ref() {
-    local pre=$nodes
+# start_refish NAME BINARY: ref_server, or a server with its command line (bare_server)
+start_refish() {
+    local name=$1 bin=$2 pre=$nodes
     if [ $ref_register = 1 ]; then pre=0; fi
-    "$ref" --listen 127.0.0.1:0 -t "$workers" --preload "$pre" --ready-file "$tmp/ref.ready" \
-        2>"$tmp/ref.log" &
-    pid[ref]=$!
-    wait_file "$tmp/ref.ready" "${pid[ref]}" ||
-        { echo "heartbeat.sh: ref_server did not start:" >&2; cat "$tmp/ref.log" >&2; exit 1; }
-    addr[ref]=$(sed -n 's/^h2c=//p' "$tmp/ref.ready")
+    "$bin" --listen 127.0.0.1:0 -t "$workers" --preload "$pre" --ready-file "$tmp/$name.ready" \
+        2>"$tmp/$name.log" &
+    pid[$name]=$!
+    wait_file "$tmp/$name.ready" "${pid[$name]}" ||
+        { echo "heartbeat.sh: $bin did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+    addr[$name]=$(sed -n 's/^h2c=//p' "$tmp/$name.ready")
     if [ $ref_register = 1 ]; then
-        $reg --target "${addr[ref]}" --count "$nodes" --concurrency "$reg_conc" \
-            --node "$node" --body "$tmp/ref.body" --check
+        $reg --target "${addr[$name]}" --count "$nodes" --concurrency "$reg_conc" \
+            --node "$node" --body "$tmp/$name.body" --check
     else
-        $reg --target "${addr[ref]}" --node "$node" --token bench-token \
-            --body "$tmp/ref.body" --check
+        $reg --target "${addr[$name]}" --node "$node" --token bench-token \
+            --body "$tmp/$name.body" --check
     fi
 }
+start_ref() { start_refish ref "$ref"; }
+start_floor() { start_refish floor "$floor"; }
 
 start_poold() {
     local conf=$poold_conf
@@ -209,19 +228,21 @@ start_poold() {
     fi
 }
 # "OK ERR": grpc-status 0 Heartbeat responses, and non-OK calls of any method.
-counts_ref() {
-    local before after i=0 line
-    before=$(grep -c '(SIGUSR1)$' "$tmp/ref.log" || true)
-    kill -USR1 "${pid[ref]}"
+counts_refish() {
+    local name=$1 before after i=0 line
+    before=$(grep -c '(SIGUSR1)$' "$tmp/$name.log" || true)
+    kill -USR1 "${pid[$name]}"
     while [ $i -lt 100 ]; do
-        after=$(grep -c '(SIGUSR1)$' "$tmp/ref.log" || true)
+        after=$(grep -c '(SIGUSR1)$' "$tmp/$name.log" || true)
         [ "$after" -gt "$before" ] && break
         sleep 0.02
         i=$((i + 1))
     done
-    line=$(grep '(SIGUSR1)$' "$tmp/ref.log" | tail -1)
+    line=$(grep '(SIGUSR1)$' "$tmp/$name.log" | tail -1)
     echo "$line" | sed -n 's/^ok=[0-9]* err=\([0-9]*\) heartbeat_ok=\([0-9]*\) .*/\2 \1/p'
 }
+counts_ref() { counts_refish ref; }
+counts_floor() { counts_refish floor; }
 
 counts_poold() {
     curl -sf --max-time 5 "http://${admin[poold]}/metrics" | awk '
@@ -309,29 +330,37 @@ fi
 k=0
 for r in $(seq 1 "$rounds"); do
     for shape in $shapes; do
-        order=("${servers[@]}")
-        if [ ${#servers[@]} = 2 ] && [ $((k % 2)) = 1 ]; then order=(poold ref); fi
+        # the order turns at every shape, so that no server always runs first
+        i=$((k % ${#servers[@]}))
+        order=("${servers[@]:$i}" "${servers[@]:0:$i}")
         k=$((k + 1))
         for s in "${order[@]}"; do run "$s" "${shape%x*}" "${shape#*x}" "$n" "r$r.$shape"; done
     done
 done
 
+ratio() { echo "$1 / $2" | bc -l 2>/dev/null || echo nan; }
 {
     echo
     printf '%-9s' "shape"
     for s in "${servers[@]}"; do printf ' %12s %10s' "$s req/s" "us/call"; done
-    if [ ${#servers[@]} = 2 ]; then printf ' %12s' "poold/ref"; fi
+    if [ "$mode" = both ]; then printf ' %10s' "poold/ref"; fi
+    if [ -n "$floor" ] && [ "$mode" != poold ]; then printf ' %10s' "floor/ref"; fi
+    if [ -n "$floor" ] && [ "$mode" != ref ]; then printf ' %15s' "poold/floor CPU"; fi
     echo
     for shape in $shapes; do
         printf '%-9s' "${shape/x/ x }"
-        declare -A med=()
+        declare -A med=() cpu_med=()
         for s in "${servers[@]}"; do
             med[$s]=$(median 1 "$tmp/res.$s.$shape")
-            printf ' %12.0f %10.2f' "${med[$s]}" "$(median 2 "$tmp/res.$s.$shape")"
+            cpu_med[$s]=$(median 2 "$tmp/res.$s.$shape")
+            printf ' %12.0f %10.2f' "${med[$s]}" "${cpu_med[$s]}"
         done
-        if [ ${#servers[@]} = 2 ]; then
-            printf ' %12.2f' "$(echo "${med[poold]} / ${med[ref]}" | bc -l 2>/dev/null ||
-                                echo nan)"
+        if [ "$mode" = both ]; then printf ' %10.2f' "$(ratio "${med[poold]}" "${med[ref]}")"; fi
+        if [ -n "$floor" ] && [ "$mode" != poold ]; then
+            printf ' %10.2f' "$(ratio "${med[floor]}" "${med[ref]}")"
+        fi
+        if [ -n "$floor" ] && [ "$mode" != ref ]; then
+            printf ' %15.2f' "$(ratio "${cpu_med[poold]}" "${cpu_med[floor]}")"
         fi
         if cat "$tmp"/res.*."$shape" | grep -q FAILED; then printf '  FAILED status check'; fi
         echo
@@ -349,6 +378,7 @@ for s in "${servers[@]}"; do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$mode" != poold ]; then echo "ref_server final counts: $(tail -1 "$tmp/ref.log")"; fi
+if [ -n "$floor" ]; then echo "floor final counts: $(tail -1 "$tmp/floor.log")"; fi
 if [ $failures -gt 0 ]; then
     echo "heartbeat.sh: $failures run(s) failed the grpc-status check" >&2
     exit 1
