@@ -865,15 +865,49 @@ pool_new(const gx_reg_t *reg, pinfo_t *info)
 
 /* ================================================================== reads */
 
+/*
+ * The pool this thread found last.  Pools are few and a call names one,
+ * which the access rules and then the handler look up: the second lookup
+ * is the memo's.  The memo holds while no pool has left any registry since
+ * it was made: a pool is unlinked, pools_gone grows, and only then is the
+ * pool freed, after a grace period; a reader that still reads the old count
+ * is in a read-side section that began before that grace period.
+ */
+static unsigned long pools_gone;
+static __thread struct {
+    const gx_reg_t *reg;
+    unsigned long gone;
+    gx_reg_pool_t *p;
+} pool_memo;
+
+/* a pool was unlinked (or a registry is going): every thread's memo is void */
+static void
+pools_forget(void)
+{
+    uatomic_inc(&pools_gone);
+    cmm_smp_mb();
+}
+
 gx_reg_pool_t *
 gx_reg_pool_find(gx_reg_t *reg, const char *name)
 {
+    unsigned long gone = uatomic_read(&pools_gone);
+    gx_reg_pool_t *p = pool_memo.p;
     struct cds_lfht_iter it;
     struct cds_lfht_node *ht;
 
+    if (p != NULL && pool_memo.reg == reg && pool_memo.gone == gone && strcmp(p->name, name) == 0)
+        return p;
+    cmm_smp_rmb(); /* the count is read before the table */
     cds_lfht_lookup(reg->pools, hash_bytes(name, strlen(name)), pool_match, name, &it);
     ht = cds_lfht_iter_get_node(&it);
-    return ht != NULL ? caa_container_of(ht, gx_reg_pool_t, ht) : NULL;
+    if (ht == NULL)
+        return NULL;
+    p = caa_container_of(ht, gx_reg_pool_t, ht);
+    pool_memo.reg = reg;
+    pool_memo.gone = gone;
+    pool_memo.p = p;
+    return p;
 }
 
 void
@@ -2519,6 +2553,7 @@ apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
     for (gx_reg_node_t *n; (n = windex_last(&p->ix)) != NULL;)
         node_remove(reg, n);
     if (cds_lfht_del(reg->pools, &p->ht) == 0) {
+        pools_forget();
         feed_publish(p); /* watchers get the removals, then the end */
         cmm_smp_wmb();
         uatomic_set(&p->feed->dead, 1);
@@ -4109,10 +4144,13 @@ tables_free(gx_reg_t *reg)
         }
     if (reg->pools != NULL)
         cds_lfht_for_each_entry(reg->pools, &it, p, ht) {
-            if (cds_lfht_del(reg->pools, &p->ht) == 0)
+            if (cds_lfht_del(reg->pools, &p->ht) == 0) {
+                pools_forget();
                 call_rcu(&p->rcu, pool_free_rcu);
+            }
         }
     rcu_read_unlock();
+    pools_forget(); /* another registry may come at the same address */
 }
 
 void

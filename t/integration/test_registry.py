@@ -71,6 +71,24 @@ def test_pool_create_get_update_delete(api, pb):
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+def test_pool_deleted_then_created_again(api, pb):
+    """Each worker remembers the pool it found last: a pool deleted and created again
+    under the same name must be the new one at once, on every call after the delete."""
+    for i, interval in enumerate((2000, 3000, 4000)):
+        api.create_pool("again", heartbeat_interval_ms=interval, specializations=["storage"])
+        r = api.register("a%d" % i, pool="again", specs=["storage"])
+        assert r.heartbeat_interval_ms == interval
+        assert api.heartbeat("a%d" % i, r.lease_token, pool="again").heartbeat_interval_ms == \
+            interval
+        api.DeletePool(pb.DeletePoolRequest(name="again", force=True), timeout=5)
+        code, _ = status_of(api.heartbeat, "a%d" % i, r.lease_token, pool="again")
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, _ = status_of(api.GetPool, pb.GetPoolRequest(name="again"), timeout=5)
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, _ = status_of(api.register, "b%d" % i, pool="again", specs=["storage"])
+        assert code == grpc.StatusCode.NOT_FOUND
+
+
 @pytest.mark.parametrize("pool,field", [
     (dict(name=""), "pool.name"),
     (dict(name="Bad_Name"), "pool.name"),
