@@ -79,9 +79,11 @@ struct gx_call_s {
     unsigned rejected : 1;      /* finished by the transport on bad input: drop further DATA */
     unsigned half_close_pending : 1;
     unsigned resume_pending : 1;
+    unsigned flush_queued : 1;  /* on the connection's flush list */
 
     gx_call_t *next, *prev; /* the connection's open calls */
     gx_call_t *post_next;   /* the worker's resume queue */
+    gx_call_t *flush_next;  /* the connection's flush list */
     uint8_t hdr_bad;        /* first header problem seen (GX__HDR_*) */
     uint8_t hdr_seen;       /* request headers present (GX__HDR_*) */
     uint16_t http_status;   /* 0: 200 */

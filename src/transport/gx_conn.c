@@ -790,6 +790,43 @@ call_start(gx_conn_t *c, gx_call_t *call)
     dispatch(c)->on_call(call, dispatch(c)->arg);
 }
 
+/*
+ * A call's input is parsed and handed up once nghttp2 has taken the whole
+ * read, not from inside its callbacks: nghttp2 then parses all the frames
+ * of a read in one go and the handlers run one after the other, each code
+ * path warm in the instruction cache for the next call, where they used to
+ * take turns for every request (at 64 x 16, 155 instruction-cache misses a
+ * heartbeat against 58 for a bare nghttp2 server).
+ */
+static void
+flush_later(gx_conn_t *c, gx_call_t *call)
+{
+    if (call->flush_queued)
+        return;
+    gx__call_ref(call);
+    call->flush_queued = 1;
+    call->flush_next = NULL;
+    if (c->flush_head == NULL)
+        c->flush_tail = &c->flush_head;
+    *c->flush_tail = call;
+    c->flush_tail = &call->flush_next;
+}
+
+/* after nghttp2_session_mem_recv(): the queued calls' input, in arrival order */
+static void
+flush_run(gx_conn_t *c)
+{
+    gx_call_t *call;
+
+    while ((call = c->flush_head) != NULL) {
+        c->flush_head = call->flush_next;
+        call->flush_queued = 0;
+        if (!c->free_pending && !call->closed)
+            recv_flush(call);
+        gx__call_unref(call);
+    }
+}
+
 static void
 call_half_close(gx_call_t *call)
 {
@@ -797,7 +834,7 @@ call_half_close(gx_call_t *call)
     if (!call->dispatched || call->rejected || call->cancelled)
         return;
     call->half_close_pending = 1;
-    recv_flush(call);
+    flush_later(call->conn, call);
 }
 
 static int
@@ -815,7 +852,7 @@ on_data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uin
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     call->unconsumed += len;
     if (call->dispatched)
-        recv_flush(call);
+        flush_later(arg, call);
     return 0;
 }
 
@@ -1022,6 +1059,9 @@ conn_feed(gx_conn_t *c, const uint8_t *data, size_t len)
 {
     ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
 
+    if (rv < 0)
+        c->free_pending = 1;
+    flush_run(c);
     if (rv >= 0)
         return 0; /* nghttp2 takes everything: no callback of ours pauses it */
     if (rv == NGHTTP2_ERR_FLOODED)

@@ -35,6 +35,7 @@ struct gx_conn_s {
     struct event *timer_ev, *flush_ev;
     gx_conn_timer_t timer_state;
     gx_call_t *calls;
+    gx_call_t *flush_head, **flush_tail; /* calls whose input waits for the read's end */
     gx_call_t *last_call; /* the call of stream last_stream (0: none), looked up last */
     int32_t last_stream;
     unsigned n_streams;
