@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from h2raw import H2Client, grpc_frame
+from h2raw import H2Client, grpc_frame, grpc_headers
 
 CHECK = "/grpc.health.v1.Health/Check"
 SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
@@ -411,3 +411,31 @@ def test_reject_leaves_other_streams_alone(server, health_pb2):
         assert r.messages == [SERVING]
     assert_healthy(server, health_pb2)
 
+
+
+def test_requests_and_a_reset_in_one_read(server, health_pb2):
+    """Complete requests are handed up once the server has parsed the whole read: a stream
+    the same read also resets is never answered, and those around it are."""
+    with H2Client(server.h2c) as c:
+        sids = []
+        for i in range(40):
+            sid = c.new_stream()
+            c.conn.send_headers(sid, [(k.encode() if isinstance(k, str) else k,
+                                       v.encode() if isinstance(v, str) else v)
+                                      for k, v in grpc_headers(CHECK)])
+            c.conn.send_data(sid, grpc_frame(b""), end_stream=True)
+            sids.append(sid)
+        reset = sids[17]
+        c.conn.reset_stream(reset, 8)  # CANCEL
+        c.response(reset).reset_sent = 8
+        c._flush()  # one write: the server reads it whole (a few KiB on loopback)
+        for sid in sids:
+            if sid == reset:
+                continue
+            r = c.wait(sid)
+            assert_status(r, OK)
+            assert r.messages == [SERVING]
+        c.ping()
+        c.wait_until(lambda: c.pings_acked > 0)
+        assert c.response(reset).frames == []
+    assert_healthy(server, health_pb2)
