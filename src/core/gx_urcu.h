@@ -6,7 +6,9 @@
  * does not offer.  Everything else includes this header, never <urcu*.h>.
  *
  * Rules (STYLE 4): readers wrap each lookup in rcu_read_lock/unlock and keep
- * no registry pointer across a callback or a GX_AGAIN; writers publish fully
+ * no registry pointer across a callback or a GX_AGAIN (one exception, proved
+ * where it is: gx_reg_pool_find()'s per-thread memo of the last pool, which
+ * is checked again under the read lock before use); writers publish fully
  * built objects; whoever wins cds_lfht_del frees with call_rcu; workers never
  * call synchronize_rcu; rcu_barrier() before teardown.
  */

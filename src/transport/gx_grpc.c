@@ -133,7 +133,8 @@ gx_grpc_content_type_ok(const char *ct, size_t len)
     static const char base[] = "application/grpc";
     size_t blen = sizeof(base) - 1;
 
-    if (len < blen || strncasecmp(ct, base, blen) != 0)
+    /* media types are case-insensitive; clients send them in lower case */
+    if (len < blen || (memcmp(ct, base, blen) != 0 && strncasecmp(ct, base, blen) != 0))
         return 0;
     return len == blen || ct[blen] == '+' || ct[blen] == ';';
 }
