@@ -136,6 +136,9 @@ servers=()
 if [ "$mode" != poold ]; then servers+=(ref); fi
 if [ "$mode" != ref ]; then servers+=(poold); fi
 if [ -n "$floor" ]; then
+    [ $ref_register = 0 ] ||
+        { echo "heartbeat.sh: --floor takes no --ref-register (bare_server serves Heartbeat" \
+               "only; its nodes come from --preload)" >&2; exit 2; }
     [ -x "$floor" ] ||
         { echo "heartbeat.sh: no floor server at $floor (bench/ref/Makefile.bare)" >&2; exit 1; }
     servers+=(floor)
