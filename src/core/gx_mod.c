@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "core/gx_mod.h"
+#include "core/gx_pbwire.h"
 #include "core/gx_router.h"
 
 #include <dlfcn.h>
@@ -190,6 +191,7 @@ routes_add_service(gx_mods_t *mods, gx_module_t *mod, const gx_service_t *svc, c
         snprintf(r->path, len, "/%s/%s", d->name, d->methods[i].name);
         r->m = m;
         r->pd = &d->methods[i];
+        r->input_has_bool = gx_pbwire_has_bool(r->pd->input) != 0;
         r->svc = svc;
         r->mod = mod;
         mods->n_routes++;

@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "core/gx_access_log.h"
+#include "core/gx_pbwire.h"
 #include "core/gx_reg.h"
 #include "transport/gx_call.h"
 #include "transport/gx_grpc.h"
@@ -123,6 +124,10 @@ fail_undecodable(gx_call_t *call)
 {
     const gx_route_t *r = call->core.method;
 
+    if (call->core.bad_field != NULL)
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s: "
+                            "%s: a bool field must have the varint wire type",
+                            r->pd->input->name, call->core.bad_field);
     return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
                         r->pd->input->name);
 }
@@ -208,7 +213,12 @@ static const ProtobufCMessage *
 decode(gx_call_t *call, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
 {
     const gx_route_t *r = call->core.method;
+    const ProtobufCFieldDescriptor *bad;
 
+    if (r->input_has_bool && (bad = gx_pbwire_bad_bool(r->pd->input, data, len)) != NULL) {
+        call->core.bad_field = bad->name;
+        return NULL;
+    }
     return protobuf_c_message_unpack(r->pd->input, alloc, len, data);
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/gx_mod.h"
 #include "core/gx_phase.h"
+#include "core/gx_svc_util.h"
 #include "grpc/health/v1/health.pb-c.h"
 
 typedef Grpc__Health__V1__HealthCheckRequest check_req_t;
@@ -40,9 +41,8 @@ check_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     const check_req_t *req = (const check_req_t *)msg;
     check_resp_t resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 
-    if (strlen(req->service) > MAX_SERVICE_NAME)
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "service: longer than %d bytes",
-                            MAX_SERVICE_NAME);
+    if (gx_svc_validate_text(call, req->service, MAX_SERVICE_NAME, "service") != GX_OK)
+        return GX_DONE;
     if (!known(req->service))
         return gx_call_fail(call, GX_STATUS_NOT_FOUND, "service: unknown service \"%s\"",
                             req->service);
@@ -56,9 +56,8 @@ watch_start(gx_call_t *call, const ProtobufCMessage *msg, void *ctx)
     const check_req_t *req = (const check_req_t *)msg;
     check_resp_t resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 
-    if (strlen(req->service) > MAX_SERVICE_NAME)
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "service: longer than %d bytes",
-                            MAX_SERVICE_NAME);
+    if (gx_svc_validate_text(call, req->service, MAX_SERVICE_NAME, "service") != GX_OK)
+        return GX_DONE;
     resp.status = known(req->service)
                       ? status_now()
                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;

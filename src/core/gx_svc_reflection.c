@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "core/gx_mod.h"
+#include "core/gx_svc_util.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "transport/gx_call.h"
@@ -843,11 +844,49 @@ refl_send(gx_call_t *call, const refl_resp_t *resp)
                            gx_strerror(rc));
 }
 
+/*
+ * The request's strings are UTF-8, as proto3 has them: the response echoes
+ * the request (original_request, valid_host), and a client's decoder refuses
+ * a response that is not.  @return GX_OK, or GX_DONE after failing the call
+ */
+static int
+refl_utf8(gx_call_t *call, const refl_req_t *req)
+{
+    const char *s = NULL, *field = NULL;
+
+    if (gx_svc_validate_utf8(call, req->host, "host") != GX_OK)
+        return GX_DONE;
+    switch (req->message_request_case) {
+    case REQ_CASE(FILE_BY_FILENAME):
+        s = req->file_by_filename, field = "file_by_filename";
+        break;
+    case REQ_CASE(FILE_CONTAINING_SYMBOL):
+        s = req->file_containing_symbol, field = "file_containing_symbol";
+        break;
+    case REQ_CASE(FILE_CONTAINING_EXTENSION):
+        if (req->file_containing_extension != NULL)
+            s = req->file_containing_extension->containing_type,
+            field = "file_containing_extension.containing_type";
+        break;
+    case REQ_CASE(ALL_EXTENSION_NUMBERS_OF_TYPE):
+        s = req->all_extension_numbers_of_type, field = "all_extension_numbers_of_type";
+        break;
+    case REQ_CASE(LIST_SERVICES):
+        s = req->list_services, field = "list_services";
+        break;
+    default:
+        break;
+    }
+    return s == NULL ? GX_OK : gx_svc_validate_utf8(call, s, field);
+}
+
 static void
 refl_answer(gx_call_t *call, const refl_ctx_t *ctx, refl_stream_t *st, const refl_req_t *req)
 {
     refl_reply_t r;
 
+    if (refl_utf8(call, req) != GX_OK)
+        return;
     reply_init(&r, req);
     switch (req->message_request_case) {
     case REQ_CASE(FILE_BY_FILENAME):

@@ -202,6 +202,14 @@ gx_svc_validate_text(gx_call_t *call, const char *s, size_t max, const char *fie
     return GX_OK;
 }
 
+int
+gx_svc_validate_utf8(gx_call_t *call, const char *s, const char *field)
+{
+    if (!utf8_valid((const unsigned char *)s, strlen(s)))
+        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: not valid UTF-8", field);
+    return GX_OK;
+}
+
 /* @p prefix then @p name in @p f (64 bytes): the validators name the field only on failure,
  * but a valid request passes here five times, so no snprintf */
 static const char *

@@ -47,6 +47,8 @@ int gx_svc_validate_specs(gx_call_t *call, size_t n, char *const *specs, const c
 int gx_svc_validate_labels(gx_call_t *call, size_t n, const void *const *entries,
                            const char *field);
 int gx_svc_validate_text(gx_call_t *call, const char *s, size_t max, const char *field);
+/** Any string field: proto3 strings are UTF-8, and answers that echo one must stay decodable. */
+int gx_svc_validate_utf8(gx_call_t *call, const char *s, const char *field);
 /** A Node as a client sends it to Register; @p prefix "node." names its fields. */
 int gx_svc_validate_node(gx_call_t *call, const Galaxy__Pool__V1__Node *node,
                          const char *prefix);

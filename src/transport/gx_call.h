@@ -98,6 +98,7 @@ struct gx_call_s {
         size_t n_pools;
         uint8_t role;             /* gx_role_t */
         void *data;
+        const char *bad_field;    /* what made the request undecodable, if known */
         int phase;
         unsigned method_index;
         uint8_t kind;

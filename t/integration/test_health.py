@@ -39,6 +39,22 @@ def test_check_unknown_service_not_found(server, health_pb2):
         assert "service" in e.value.details()
 
 
+@pytest.mark.parametrize("method", ["Check", "Watch"])
+def test_service_not_utf8_is_invalid_argument(server, method):
+    """The name would come back in the error message, which must be UTF-8."""
+    with server.channel() as ch:
+        if method == "Check":
+            call = ch.unary_unary("/grpc.health.v1.Health/Check")
+            get = lambda: call(b"\x0a\x01\xff", timeout=5)  # noqa: E731
+        else:
+            call = ch.unary_stream("/grpc.health.v1.Health/Watch")
+            get = lambda: next(call(b"\x0a\x03\xed\xa0\x80", timeout=5))  # noqa: E731
+        with pytest.raises(grpc.RpcError) as e:
+            get()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert e.value.details() == "service: not valid UTF-8"
+
+
 def test_watch_sends_status_then_not_serving_on_drain(server, health_pb2):
     with server.channel() as ch:
         stream = watch(ch, health_pb2, "", timeout=20)

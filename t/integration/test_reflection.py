@@ -329,6 +329,31 @@ def test_invalid_requests_keep_the_stream(server, refl):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+@pytest.mark.parametrize("raw,field", [
+    (b"\x22\x01\xff", "file_containing_symbol"),
+    (b"\x1a\x03\xed\xa0\x80", "file_by_filename"),
+    (b"\x2a\x04\x0a\x02\xc0\xaf", "file_containing_extension.containing_type"),
+    (b"\x32\x01\x80", "all_extension_numbers_of_type"),
+    (b"\x3a\x01\xfe", "list_services"),
+    (b"\x0a\x01\xff\x3a\x00", "host"),
+], ids=["symbol", "filename", "extension", "numbers", "list", "host"])
+def test_string_not_utf8_ends_the_stream(server, refl, version, raw, field):
+    """A response echoes its request: with a string that is not UTF-8 in it, no client
+    could decode the answer.  The stream ends with INVALID_ARGUMENT naming the field
+    (as a request that does not decode would), after the answers before it."""
+    pb = getattr(refl, version)
+    with server.channel() as ch:
+        s = Session(ch, pb, raw=True)
+        resp = s.ask(pb.ServerReflectionRequest(list_services="").SerializeToString())
+        assert resp.WhichOneof("message_response") == "list_services_response"
+        s.send(raw)
+        with pytest.raises(grpc.RpcError) as e:
+            s.recv()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert e.value.details() == field + ": not valid UTF-8"
+
+
 def test_oversized_request_ends_the_stream(server, refl):
     with server.channel() as ch:
         s = Session(ch, refl.v1alpha)

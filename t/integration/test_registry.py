@@ -71,6 +71,29 @@ def test_pool_create_get_update_delete(api, pb):
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize("force", [
+    b"\x11\x01\x00\x00\x00\x00\x00\x00\x00",  # field 2 as fixed64
+    b"\x15\x01\x00\x00\x00",                      # as fixed32
+    b"\x12\x01\x01",                                # as length-delimited
+], ids=["fixed64", "fixed32", "len"])
+def test_bool_with_a_wrong_wire_type_is_refused(api, pb, force):
+    """protobuf-c reads a bool of any wire type as true when a byte is set; every other
+    implementation keeps it as an unknown field (force=false).  The server must not act
+    on a reading its clients do not share: such a request does not decode."""
+    api.create_pool("wire", specializations=["storage"])
+    api.register("w1", pool="wire", specs=["storage"])
+    raw = pb.DeletePoolRequest(name="wire").SerializeToString() + force
+    assert pb.DeletePoolRequest.FromString(raw).force is False
+    delete = api.ch.unary_unary("/galaxy.pool.v1.PoolAdmin/DeletePool")
+    code, msg = status_of(delete, raw, timeout=5)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "force" in msg
+    assert api.GetPool(pb.GetPoolRequest(name="wire"), timeout=5).name == "wire"
+    assert api.get("w1", pool="wire").id == "w1"
+    code, msg = status_of(api.DeletePool, pb.DeletePoolRequest(name="wire"), timeout=5)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    api.DeletePool(pb.DeletePoolRequest(name="wire", force=True), timeout=5)
+
+
 def test_pool_deleted_then_created_again(api, pb):
     """Each worker remembers the pool it found last: a pool deleted and created again
     under the same name must be the new one at once, on every call after the delete."""
