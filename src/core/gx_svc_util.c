@@ -13,6 +13,7 @@
 
 #include "transport/gx_call.h"
 #include "util/gx_error.h"
+#include "util/gx_utf8.h"
 
 typedef struct {
     ProtobufCMessage base;
@@ -78,45 +79,6 @@ gx_svc_write_result(gx_call_t *call, const gx_module_t *mod)
 
 /* ------------------------------------------------------------------ validators */
 
-/*
- * Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF):
- * protobuf-c does not check proto3 strings, and one bad byte stored would
- * make every later answer that carries it undecodable for strict clients.
- */
-static int
-utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = s[i], need, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            need = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            need = 3, cp = c & 0x07;
-        else
-            return 0;
-        if (n - i <= need)
-            return 0;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
 int
 gx_svc_validate_pool_name(gx_call_t *call, const char *name, const char *field)
 {
@@ -178,7 +140,7 @@ gx_svc_validate_labels(gx_call_t *call, size_t n, const void *const *entries, co
         if (strlen(e->value) > GX_REG_LABEL_VALUE_MAX)
             return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s[%s]: longer than %d bytes",
                                 field, e->key, GX_REG_LABEL_VALUE_MAX);
-        if (!utf8_valid((const unsigned char *)e->value, strlen(e->value)))
+        if (!gx_utf8_valid(e->value, strlen(e->value)))
             return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s[%s]: not valid UTF-8",
                                 field, e->key);
     }
@@ -197,7 +159,7 @@ gx_svc_validate_text(gx_call_t *call, const char *s, size_t max, const char *fie
         if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
             return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: control characters are "
                                 "not allowed", field);
-    if (!utf8_valid((const unsigned char *)s, n))
+    if (!gx_utf8_valid(s, n))
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: not valid UTF-8", field);
     return GX_OK;
 }
@@ -205,7 +167,7 @@ gx_svc_validate_text(gx_call_t *call, const char *s, size_t max, const char *fie
 int
 gx_svc_validate_utf8(gx_call_t *call, const char *s, const char *field)
 {
-    if (!utf8_valid((const unsigned char *)s, strlen(s)))
+    if (!gx_utf8_valid(s, strlen(s)))
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: not valid UTF-8", field);
     return GX_OK;
 }

@@ -19,6 +19,7 @@
 #include "transport/gx_conn.h"
 #include "transport/gx_grpc.h"
 #include "util/gx_error.h"
+#include "util/gx_utf8.h"
 
 const char *
 gx_call_method(const gx_call_t *call)
@@ -290,6 +291,8 @@ gx_call_finish(gx_call_t *call, gx_status_t status, const char *message)
     call->status = status;
     call->message = message != NULL ? gx_arena_strndup(call->arena, message, strlen(message))
                                     : NULL;
+    if (call->message != NULL)
+        gx_utf8_scrub(call->message); /* grpc-message is UTF-8, whatever a handler quoted */
     if (call->timer_ev != NULL)
         evtimer_del(call->timer_ev);
     if (gx__call_submit(call) != 0 && call->conn != NULL)
