@@ -32,7 +32,7 @@ typedef struct gx_route_s {
     const gx_service_t *svc;
     gx_module_t *mod;
     unsigned index;                          /**< position, for per-method counters */
-    unsigned input_has_bool : 1;             /**< gx_pbwire_bad_bool() checks its requests */
+    unsigned input_check : 1;                /**< gx_pbwire_check() scans its requests */
 } gx_route_t;
 
 /** One step of the flattened chain. */

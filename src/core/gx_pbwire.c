@@ -8,24 +8,15 @@
 
 enum { WIRE_VARINT = 0, WIRE_64 = 1, WIRE_LEN = 2, WIRE_32 = 5 };
 
-static int
-has_bool(const ProtobufCMessageDescriptor *d, int depth)
-{
-    if (depth > DEPTH_MAX)
-        return 0;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type == PROTOBUF_C_TYPE_BOOL ||
-            (f->type == PROTOBUF_C_TYPE_MESSAGE && has_bool(f->descriptor, depth + 1)))
-            return 1;
-    }
-    return 0;
-}
-
+/* A bool or a message field at the top: a bool deeper down is inside a message field. */
 int
-gx_pbwire_has_bool(const ProtobufCMessageDescriptor *d)
+gx_pbwire_needs_check(const ProtobufCMessageDescriptor *d)
 {
-    return has_bool(d, 0);
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].type == PROTOBUF_C_TYPE_BOOL ||
+            d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE)
+            return 1;
+    return 0;
 }
 
 /* Reads a varint at *@p p; @return 0 when it is cut short or longer than ten bytes */
@@ -45,19 +36,27 @@ varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
-static const ProtobufCFieldDescriptor *
-bad_bool(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth)
+static const char *
+check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth,
+      const char **field)
 {
-    const ProtobufCFieldDescriptor *f, *bad;
+    const ProtobufCFieldDescriptor *f;
+    const char *why;
     uint64_t tag, n;
 
     while (p < end) {
-        if (!varint(&p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        if (!varint(&p, end, &tag))
             return NULL;
+        if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) {
+            *field = NULL;
+            return "a field number is not in 1 to 536870911";
+        }
         f = protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
         if (f != NULL && f->type == PROTOBUF_C_TYPE_BOOL && (tag & 7) != WIRE_VARINT &&
-            !((tag & 7) == WIRE_LEN && f->label == PROTOBUF_C_LABEL_REPEATED))
-            return f;
+            !((tag & 7) == WIRE_LEN && f->label == PROTOBUF_C_LABEL_REPEATED)) {
+            *field = f->name;
+            return "a bool field must have the varint wire type";
+        }
         switch (tag & 7) {
         case WIRE_VARINT:
             if (!varint(&p, end, &n))
@@ -77,8 +76,8 @@ bad_bool(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *e
             if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return NULL;
             if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < DEPTH_MAX &&
-                (bad = bad_bool(f->descriptor, p, p + n, depth + 1)) != NULL)
-                return bad;
+                (why = check(f->descriptor, p, p + n, depth + 1, field)) != NULL)
+                return why;
             p += n;
             break;
         default: /* groups: protobuf-c refuses them */
@@ -88,8 +87,10 @@ bad_bool(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *e
     return NULL;
 }
 
-const ProtobufCFieldDescriptor *
-gx_pbwire_bad_bool(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len)
+const char *
+gx_pbwire_check(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+                const char **field)
 {
-    return bad_bool(d, data, data + len, 0);
+    *field = NULL;
+    return check(d, data, data + len, 0, field);
 }

@@ -124,10 +124,10 @@ fail_undecodable(gx_call_t *call)
 {
     const gx_route_t *r = call->core.method;
 
-    if (call->core.bad_field != NULL)
+    if (call->core.bad_why != NULL)
         return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s: "
-                            "%s: a bool field must have the varint wire type",
-                            r->pd->input->name, call->core.bad_field);
+                            "%s%s%s", r->pd->input->name, call->core.bad_field ?: "",
+                            call->core.bad_field != NULL ? ": " : "", call->core.bad_why);
     return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
                         r->pd->input->name);
 }
@@ -213,12 +213,10 @@ static const ProtobufCMessage *
 decode(gx_call_t *call, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
 {
     const gx_route_t *r = call->core.method;
-    const ProtobufCFieldDescriptor *bad;
 
-    if (r->input_has_bool && (bad = gx_pbwire_bad_bool(r->pd->input, data, len)) != NULL) {
-        call->core.bad_field = bad->name;
+    if (r->input_check &&
+        (call->core.bad_why = gx_pbwire_check(r->pd->input, data, len, &call->core.bad_field)))
         return NULL;
-    }
     return protobuf_c_message_unpack(r->pd->input, alloc, len, data);
 }
 

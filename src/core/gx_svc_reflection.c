@@ -665,8 +665,6 @@ typedef struct {
     Grpc__Reflection__V1__ExtensionNumberResponse numbers;
     Grpc__Reflection__V1__ListServiceResponse list;
     Grpc__Reflection__V1__ErrorResponse error;
-    refl_req_t echo;                                /* original_request */
-    Grpc__Reflection__V1__ExtensionRequest echo_ext;
     void *heap; /* list_services rows; freed once the response is packed */
     char message[REFL_MAX_NAME + 128];
 } refl_reply_t;
@@ -680,23 +678,9 @@ reply_init(refl_reply_t *r, const refl_req_t *req)
     grpc__reflection__v1__extension_number_response__init(&r->numbers);
     grpc__reflection__v1__list_service_response__init(&r->list);
     grpc__reflection__v1__error_response__init(&r->error);
-    /*
-     * The echo leaves out unknown fields: protobuf-c keeps ones that other
-     * parsers refuse (field number 0 or past 2^29 - 1), which would make the
-     * whole response undecodable.  protobuf-c only reads these while packing.
-     */
-    r->echo = *req;
-    r->echo.base.n_unknown_fields = 0;
-    r->echo.base.unknown_fields = NULL;
-    if (req->message_request_case == REQ_CASE(FILE_CONTAINING_EXTENSION) &&
-        req->file_containing_extension != NULL) {
-        r->echo_ext = *req->file_containing_extension;
-        r->echo_ext.base.n_unknown_fields = 0;
-        r->echo_ext.base.unknown_fields = NULL;
-        r->echo.file_containing_extension = &r->echo_ext;
-    }
+    /* protobuf-c only reads these while packing */
     r->resp.valid_host = req->host;
-    r->resp.original_request = &r->echo;
+    r->resp.original_request = (refl_req_t *)req;
 }
 
 static void reply_error(refl_reply_t *r, gx_status_t status, const char *fmt, ...)

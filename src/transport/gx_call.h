@@ -98,7 +98,8 @@ struct gx_call_s {
         size_t n_pools;
         uint8_t role;             /* gx_role_t */
         void *data;
-        const char *bad_field;    /* what made the request undecodable, if known */
+        const char *bad_why;      /* why the request is undecodable, if known (static) */
+        const char *bad_field;    /* the field it is about, or NULL */
         int phase;
         unsigned method_index;
         uint8_t kind;

@@ -94,6 +94,35 @@ def test_bool_with_a_wrong_wire_type_is_refused(api, pb, force):
     api.DeletePool(pb.DeletePoolRequest(name="wire", force=True), timeout=5)
 
 
+@pytest.mark.parametrize("bad", [
+    b"\x82\x80\x80\x80\x10\x02hi",  # field number 2^29, one past the largest
+    b"\x02\x02hi",                      # field number 0
+], ids=["2^29", "0"])
+def test_field_number_out_of_range_is_refused(api, pb, bad):
+    """protobuf-c keeps such a field as unknown and packs it again; stored with a Node,
+    Job or Pool it would make every later answer carrying the record undecodable for
+    every other parser (one Register could break ListNodes of a whole pool)."""
+    def ld(num, body):
+        return bytes([num << 3 | 2, len(body)]) + body
+    node = pb.Node(id="fn1", pool="devnet", specializations=["developer"],
+                   address="10.0.0.1:1").SerializeToString()
+    job = pb.Job(pool="devnet", specialization="developer").SerializeToString()
+    pool = pb.Pool(name="fnp", visibility=pb.VISIBILITY_PUBLIC).SerializeToString()
+    for path, raw in (("NodeRegistry/Register", ld(1, node + bad)),
+                      ("NodeRegistry/Register", ld(1, node) + bad),
+                      ("Jobs/SubmitJob", ld(1, job + bad)),
+                      ("PoolAdmin/CreatePool", ld(1, pool + bad))):
+        call = api.ch.unary_unary("/galaxy.pool.v1." + path)
+        code, msg = status_of(call, raw, timeout=5)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "field number" in msg, (path, msg)
+    code, _ = status_of(api.get, "fn1", pool="devnet")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = status_of(api.GetPool, pb.GetPoolRequest(name="fnp"), timeout=5)
+    assert code == grpc.StatusCode.NOT_FOUND
+    listed = api.ListNodes(pb.ListNodesRequest(pool="devnet"), timeout=5)  # decodes
+    assert "fn1" not in [n.id for n in listed.nodes]
+
+
 def test_pool_deleted_then_created_again(api, pb):
     """Each worker remembers the pool it found last: a pool deleted and created again
     under the same name must be the new one at once, on every call after the delete."""
