@@ -329,6 +329,20 @@ def test_invalid_requests_keep_the_stream(server, refl):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def ended_by(server, pb, raw):
+    """Sends a good request, then the bytes @raw, on one stream: the stream must answer
+    the first and end with INVALID_ARGUMENT at the second.  @return its message"""
+    with server.channel() as ch:
+        s = Session(ch, pb, raw=True)
+        resp = s.ask(pb.ServerReflectionRequest(list_services="").SerializeToString())
+        assert resp.WhichOneof("message_response") == "list_services_response"
+        s.send(raw)
+        with pytest.raises(grpc.RpcError) as e:
+            s.recv()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        return e.value.details()
+
+
 @pytest.mark.parametrize("version", ["v1", "v1alpha"])
 @pytest.mark.parametrize("raw,field", [
     (b"\x22\x01\xff", "file_containing_symbol"),
@@ -343,15 +357,7 @@ def test_string_not_utf8_ends_the_stream(server, refl, version, raw, field):
     could decode the answer.  The stream ends with INVALID_ARGUMENT naming the field
     (as a request that does not decode would), after the answers before it."""
     pb = getattr(refl, version)
-    with server.channel() as ch:
-        s = Session(ch, pb, raw=True)
-        resp = s.ask(pb.ServerReflectionRequest(list_services="").SerializeToString())
-        assert resp.WhichOneof("message_response") == "list_services_response"
-        s.send(raw)
-        with pytest.raises(grpc.RpcError) as e:
-            s.recv()
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert e.value.details() == field + ": not valid UTF-8"
+    assert ended_by(server, pb, raw) == field + ": not valid UTF-8"
 
 
 @pytest.mark.parametrize("version", ["v1", "v1alpha"])
@@ -368,15 +374,7 @@ def test_field_number_out_of_range_ends_the_stream(server, refl, version, nested
         raw = b"\x2a" + bytes([len(ext)]) + ext
     else:
         raw = pb.ServerReflectionRequest(list_services="").SerializeToString() + huge
-    with server.channel() as ch:
-        s = Session(ch, pb, raw=True)
-        resp = s.ask(pb.ServerReflectionRequest(list_services="").SerializeToString())
-        assert resp.WhichOneof("message_response") == "list_services_response"
-        s.send(raw)
-        with pytest.raises(grpc.RpcError) as e:
-            s.recv()
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "field number" in e.value.details()
+    assert "field number" in ended_by(server, pb, raw)
 
 
 def test_oversized_request_ends_the_stream(server, refl):
