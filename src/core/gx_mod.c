@@ -191,7 +191,7 @@ routes_add_service(gx_mods_t *mods, gx_module_t *mod, const gx_service_t *svc, c
         snprintf(r->path, len, "/%s/%s", d->name, d->methods[i].name);
         r->m = m;
         r->pd = &d->methods[i];
-        r->input_check = gx_pbwire_needs_check(r->pd->input) != 0;
+        r->input_check = r->pd->input != NULL && gx_pbwire_needs_check(r->pd->input);
         r->svc = svc;
         r->mod = mod;
         mods->n_routes++;
