@@ -159,9 +159,7 @@ gx_svc_validate_text(gx_call_t *call, const char *s, size_t max, const char *fie
         if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
             return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: control characters are "
                                 "not allowed", field);
-    if (!gx_utf8_valid(s, n))
-        return gx_call_fail(call, GX_STATUS_INVALID_ARGUMENT, "%s: not valid UTF-8", field);
-    return GX_OK;
+    return gx_svc_validate_utf8(call, s, field);
 }
 
 int

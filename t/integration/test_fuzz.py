@@ -36,6 +36,7 @@ import struct
 import time
 
 import grpc
+import hpack
 import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import FieldDescriptor as FD
@@ -970,29 +971,14 @@ def frame(ftype, flags, sid, payload, length=None):
         struct.pack(">I", sid & 0xFFFFFFFF) + payload
 
 
-def hpack_int(n, bits, first=0):
-    """An HPACK integer with a @bits-bit prefix (RFC 7541 5.1)."""
-    top = (1 << bits) - 1
-    if n < top:
-        return bytes([first | n])
-    out = bytearray([first | top])
-    n -= top
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def hpack_literal(headers):
-    """A header block of literals without indexing: the server's dynamic
-    table stays empty, so any block decodes the same after any other."""
-    out = bytearray()
-    for k, v in headers:
-        k = k if isinstance(k, bytes) else k.encode("latin-1")
-        v = v if isinstance(v, bytes) else v.encode("latin-1")
-        out += b"\x00" + hpack_int(len(k), 7) + k + hpack_int(len(v), 7) + v
-    return bytes(out)
+    """A header block that adds nothing to the server's dynamic table (never
+    indexed literals, static-table references), so any block decodes the same
+    after any other.  Text goes as latin-1: one byte a character, as given."""
+    def raw(x):
+        return x if isinstance(x, bytes) else x.encode("latin-1")
+    return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(raw(k), raw(v))
+                                   for k, v in headers], huffman=False)
 
 
 def requests_for_h2(pb, health_pb2):
