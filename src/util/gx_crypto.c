@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Random bytes from getrandom(2) (blocking only until the pool is seeded at
- * boot; small draws served from a per-thread buffer), SHA-256 and
- * constant-time comparison from OpenSSL's libcrypto, which the TLS listener
- * links anyway.
+ * boot; small draws served from a per-thread buffer) and SHA-256 from
+ * OpenSSL's libcrypto, which the TLS listener links anyway; a constant-time
+ * comparison of our own (see gx_ct_equal()).
  */
 #include "config.h"
 
@@ -98,10 +98,36 @@ gx_sha256(uint8_t out[GX_SHA256_LEN], const void *a, size_t alen, const void *b,
     return ok ? 0 : GX_ENOMEM;
 }
 
+/*
+ * Hides @p v's value from the optimizer, so that it cannot turn the
+ * accumulation below into an early exit at the first difference.
+ */
+#define VALUE_BARRIER(v) __asm__("" : "+r"(v))
+
+/*
+ * Every Heartbeat compares a lease token: CRYPTO_memcmp() walks it a byte at
+ * a time (~350 instructions for 43 bytes, 1.6 % of a call).  This takes eight
+ * bytes a step, with no branch on the data either: the time depends on @p n
+ * alone.
+ */
 int
 gx_ct_equal(const void *a, const void *b, size_t n)
 {
-    return CRYPTO_memcmp(a, b, n) == 0;
+    const uint8_t *x = a, *y = b;
+    uint64_t d = 0, u, v;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        d |= u ^ v;
+        VALUE_BARRIER(d);
+    }
+    for (; i < n; i++) {
+        d |= (uint64_t)(x[i] ^ y[i]);
+        VALUE_BARRIER(d);
+    }
+    return d == 0;
 }
 
 void

@@ -60,6 +60,32 @@ START_TEST(hex_and_compare)
 }
 END_TEST
 
+/* every length around the 8-byte steps, a difference at every position and bit */
+START_TEST(compare_every_byte_and_bit)
+{
+    uint8_t a[43], b[43];
+
+    for (size_t i = 0; i < sizeof(a); i++)
+        a[i] = (uint8_t)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof(a); n++) {
+        memcpy(b, a, sizeof(a));
+        ck_assert_int_eq(gx_ct_equal(a, b, n), 1);
+        for (size_t i = 0; i < n; i++)
+            for (int bit = 0; bit < 8; bit++) {
+                b[i] ^= (uint8_t)(1u << bit);
+                ck_assert_msg(gx_ct_equal(a, b, n) == 0, "n=%zu i=%zu bit=%d", n, i, bit);
+                ck_assert_int_eq(gx_ct_equal(a, b, i), 1); /* before it: equal */
+                b[i] ^= (uint8_t)(1u << bit);
+            }
+    }
+    /* unaligned starts */
+    memcpy(b, a, sizeof(a));
+    ck_assert_int_eq(gx_ct_equal(a + 1, b + 1, 41), 1);
+    b[42] ^= 0x80;
+    ck_assert_int_eq(gx_ct_equal(a + 3, b + 3, 40), 0);
+}
+END_TEST
+
 START_TEST(random_bytes)
 {
     uint8_t a[32], b[32], zero[32] = {0};
@@ -119,6 +145,7 @@ crypto_suite(void)
 
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, hex_and_compare);
+    tcase_add_test(tc, compare_every_byte_and_bit);
     tcase_add_test(tc, random_bytes);
     tcase_add_test(tc, random_buffer);
     suite_add_tcase(s, tc);
