@@ -914,10 +914,11 @@ void
 gx_reg_pool_foreach(gx_reg_t *reg, int (*fn)(gx_reg_pool_t *p, void *arg), void *arg)
 {
     struct cds_lfht_iter it;
-    gx_reg_pool_t *p;
+    struct cds_lfht_node *hn;
 
-    cds_lfht_for_each_entry(reg->pools, &it, p, ht) {
-        if (fn(p, arg) != 0)
+    /* cds_lfht_for_each_entry() would take container_of() of the NULL that ends the walk */
+    cds_lfht_for_each(reg->pools, &it, hn) {
+        if (fn(caa_container_of(hn, gx_reg_pool_t, ht), arg) != 0)
             return;
     }
 }
@@ -4133,20 +4134,19 @@ static void
 tables_free(gx_reg_t *reg)
 {
     struct cds_lfht_iter it;
-    gx_reg_node_t *n;
-    gx_reg_pool_t *p;
+    struct cds_lfht_node *hn;
 
     rcu_read_lock();
     if (reg->nodes != NULL)
-        cds_lfht_for_each_entry(reg->nodes, &it, n, ht) {
-            if (cds_lfht_del(reg->nodes, &n->ht) == 0)
-                call_rcu(&n->rcu, node_free_rcu);
+        cds_lfht_for_each(reg->nodes, &it, hn) {
+            if (cds_lfht_del(reg->nodes, hn) == 0)
+                call_rcu(&caa_container_of(hn, gx_reg_node_t, ht)->rcu, node_free_rcu);
         }
     if (reg->pools != NULL)
-        cds_lfht_for_each_entry(reg->pools, &it, p, ht) {
-            if (cds_lfht_del(reg->pools, &p->ht) == 0) {
+        cds_lfht_for_each(reg->pools, &it, hn) {
+            if (cds_lfht_del(reg->pools, hn) == 0) {
                 pools_forget();
-                call_rcu(&p->rcu, pool_free_rcu);
+                call_rcu(&caa_container_of(hn, gx_reg_pool_t, ht)->rcu, pool_free_rcu);
             }
         }
     rcu_read_unlock();
