@@ -13,9 +13,13 @@
  *         [method] [flags] [length: 2 bytes, big-endian] [message bytes];
  *         method indexes every method of the served services, flags pick
  *         the caller (none, the admin key, an unknown key, a malformed
- *         header), gzip, a grpc-timeout and a split of the message into two
- *         DATA frames.  The calls go one after another, so one input can
- *         create a pool, then register into it, then list it.
+ *         header), gzip, a grpc-timeout, a split of the message into two
+ *         DATA frames, and whether its lease_token field (if it has one)
+ *         becomes the token the last Register on the connection got: a
+ *         fuzzer cannot guess 128 random bits, and Heartbeat, Deregister and
+ *         HeartbeatStream do little without them.  The calls go one after
+ *         another, so one input can create a pool, then register into it,
+ *         then beat and list it.
  *   odd   raw bytes after the client preface: frames as the fuzzer makes them.
  *
  * A crash, a sanitizer report or a leak in the server is the fuzzer's crash.
@@ -74,6 +78,7 @@ static const ProtobufCServiceDescriptor *const services[] = {
 };
 
 static char paths[64][128];
+static const ProtobufCMethodDescriptor *methods[64];
 static size_t n_paths;
 static struct sockaddr_in server_addr;
 static char dir[256];
@@ -135,6 +140,7 @@ ready_read(const char *path)
 
 static void health_or_die(void);
 static void seeds_write(const char *corpus);
+static size_t method_index(const char *name);
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -145,9 +151,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     pthread_attr_t attr;
 
     for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
-        for (unsigned m = 0; m < services[s]->n_methods && n_paths < 64; m++)
+        for (unsigned m = 0; m < services[s]->n_methods && n_paths < 64; m++) {
+            methods[n_paths] = &services[s]->methods[m];
             snprintf(paths[n_paths++], sizeof(paths[0]), "/%s/%s", services[s]->name,
                      services[s]->methods[m].name);
+        }
     snprintf(dir, sizeof(dir), "%s/gx-fuzz.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (mkdtemp(dir) == NULL)
         die("mkdtemp");
@@ -218,6 +226,10 @@ typedef struct {
     int32_t stream;      /* the call in flight */
     int closed;          /* it ended */
     int serving;         /* a Health Check answered SERVING */
+    uint8_t resp[4096];  /* the call's response DATA, as far as it fits */
+    size_t resp_len;
+    char token[128];     /* the lease token of the last Register answered */
+    char status[128];    /* grpc-status and grpc-message, for GX_FUZZ_VERBOSE */
     const uint8_t *body; /* what the data provider sends, and how */
     size_t body_len, body_off, split;
 } client_t;
@@ -312,15 +324,34 @@ on_close(nghttp2_session *s, int32_t id, uint32_t code, void *arg)
     return 0;
 }
 
-/* The only DATA checked: a Health Check's answer, SERVING being field 1 = 1. */
+/* A Health Check's answer (SERVING is field 1 = 1), and the call's DATA kept for after. */
 static int
 on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *arg)
 {
     client_t *c = arg;
     static const uint8_t serving[] = {0, 0, 0, 0, 2, 0x08, 0x01};
 
-    if (id == c->stream && len == sizeof(serving) && memcmp(data, serving, len) == 0)
+    if (id != c->stream)
+        return 0;
+    if (len == sizeof(serving) && memcmp(data, serving, len) == 0)
         c->serving = 1;
+    if (len <= sizeof(c->resp) - c->resp_len) {
+        memcpy(c->resp + c->resp_len, data, len);
+        c->resp_len += len;
+    }
+    return 0;
+}
+
+static int
+on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t *name, size_t nlen,
+          const uint8_t *value, size_t vlen, uint8_t flags, void *arg)
+{
+    client_t *c = arg;
+    size_t at = strlen(c->status);
+
+    if (fr->hd.stream_id == c->stream && nlen > 5 && memcmp(name, "grpc-", 5) == 0 &&
+        (memcmp(name + 5, "status", nlen - 5) == 0 || memcmp(name + 5, "message", nlen - 5) == 0))
+        snprintf(c->status + at, sizeof(c->status) - at, " %.*s", (int)vlen, value);
     return 0;
 }
 
@@ -336,6 +367,8 @@ client_open(client_t *c)
             die("nghttp2_session_callbacks_new");
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+        if (getenv("GX_FUZZ_VERBOSE") != NULL)
+            nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     }
     c->fd = conn_open();
     if (c->fd < 0)
@@ -378,6 +411,48 @@ gzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
     return n;
 }
 
+/* The lease_token of a response that has one (RegisterResponse), kept in @p c. */
+static void
+token_keep(client_t *c, const ProtobufCMessageDescriptor *out)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(out, "lease_token");
+    ProtobufCMessage *m;
+
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || c->resp_len < 5 || c->resp[0] != 0)
+        return;
+    m = protobuf_c_message_unpack(out, NULL, c->resp_len - 5, c->resp + 5);
+    if (m == NULL)
+        return;
+    snprintf(c->token, sizeof(c->token), "%s", *(char **)((uint8_t *)m + f->offset));
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/*
+ * @p msg (@p len bytes) with its lease_token set to the kept one, into @p out:
+ * @return its length; @p msg as it is when it has no such field or does not decode
+ */
+static size_t
+with_token(client_t *c, const ProtobufCMessageDescriptor *in, const uint8_t *msg, size_t len,
+           uint8_t *out, size_t cap)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(in, "lease_token");
+    ProtobufCMessage *m;
+    char **at, *was;
+
+    memcpy(out, msg, len);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING ||
+        (m = protobuf_c_message_unpack(in, NULL, len, msg)) == NULL)
+        return len;
+    at = (char **)((uint8_t *)m + f->offset);
+    was = *at;
+    *at = c->token;
+    if (protobuf_c_message_get_packed_size(m) <= cap)
+        len = protobuf_c_message_pack(m, out);
+    *at = was;
+    protobuf_c_message_free_unpacked(m, NULL);
+    return len;
+}
+
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
 
 /*
@@ -385,8 +460,9 @@ gzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
  * @return as pump()
  */
 static int
-call(client_t *c, const char *path, uint8_t flags, const uint8_t *msg, size_t len)
+call(client_t *c, size_t method, uint8_t flags, const uint8_t *msg, size_t len)
 {
+    const char *path = paths[method];
     static const char *const auth[] = {NULL, "Bearer " ADMIN_KEY, "Bearer gx-unknown-key-42",
                                        "Basic Zm9vOmJhcg=="};
     static uint8_t frame[5 + 65536 + 64];
@@ -398,21 +474,29 @@ call(client_t *c, const char *path, uint8_t flags, const uint8_t *msg, size_t le
     nghttp2_data_provider dp = {.read_callback = body_read};
     int rv;
 
+    if ((flags & 128) && c->token[0] != '\0')
+        len = with_token(c, methods[method]->input, msg, len, frame + 5, sizeof(frame) - 5);
+    else
+        memcpy(frame + 5, msg, len);
+    msg = frame + 5;
     if (auth[flags & 3] != NULL) {
         nghttp2_nv a = NV("authorization", auth[flags & 3]);
         nv[n++] = a;
     }
     frame[0] = 0;
-    memcpy(frame + 5, msg, len);
+    body = len;
     if (flags & 4) {
-        body = gzip(msg, len, frame + 5, sizeof(frame) - 5);
-        if (body > 0) {
+        static uint8_t plain[65536 + 256];
+        size_t z;
+        memcpy(plain, msg, len);
+        z = gzip(plain, len, frame + 5, sizeof(frame) - 5);
+        if (z > 0) {
             nghttp2_nv e = NV("grpc-encoding", "gzip");
             nv[n++] = e;
             frame[0] = 1;
+            body = z;
         } else {
-            memcpy(frame + 5, msg, len);
-            body = len;
+            memcpy(frame + 5, plain, len);
         }
     }
     if (flags & 8) {
@@ -426,15 +510,22 @@ call(client_t *c, const char *path, uint8_t flags, const uint8_t *msg, size_t le
     c->body = frame;
     c->body_len = 5 + body;
     c->body_off = 0;
-    c->split = flags & 16 ? 1 + (flags >> 5) * (c->body_len / 8 + 1) : 0;
+    c->split = flags & 16 ? 1 + ((flags >> 5) & 3) * (c->body_len / 4 + 1) : 0;
     c->closed = 0;
     c->serving = 0;
+    c->resp_len = 0;
+    c->status[0] = '\0';
     c->stream = nghttp2_submit_request(c->s, NULL, nv, n, &dp, NULL);
     if (c->stream < 0)
         return -1;
     rv = pump(c, QUIET_MS);
     if (rv == 1) /* a stream that goes on (Watch, HeartbeatStream): we are done with it */
         nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, c->stream, NGHTTP2_CANCEL);
+    if (rv == 0)
+        token_keep(c, methods[method]->output);
+    if (getenv("GX_FUZZ_VERBOSE") != NULL)
+        fprintf(stderr, "fuzz_poold: %s flags=%#x -> %s%s\n", path, flags,
+                rv == 0 ? "status" : rv == 1 ? "open" : "connection gone", c->status);
     return rv;
 }
 
@@ -449,7 +540,7 @@ health_or_die(void)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         if (client_open(&c) == 0) {
-            call(&c, "/grpc.health.v1.Health/Check", 0, empty, 0);
+            call(&c, method_index("grpc.health.v1.Health/Check"), 0, empty, 0);
             if (!c.serving)
                 pump(&c, 1000);
             client_close(&c);
@@ -492,10 +583,12 @@ static const char *
 seed_string(const char *field)
 {
     static const struct { const char *part, *value; } by_name[] = {
+        /* the first whose part is in the field's name wins */
+        {"filename", "galaxy/pool/v1/pool.proto"}, {"symbol", "galaxy.pool.v1.Discovery"},
         {"pool", "mainnet"}, {"node_id", "fz-node-1"}, {"specialization", "gpu"},
         {"address", "127.0.0.1:9000"}, {"key", "zone"}, {"value", "eu-1"}, {"name", "fz-pool"},
-        {"version", "1.0.0"}, {"token", ""}, {"service", ""}, {"symbol", "galaxy.pool.v1.Discovery"},
-        {"filename", "galaxy/pool/v1/pool.proto"}, {"host", "127.0.0.1"},
+        {"version", "1.0.0"}, {"token", ""}, {"service", ""}, {"host", "127.0.0.1"},
+        {"policy", ""}, {"tier", "main"}, {"description", "fuzzed"},
     };
 
     if (strcmp(field, "id") == 0)
@@ -504,6 +597,16 @@ seed_string(const char *field)
         if (strstr(field, by_name[i].part) != NULL)
             return by_name[i].value;
     return "fz";
+}
+
+static uint32_t
+seed_number(const char *field)
+{
+    if (strstr(field, "_ms") != NULL)
+        return 10000;
+    if (strstr(field, "max") != NULL || strstr(field, "size") != NULL)
+        return 50;
+    return 1;
 }
 
 static ProtobufCMessage *seed_message(const ProtobufCMessageDescriptor *d, int depth);
@@ -515,11 +618,11 @@ seed_value(const ProtobufCFieldDescriptor *f, void *at, int depth)
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
-        *(uint32_t *)at = 1;
+        *(uint32_t *)at = seed_number(f->name);
         break;
     case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
-        *(uint64_t *)at = 1;
+        *(uint64_t *)at = strstr(f->name, "revision") != NULL ? 0 : seed_number(f->name);
         break;
     case PROTOBUF_C_TYPE_FLOAT: *(float *)at = 0.5f; break;
     case PROTOBUF_C_TYPE_DOUBLE: *(double *)at = 0.5; break;
@@ -652,12 +755,12 @@ seeds_write(const char *corpus)
     /* a node's life on one connection: register, beat, look, drain, leave */
     n = 1;
     n = seed_call(in, n, method_index("NodeRegistry/Register"), 1);
-    n = seed_call(in, n, method_index("NodeRegistry/Heartbeat"), 0);
+    n = seed_call(in, n, method_index("NodeRegistry/Heartbeat"), 128);
     n = seed_call(in, n, method_index("Discovery/GetNode"), 0);
     n = seed_call(in, n, method_index("Discovery/ListNodes"), 0);
     n = seed_call(in, n, method_index("Jobs/SubmitJob"), 1);
     n = seed_call(in, n, method_index("NodeRegistry/Drain"), 1);
-    n = seed_call(in, n, method_index("NodeRegistry/Deregister"), 1);
+    n = seed_call(in, n, method_index("NodeRegistry/Deregister"), 128);
     seed_write(corpus, "node-life", in, n);
 }
 
@@ -692,14 +795,14 @@ calls(const uint8_t *data, size_t size)
         return;
     for (int i = 0; i < MAX_CALLS && size >= 4; i++) {
         size_t len = (size_t)data[2] << 8 | data[3];
-        const char *path = paths[data[0] % n_paths];
+        size_t method = data[0] % n_paths;
         uint8_t flags = data[1];
 
         data += 4;
         size -= 4;
         if (len > size)
             len = size;
-        int rv = call(&c, path, flags, data, len);
+        int rv = call(&c, method, flags, data, len);
         data += len;
         size -= len;
         if (rv < 0)
