@@ -230,6 +230,7 @@ typedef struct {
     size_t resp_len;
     char token[128];     /* the lease token of the last Register answered */
     char status[128];    /* grpc-status and grpc-message, for GX_FUZZ_VERBOSE */
+    int code;            /* grpc-status, -1 before the trailers */
     const uint8_t *body; /* what the data provider sends, and how */
     size_t body_len, body_off, split;
 } client_t;
@@ -349,8 +350,12 @@ on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t *name, size
     client_t *c = arg;
     size_t at = strlen(c->status);
 
-    if (fr->hd.stream_id == c->stream && nlen > 5 && memcmp(name, "grpc-", 5) == 0 &&
-        (memcmp(name + 5, "status", nlen - 5) == 0 || memcmp(name + 5, "message", nlen - 5) == 0))
+    if (fr->hd.stream_id != c->stream || nlen <= 5 || memcmp(name, "grpc-", 5) != 0)
+        return 0;
+    if (nlen == 11 && memcmp(name + 5, "status", 6) == 0)
+        c->code = vlen > 0 && vlen < 3 ? atoi((const char *)value) : 99;
+    if ((nlen == 11 && memcmp(name + 5, "status", 6) == 0) ||
+        (nlen == 12 && memcmp(name + 5, "message", 7) == 0))
         snprintf(c->status + at, sizeof(c->status) - at, " %.*s", (int)vlen, value);
     return 0;
 }
@@ -367,8 +372,7 @@ client_open(client_t *c)
             die("nghttp2_session_callbacks_new");
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-        if (getenv("GX_FUZZ_VERBOSE") != NULL)
-            nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     }
     c->fd = conn_open();
     if (c->fd < 0)
@@ -515,6 +519,7 @@ call(client_t *c, size_t method, uint8_t flags, const uint8_t *msg, size_t len)
     c->serving = 0;
     c->resp_len = 0;
     c->status[0] = '\0';
+    c->code = -1;
     c->stream = nghttp2_submit_request(c->s, NULL, nv, n, &dp, NULL);
     if (c->stream < 0)
         return -1;
@@ -785,11 +790,56 @@ raw(const uint8_t *data, size_t size)
     close(fd);
 }
 
+/*
+ * The fuzz may delete the pools or narrow them (UpdatePool cannot widen a
+ * pool back: zero values keep what is stored), after which every Register
+ * fails and the rest of the run explores less.  So after a DeletePool or
+ * UpdatePool that succeeded, both pools are made again as configured: delete
+ * with force (their nodes go too), then create.
+ */
+static void
+pools_reset(void)
+{
+    static const struct { const char *name; Galaxy__Pool__V1__Visibility vis; uint32_t max; } pools[] = {
+        {"mainnet", GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PUBLIC, 0},
+        {"vault", GALAXY__POOL__V1__VISIBILITY__VISIBILITY_PRIVATE, 50},
+    };
+    static uint8_t buf[256];
+    client_t c;
+
+    if (client_open(&c) != 0)
+        return;
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+        Galaxy__Pool__V1__DeletePoolRequest del = GALAXY__POOL__V1__DELETE_POOL_REQUEST__INIT;
+        Galaxy__Pool__V1__Pool pool = GALAXY__POOL__V1__POOL__INIT;
+        Galaxy__Pool__V1__CreatePoolRequest create = GALAXY__POOL__V1__CREATE_POOL_REQUEST__INIT;
+
+        del.name = (char *)pools[i].name;
+        del.force = 1;
+        call(&c, method_index("PoolAdmin/DeletePool"), 1, buf,
+             galaxy__pool__v1__delete_pool_request__pack(&del, buf));
+        pool.name = (char *)pools[i].name;
+        pool.visibility = pools[i].vis;
+        pool.max_nodes = pools[i].max;
+        create.pool = &pool;
+        for (int tries = 0; tries < 50; tries++) {
+            call(&c, method_index("PoolAdmin/CreatePool"), 1, buf,
+                 galaxy__pool__v1__create_pool_request__pack(&create, buf));
+            if (c.code == 0)
+                break;
+            usleep(10 * 1000);
+        }
+        if (c.code != 0)
+            die("cannot make a pool again after the fuzz deleted or changed it");
+    }
+    client_close(&c);
+}
+
 static void
 calls(const uint8_t *data, size_t size)
 {
     client_t c;
-    int open_ended = 0;
+    int open_ended = 0, reset = 0;
 
     if (client_open(&c) != 0)
         return;
@@ -805,6 +855,8 @@ calls(const uint8_t *data, size_t size)
         int rv = call(&c, method, flags, data, len);
         data += len;
         size -= len;
+        reset |= c.code == 0 && (strstr(paths[method], "PoolAdmin/DeletePool") != NULL ||
+                                 strstr(paths[method], "PoolAdmin/UpdatePool") != NULL);
         if (rv < 0)
             break;
         open_ended |= rv == 1;
@@ -812,6 +864,8 @@ calls(const uint8_t *data, size_t size)
     client_close(&c);
     if (open_ended)
         health_or_die();
+    if (reset)
+        pools_reset();
 }
 
 int
