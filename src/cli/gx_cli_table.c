@@ -142,7 +142,7 @@ gx_cli_table_row(gx_cli_table_t *t, ...)
 }
 
 /* A formatted, cleaned cell; NULL when out of memory. */
-static char *
+__attribute__((format(printf, 1, 0))) static char *
 vformat(const char *fmt, va_list ap)
 {
     char *s = NULL;

@@ -19,7 +19,8 @@ void gx_log_set_level(int level);
 int gx_log_level_parse(const char *name);
 
 void gx__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void gx__log_v(int level, const char *prefix, const char *fmt, va_list ap);
+void gx__log_v(int level, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /**
  * For events a remote peer can trigger (rejects, limits): at most a few lines
