@@ -20,7 +20,9 @@
  *         HeartbeatStream do little without them.  The calls go one after
  *         another, so one input can create a pool, then register into it,
  *         then beat and list it.
- *   odd   raw bytes after the client preface: frames as the fuzzer makes them.
+ *   odd   raw bytes: with bit 1 clear, after the HTTP/2 client preface (frames
+ *         as the fuzzer makes them); with it set, to the admin HTTP port
+ *         (/healthz, /readyz, /metrics; libevent's evhttp parses them).
  *
  * A crash, a sanitizer report or a leak in the server is the fuzzer's crash.
  * A server that stops answering is one too: every 200 inputs, and after a
@@ -80,7 +82,7 @@ static const ProtobufCServiceDescriptor *const services[] = {
 static char paths[64][128];
 static const ProtobufCMethodDescriptor *methods[64];
 static size_t n_paths;
-static struct sockaddr_in server_addr;
+static struct sockaddr_in server_addr, admin_addr;
 static char dir[256];
 static unsigned long inputs;
 
@@ -115,7 +117,7 @@ write_file(const char *path, const char *text)
         die("cannot write the configuration");
 }
 
-/* The address the server bound, from its ready file: "h2c=127.0.0.1:PORT". */
+/* The addresses the server bound, from its ready file: "h2c=127.0.0.1:PORT", "admin=...". */
 static int
 ready_read(const char *path)
 {
@@ -125,17 +127,22 @@ ready_read(const char *path)
 
     if (f == NULL)
         return 0;
-    while (!found && fgets(line, sizeof(line), f) != NULL) {
+    while (fgets(line, sizeof(line), f) != NULL) {
         unsigned port;
-        if (sscanf(line, "h2c=127.0.0.1:%u", &port) == 1) {
-            server_addr.sin_family = AF_INET;
-            server_addr.sin_port = htons((uint16_t)port);
-            server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            found = 1;
+        struct sockaddr_in *sa = NULL;
+        if (sscanf(line, "h2c=127.0.0.1:%u", &port) == 1)
+            sa = &server_addr;
+        else if (sscanf(line, "admin=127.0.0.1:%u", &port) == 1)
+            sa = &admin_addr;
+        if (sa != NULL) {
+            sa->sin_family = AF_INET;
+            sa->sin_port = htons((uint16_t)port);
+            sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            found++;
         }
     }
     fclose(f);
-    return found;
+    return found == 2;
 }
 
 static void health_or_die(void);
@@ -186,7 +193,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         *a++ = "--listen";
         *a++ = "127.0.0.1:0";
         *a++ = "--admin-listen";
-        *a++ = "";
+        *a++ = "127.0.0.1:0";
         *a++ = "--data-dir";
         *a++ = data;
         *a++ = "--workers";
@@ -213,8 +220,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
             break;
         }
     }
-    fprintf(stderr, "fuzz_poold: galaxy-poold serving on port %u, %zu methods, state in %s\n",
-            ntohs(server_addr.sin_port), n_paths, dir);
+    fprintf(stderr, "fuzz_poold: galaxy-poold serving on port %u (admin %u), %zu methods, "
+            "state in %s\n", ntohs(server_addr.sin_port), ntohs(admin_addr.sin_port), n_paths, dir);
     return 0;
 }
 
@@ -236,7 +243,7 @@ typedef struct {
 } client_t;
 
 static int
-conn_open(void)
+conn_open_to(const struct sockaddr_in *to)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -244,11 +251,17 @@ conn_open(void)
     if (fd < 0)
         die("socket");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&server_addr, sizeof(server_addr)) != 0) {
+    if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) != 0) {
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static int
+conn_open(void)
+{
+    return conn_open_to(&server_addr);
 }
 
 static int
@@ -736,6 +749,9 @@ method_index(const char *name)
     return 0;
 }
 
+static const char admin_scrape[] = "\3GET /metrics HTTP/1.1\r\nHost: fz\r\n\r\n";
+static const char admin_probes[] = "\3GET /healthz HTTP/1.1\r\n\r\nHEAD /readyz HTTP/1.1\r\n\r\n";
+
 static void
 seeds_write(const char *corpus)
 {
@@ -767,25 +783,33 @@ seeds_write(const char *corpus)
     n = seed_call(in, n, method_index("NodeRegistry/Drain"), 1);
     n = seed_call(in, n, method_index("NodeRegistry/Deregister"), 128);
     seed_write(corpus, "node-life", in, n);
+    /* the admin port: a scrape, and two probes on one kept-alive connection */
+    seed_write(corpus, "admin-metrics", (const uint8_t *)admin_scrape, sizeof(admin_scrape) - 1);
+    seed_write(corpus, "admin-probes", (const uint8_t *)admin_probes, sizeof(admin_probes) - 1);
 }
 
 /* ------------------------------------------------------------------ input */
 
+/* @p data on a new connection to @p to, after @p preface: then what comes back, until close */
 static void
-raw(const uint8_t *data, size_t size)
+raw(const struct sockaddr_in *to, const char *preface, const uint8_t *data, size_t size)
 {
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     uint8_t buf[4096];
-    int fd = conn_open();
+    int fd = conn_open_to(to);
 
     if (fd < 0)
         return;
-    if (send_all(fd, (const uint8_t *)preface, sizeof(preface) - 1) == 0 &&
+    if (send_all(fd, (const uint8_t *)preface, strlen(preface)) == 0 &&
         send_all(fd, data, size) == 0 && shutdown(fd, SHUT_WR) == 0) {
         struct pollfd p = {fd, POLLIN, 0};
+        ssize_t n;
+        size_t got = 0;
         /* what the server says back, until it has read our end and closes */
-        while (poll(&p, 1, 1000) > 0 && recv(fd, buf, sizeof(buf), 0) > 0)
-            ;
+        while (poll(&p, 1, 1000) > 0 && (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+            got += (size_t)n;
+        if (getenv("GX_FUZZ_VERBOSE") != NULL)
+            fprintf(stderr, "fuzz_poold: raw %zu bytes to port %u -> %zu bytes back\n", size,
+                    ntohs(to->sin_port), got);
     }
     close(fd);
 }
@@ -873,8 +897,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    if (data[0] & 1)
-        raw(data + 1, size - 1);
+    if ((data[0] & 3) == 1)
+        raw(&server_addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", data + 1, size - 1);
+    else if ((data[0] & 3) == 3)
+        raw(&admin_addr, "", data + 1, size - 1);
     else
         calls(data + 1, size - 1);
     if (++inputs % HEALTH_EVERY == 0)
