@@ -25,8 +25,8 @@
  *         (/healthz, /readyz, /metrics; libevent's evhttp parses them).
  *
  * A crash, a sanitizer report or a leak in the server is the fuzzer's crash.
- * A server that stops answering is one too: every 200 inputs, and after a
- * call that got no end, a Health Check on a fresh connection must answer
+ * A server that stops answering is one too: every 200 inputs
+ * (GX_FUZZ_HEALTH_EVERY), and after a call that got no end, a Health Check on a fresh connection must answer
  * SERVING within 5 s, or the harness aborts.  The server's state grows over a
  * run (nodes, pools, keys stay), so a crash may need the inputs before it:
  * libFuzzer writes the one that crashed; -runs and the crash-* file replay it.
@@ -84,7 +84,7 @@ static const ProtobufCMethodDescriptor *methods[64];
 static size_t n_paths;
 static struct sockaddr_in server_addr, admin_addr;
 static char dir[256];
-static unsigned long inputs;
+static unsigned long inputs, health_every = HEALTH_EVERY;
 
 static void
 die(const char *what)
@@ -185,6 +185,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                      "  - path: rbac\n"
                      "  - path: route_p2c\n");
     setenv("GALAXY_ADMIN_KEY", ADMIN_KEY, 1);
+    if (getenv("GX_FUZZ_HEALTH_EVERY") != NULL && atol(getenv("GX_FUZZ_HEALTH_EVERY")) > 0)
+        health_every = (unsigned long)atol(getenv("GX_FUZZ_HEALTH_EVERY"));
     {
         char **a = server_argv;
         *a++ = "galaxy-poold";
@@ -769,9 +771,13 @@ seeds_write(const char *corpus)
         }
     closedir(d);
     for (size_t i = 0; i < n_paths; i++) {
+        char name[128], *p;
         in[0] = 0;
         n = seed_call(in, 1, i, 1); /* as the admin */
-        seed_write(corpus, strrchr(paths[i], '/') + 1, in, n);
+        snprintf(name, sizeof(name), "%s", paths[i] + 1); /* Service/Method: Service.Method */
+        if ((p = strchr(name, '/')) != NULL)
+            *p = '.';
+        seed_write(corpus, name, in, n);
     }
     /* a node's life on one connection: register, beat, look, drain, leave */
     n = 1;
@@ -903,7 +909,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         raw(&admin_addr, "", data + 1, size - 1);
     else
         calls(data + 1, size - 1);
-    if (++inputs % HEALTH_EVERY == 0)
+    if (++inputs % health_every == 0)
         health_or_die();
     return 0;
 }
