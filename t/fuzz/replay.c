@@ -53,14 +53,12 @@ run_file(const char *path)
 int
 main(int argc, char **argv)
 {
-    char dir[300], path[600];
+    char top[256], dir[300], path[600];
     char *args[3];
     char **av = args;
     int ac = 2, runs = 0, bad = 0;
     struct dirent *e;
     DIR *d;
-
-    char top[256];
 
     /* the seeds and the server's data directory, all under one directory removed at the end */
     snprintf(top, sizeof(top), "%s/gx-replay.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -86,7 +84,6 @@ main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         bad += run_file(path);
         runs++;
-        unlink(path);
     }
     if (d != NULL)
         closedir(d);
@@ -96,5 +93,6 @@ main(int argc, char **argv)
     printf("replay: %d inputs run, the server answered a Health Check after each\n", runs);
     /* the server thread runs until the process ends; fuzz_poold.c checked it after every input */
     fflush(stdout);
-    _exit(bad != 0 || runs < 30 ? 1 : 0);
+    /* one seed a method and three more: fewer, and the harness lost its seeds */
+    _exit(bad != 0 || runs < 20 ? 1 : 0);
 }
