@@ -24,18 +24,21 @@
  *         as the fuzzer makes them); with it set, to the admin HTTP port
  *         (/healthz, /readyz, /metrics; libevent's evhttp parses them).
  *
- * A crash, a sanitizer report or a leak in the server is the fuzzer's crash.
- * A server that stops answering is one too: every 200 inputs
- * (GX_FUZZ_HEALTH_EVERY), and after a call that got no end, a Health Check on a fresh connection must answer
- * SERVING within 5 s, or the harness aborts.  The server's state grows over a
- * run (nodes, pools, keys stay), so a crash may need the inputs before it:
- * libFuzzer writes the one that crashed; -runs and the crash-* file replay it.
+ * A crash or a sanitizer report in the server is the fuzzer's crash.  A
+ * server that stops answering is one too: every 200 inputs
+ * (GX_FUZZ_HEALTH_EVERY) and after a call that got no end, a Health Check on
+ * a fresh connection must answer SERVING within 5 s, or the harness aborts.
+ * The server's state grows over a run (nodes, pools, keys stay), so a crash
+ * may need the inputs before it: libFuzzer writes the one that crashed, and
+ * `t/fuzz/run.sh 0 crash-*` replays it.
  *
- *   t/fuzz/run.sh [seconds]      builds with clang and runs (README "Fuzzing")
+ *   t/fuzz/run.sh [seconds]   builds with clang and runs (README "Fuzzing")
+ *   t/fuzz/replay [FILE...]   the seeds and FILEs once, without libFuzzer (make check)
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,7 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
