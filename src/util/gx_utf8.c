@@ -3,6 +3,8 @@
 
 #include "util/gx_utf8.h"
 
+#include <string.h>
+
 /* The length of the well-formed sequence at @p s (@p n bytes left, n > 0), or 0. */
 static size_t
 seq_len(const unsigned char *s, size_t n)
@@ -50,10 +52,8 @@ void
 gx_utf8_scrub(char *s)
 {
     unsigned char *p = (unsigned char *)s;
-    size_t n = 0, k;
+    size_t n = strlen(s), k;
 
-    while (p[n] != '\0')
-        n++;
     for (size_t i = 0; i < n; i += k)
         if ((k = seq_len(p + i, n - i)) == 0) {
             p[i] = '?';
