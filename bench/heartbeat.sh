@@ -54,6 +54,10 @@ ref_register=0
 reg_conc=256
 h2load_timeout=600
 log_dir=
+server_cpus=
+client_cpus=
+srv_pin=()
+cli_pin=()
 
 usage() {
     cat <<EOF
@@ -81,6 +85,9 @@ usage: bench/heartbeat.sh [options]
   --register-concurrency N  Register calls in flight (default $reg_conc)
   --h2load-timeout S     kill an h2load run after S seconds (default $h2load_timeout)
   --log-dir DIR          keep h2load outputs, server logs and the table here
+  --server-cpus LIST     run every server on these CPUs only (taskset -c LIST, e.g. 0)
+  --client-cpus LIST     run h2load on these CPUs only (e.g. 1): with both set, the load
+                         generator no longer competes with the server for its cores
 EOF
     exit 2
 }
@@ -116,6 +123,8 @@ while [ $# -gt 0 ]; do
     --register-concurrency) reg_conc=$val ;;
     --h2load-timeout) h2load_timeout=$val ;;
     --log-dir) log_dir=$val ;;
+    --server-cpus) server_cpus=$val ;;
+    --client-cpus) client_cpus=$val ;;
     *) echo "heartbeat.sh: unknown argument $opt" >&2; usage ;;
     esac
 done
@@ -134,6 +143,14 @@ if ! isnum "$node_idx" || [ "$node_idx" -ge "$nodes" ]; then
     exit 2
 fi
 shapes_check heartbeat.sh 1 $shapes
+for v in "$server_cpus" "$client_cpus"; do
+    if [ -n "$v" ] && ! taskset -c "$v" true 2>/dev/null; then
+        echo "heartbeat.sh: \"$v\" is not a CPU list this machine has (taskset -c)" >&2
+        exit 2
+    fi
+done
+if [ -n "$server_cpus" ]; then srv_pin=(taskset -c "$server_cpus"); fi
+if [ -n "$client_cpus" ]; then cli_pin=(taskset -c "$client_cpus"); fi
 servers=()
 if [ "$mode" != poold ]; then servers+=(ref); fi
 if [ "$mode" != ref ]; then servers+=(poold); fi
@@ -182,7 +199,7 @@ alog=$tmp/access.log
 start_refish() {
     local name=$1 bin=$2 pre=$nodes
     if [ $ref_register = 1 ]; then pre=0; fi
-    "$bin" --listen 127.0.0.1:0 -t "$workers" --preload "$pre" --ready-file "$tmp/$name.ready" \
+    ${srv_pin[@]+"${srv_pin[@]}"} "$bin" --listen 127.0.0.1:0 -t "$workers" --preload "$pre" --ready-file "$tmp/$name.ready" \
         2>"$tmp/$name.log" &
     pid[$name]=$!
     wait_file "$tmp/$name.ready" "${pid[$name]}" ||
@@ -210,7 +227,7 @@ start_poold() {
             printf 'modules:\n  - path: auth_apikey\n  - path: rbac\n' >>"$conf"
         fi
     fi
-    "$build/galaxy-poold" -c "$conf" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    ${srv_pin[@]+"${srv_pin[@]}"} "$build/galaxy-poold" -c "$conf" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --data-dir "$tmp/poold-var" --module-dir "$module_dir" --workers "$workers" \
         --ready-file "$tmp/poold.ready" ${poold_args[@]+"${poold_args[@]}"} \
         2>"$tmp/poold.log" &
@@ -287,7 +304,7 @@ run() {
     c0=$(cpu "$s")
     # bash's time gives h2load's own CPU (user + system seconds): the client's share
     { TIMEFORMAT='%U %S'
-      time timeout "$h2load_timeout" h2load -n "$req" -c "$c" -m "$m" -t "$t" \
+      time timeout "$h2load_timeout" ${cli_pin[@]+"${cli_pin[@]}"} h2load -n "$req" -c "$c" -m "$m" -t "$t" \
           -d "$tmp/$s.body" -H 'content-type: application/grpc' -H 'te: trailers' \
           "http://${addr[$s]}/galaxy.pool.v1.NodeRegistry/Heartbeat" \
           >"$tmp/h2load.$s.$label.txt" 2>&1 || true; } 2>"$tmp/h2load.time"
@@ -325,7 +342,8 @@ $((ok1 - ok0)), non-OK: $((err1 - err0)), access-log lines: $logged; see h2load.
     echo "$rps $us $cus ${verdict%% *}" >>"$tmp/res.$s.${c}x$m"
 }
 echo "heartbeat: $nodes nodes, node $node, -n $n per shape, $rounds round(s), server threads" \
-     "$workers, h2load -t <= $client_threads, $(nproc) cores"
+     "$workers, h2load -t <= $client_threads, $(nproc) cores" \
+     "${server_cpus:+(servers on CPUs $server_cpus)}${client_cpus:+ (h2load on CPUs $client_cpus)}"
 if [ "$mode" != ref ]; then echo "galaxy-poold: $conf_desc"; fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the numbers)"
 for s in "${servers[@]}"; do "start_$s"; done
