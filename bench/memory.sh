@@ -108,8 +108,9 @@ if [ ! -x "$build/galaxy-poold" ]; then
     echo "memory.sh: no $build/galaxy-poold (--build DIR)" >&2
     exit 1
 fi
-if grep -q -- '-fsanitize' "$build/Makefile" 2>/dev/null; then
-    echo "memory.sh: warning: $build was configured with sanitizers: the RSS is not" \
+# an ASan build references __asan_init (gcc: from libasan.so; clang: linked in)
+if grep -q -a __asan_init "$build/galaxy-poold" 2>/dev/null; then
+    echo "memory.sh: warning: $build/galaxy-poold is built with sanitizers: the RSS is not" \
          "representative" >&2
 fi
 
