@@ -13,10 +13,35 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "util/gx_error.h"
+
+/*
+ * The admin listener's pause (gx__accept_pause).  evhttp gives its listener's
+ * callbacks its own argument, so the one admin listener's timer is kept here.
+ * @note thread: main
+ */
+static struct {
+    struct evconnlistener *lis;
+    struct event *resume;
+} adm_pause;
+
+static void
+admin_accept_error_cb(struct evconnlistener *lis, void *http)
+{
+    gx__accept_pause(lis, adm_pause.resume, "admin");
+}
+
+static void
+admin_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (adm_pause.lis != NULL)
+        evconnlistener_enable(adm_pause.lis);
+}
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -77,6 +102,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 int
 gx__admin_start(gx_server_t *srv, char *err, size_t errlen)
 {
+    struct evhttp_bound_socket *bound;
+
     srv->http = evhttp_new(srv->main_base);
     if (srv->http == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -88,11 +115,19 @@ gx__admin_start(gx_server_t *srv, char *err, size_t errlen)
     evhttp_set_max_body_size(srv->http, 4096);
     evhttp_set_timeout(srv->http, 10);
     evhttp_set_gencb(srv->http, admin_cb, srv);
-    if (evhttp_accept_socket(srv->http, srv->adm.fd) != 0) {
+    adm_pause.resume = evtimer_new(srv->main_base, admin_accept_resume_cb, NULL);
+    if (adm_pause.resume == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return GX_ENOMEM;
+    }
+    bound = evhttp_accept_socket_with_handle(srv->http, srv->adm.fd);
+    if (bound == NULL) {
         snprintf(err, errlen, "cannot serve on %s", srv->adm.str);
         return GX_EIO;
     }
     srv->adm.fd = -1; /* evhttp owns it now */
+    adm_pause.lis = evhttp_bound_socket_get_listener(bound);
+    evconnlistener_set_error_cb(adm_pause.lis, admin_accept_error_cb);
     return 0;
 }
 
@@ -102,4 +137,8 @@ gx__admin_stop(gx_server_t *srv)
     if (srv->http != NULL)
         evhttp_free(srv->http);
     srv->http = NULL;
+    if (adm_pause.resume != NULL)
+        event_free(adm_pause.resume);
+    adm_pause.resume = NULL;
+    adm_pause.lis = NULL;
 }

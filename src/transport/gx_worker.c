@@ -22,10 +22,13 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,8 +39,13 @@
 #include "util/gx_arena.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
+#include "util/gx_stats.h"
 
 #define TICK_MS 100
+/* how long accepting waits after accept() found no descriptor or memory */
+#define ACCEPT_PAUSE_MS 100
+/* descriptors beyond one a connection: store, logs, listeners, event loops, modules */
+#define NOFILE_RESERVE 128
 
 /* ------------------------------------------------------------------ addresses */
 
@@ -143,6 +151,63 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
     gx_worker_t *w = arg;
 
     gx__conn_accept(w, fd, sa, lis == w->lis_tls);
+}
+
+/*
+ * accept() failed and the connection is still queued: no descriptor left
+ * (EMFILE, ENFILE) or no kernel memory (ENOBUFS, ENOMEM).  The listening
+ * socket stays readable, so the loop would call accept() again at once and
+ * spin, a log line each time.  Accepting pauses instead, as nginx's does, and
+ * the backlog waits for connections to close.  A peer that gave up before
+ * its accept (ECONNABORTED) or a lost race (EAGAIN) never gets here:
+ * libevent retries those itself.
+ */
+void
+gx__accept_pause(struct evconnlistener *lis, struct event *resume, const char *listener)
+{
+    static __thread time_t logged_at;
+    static __thread unsigned unlogged;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    time_t now = time(NULL);
+    struct rlimit rl;
+
+    evconnlistener_disable(lis);
+    evtimer_add(resume, &tv);
+    gx_stats_inc(ACCEPT_PAUSED);
+    /* one line a second at most: a pause every 100 ms while descriptors stay short */
+    if (now == logged_at) {
+        unlogged++;
+        return;
+    }
+    logged_at = now;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = 0;
+    gx_log(GX_LOG_WARN,
+           "accept paused listener=%s error=\"%s\" pause_ms=%d nofile=%llu suppressed=%u",
+           listener, evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS,
+           (unsigned long long)rl.rlim_cur, unlogged);
+    unlogged = 0;
+}
+
+static void
+accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    gx_worker_t *w = arg;
+
+    gx__accept_pause(lis, w->accept_ev, lis == w->lis_tls ? "tls" : "h2c");
+}
+
+/* the pause is over: both listeners accept again (a drain has freed them) */
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gx_worker_t *w = arg;
+
+    if (w->lis_h2c != NULL)
+        evconnlistener_enable(w->lis_h2c);
+    if (w->lis_tls != NULL)
+        evconnlistener_enable(w->lis_tls);
 }
 
 static void
@@ -379,7 +444,8 @@ worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t err
     w->post_ev = event_new(w->base, -1, 0, post_cb, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
     w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
-    if (w->post_ev == NULL || w->tick_ev == NULL || w->drain_ev == NULL)
+    w->accept_ev = evtimer_new(w->base, accept_resume_cb, w);
+    if (w->post_ev == NULL || w->tick_ev == NULL || w->drain_ev == NULL || w->accept_ev == NULL)
         goto nomem;
     event_add(w->tick_ev, &tick);
     for (int tls = 0; tls < 2; tls++) {
@@ -400,6 +466,7 @@ worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t err
             close(fd);
             goto nomem;
         }
+        evconnlistener_set_error_cb(lis, accept_error_cb);
         *(tls ? &w->lis_tls : &w->lis_h2c) = lis;
     }
     gx_stats_bind(&w->stats); /* registers the block; the worker thread binds it again */
@@ -424,6 +491,8 @@ worker_deinit(gx_worker_t *w)
         event_free(w->tick_ev);
     if (w->drain_ev != NULL)
         event_free(w->drain_ev);
+    if (w->accept_ev != NULL)
+        event_free(w->accept_ev);
     if (w->base != NULL)
         event_base_free(w->base);
     gx_slab_free(w->slab); /* after the last session */
@@ -525,6 +594,36 @@ server_bind(gx_server_t *srv, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Every connection is a descriptor.  Raises the soft open-files limit toward
+ * the hard one as far as max_connections needs (the soft limit is often 1,024
+ * where the hard one is far above), and says so when even the hard limit is
+ * short: past it, accepting pauses until connections close.
+ */
+static void
+nofile_fit(uint32_t max_connections)
+{
+    rlim_t need = (rlim_t)max_connections + NOFILE_RESERVE;
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        gx_log(GX_LOG_INFO, "open files limit raised from=%llu to=%llu",
+               (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+    else
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < need)
+        gx_log(GX_LOG_WARN,
+               "open files limit %llu is below limits.max_connections %u + %d: past it, "
+               "accepting pauses until connections close (raise the hard limit, ulimit -Hn, "
+               "or lower max_connections)",
+               (unsigned long long)rl.rlim_cur, max_connections, NOFILE_RESERVE);
+}
+
 int
 gx_server_new(const gx_server_conf_t *conf, const gx_dispatch_t *dispatch,
               const gx_admin_handler_t *admin, gx_server_t **out, char *err, size_t errlen)
@@ -553,6 +652,7 @@ gx_server_new(const gx_server_conf_t *conf, const gx_dispatch_t *dispatch,
     rv = server_bind(srv, err, errlen);
     if (rv != 0)
         goto fail;
+    nofile_fit(conf->limits.max_connections);
     for (unsigned i = 0; i < srv->n_workers; i++) {
         rv = worker_init(srv, &srv->workers[i], i, err, errlen);
         if (rv != 0)

@@ -31,6 +31,7 @@ typedef struct gx_worker_s {
     struct event_base *base;
     struct evconnlistener *lis_h2c, *lis_tls;
     struct event *post_ev, *tick_ev, *drain_ev;
+    struct event *accept_ev;      /* ends a pause of accepting (gx__accept_pause) */
     pthread_mutex_t post_lock;
     gx_call_t *posted;            /* calls resumed from any thread */
     gx_post_t *fns;               /* work posted from any thread (gx_server_post) */
@@ -70,6 +71,12 @@ struct gx_server_s {
 void gx__worker_post_resume(gx_worker_t *w, gx_call_t *call);
 /** A connection was closed: the worker may stop once draining and empty. */
 void gx__worker_conn_gone(gx_worker_t *w);
+/**
+ * accept() on @p lis failed with its connection still queued: disables @p lis,
+ * arms @p resume to enable it again shortly, counts, and logs (rate-limited).
+ * @note thread: the listener's loop
+ */
+void gx__accept_pause(struct evconnlistener *lis, struct event *resume, const char *listener);
 
 /* gx_tls.c */
 /** Builds the server TLS context (TLS 1.2+, ALPN h2, optional client CA). */

@@ -14,6 +14,8 @@
 #define GX_COUNTERS(X)                                                                           \
     X(CONN_ACCEPTED, "connections_accepted_total", "Connections accepted")                       \
     X(CONN_REJECTED, "connections_rejected_total", "Connections refused at max_connections")     \
+    X(ACCEPT_PAUSED, "accept_paused_total",                                                      \
+      "Pauses of accepting: accept() found no file descriptor or memory for a connection")       \
     X(CONN_IDLE_CLOSED, "connections_idle_closed_total", "Connections closed by idle_timeout")    \
     X(CONN_FIRST_REQUEST_TIMEOUT, "connections_first_request_timeout_total",                     \
       "Connections closed by first_request_timeout")                                             \

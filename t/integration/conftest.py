@@ -9,6 +9,7 @@ GX_BUILDDIR names the build directory (default: the source tree).
 import importlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -140,7 +141,7 @@ class Server:
     """One galaxy-poold process on free ports."""
 
     def __init__(self, workdir, pki, config="", args=(), tls=True, modules=(), env=None,
-                 data_dir=None):
+                 data_dir=None, nofile=None):
         self.workdir = workdir
         self.pki = pki
         self.conf_path = os.path.join(workdir, "galaxy-poold.yaml")
@@ -166,6 +167,8 @@ class Server:
         self.args = os.environ.get("GX_SERVER_WRAP", "").split() + self.args
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        # nofile: the server's open-files limit, soft and hard
+        self.nofile = nofile
         self.proc = None
         self.returncode = None
         self.addr = {}
@@ -174,8 +177,12 @@ class Server:
         if os.path.exists(self.ready_path):
             os.unlink(self.ready_path)
         self.logf = open(self.log_path, "ab")
+        limit = None
+        if self.nofile is not None:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     env=self.env)
+                                     env=self.env, preexec_fn=limit)
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.ready_path):
             if self.proc.poll() is not None:

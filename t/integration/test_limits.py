@@ -4,6 +4,7 @@ each test plays one misbehaving client with h2raw (or a bare socket), checks
 what it gets (RST_STREAM, GOAWAY, a closed socket), the counter in /metrics
 and the log line, and that the server still serves everybody else, including
 a client that was connected all along."""
+import os
 import socket
 import time
 
@@ -65,6 +66,15 @@ def bystander(health_pb2):
     yield make
     for b in made:
         b.ch.close()
+
+
+def fresh_ok(server, pb):
+    """A new connection's Health Check answers SERVING."""
+    try:
+        with server.channel() as ch:
+            return check(ch, pb, timeout=2).status == pb.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
 
 
 def wait_log(server, text, timeout=3):
@@ -411,11 +421,53 @@ def test_max_connections(make_server, health_pb2):
         for c in clients:
             c.close()
     # their places come free
-    def fresh_ok():
-        try:
-            with s.channel() as ch:
-                return check(ch, health_pb2, timeout=2).status == \
-                    health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-    assert wait_for(fresh_ok, 5)
+    assert wait_for(lambda: fresh_ok(s, health_pb2), 5)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(bool(os.environ.get("GX_SERVER_WRAP")),
+                    reason="a wrapper such as valgrind needs descriptors of its own")
+def test_out_of_file_descriptors(make_server, health_pb2):
+    """With every descriptor in use, accept() fails and the connection stays queued.
+    Accepting pauses (no busy loop, one log line a second) and the queued
+    connections, the admin port's included, are served once descriptors come free."""
+    s = make_server(config=limits_conf(first_request_timeout_ms=30000), tls=False, nofile=64)
+    # the hard limit is 64 too, so the server cannot raise it and says so
+    wait_log(s, "open files limit 64 is below limits.max_connections 10000")
+    host, _, port = s.h2c.rpartition(":")
+    socks = []
+    try:
+        for _ in range(100):    # more than the server has descriptors; the backlog takes 1024
+            socks.append(socket.create_connection((host, int(port)), timeout=3))
+        wait_log(s, 'accept paused listener=h2c error="Too many open files"')
+        ahost, _, aport = s.admin.rpartition(":")
+        socks.append(socket.create_connection((ahost, int(aport)), timeout=3))
+        socks[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_log(s, 'accept paused listener=admin error="Too many open files"')
+        before, t0 = cpu_seconds(s.proc.pid), time.monotonic()
+        lines0 = s.log().count("accept paused")
+        time.sleep(2)
+        used, took = cpu_seconds(s.proc.pid) - before, time.monotonic() - t0
+        # a loop retrying accept() at once would burn a whole core and log every time
+        assert used < 0.5, "%.2f s of CPU in %.2f s while out of descriptors" % (used, took)
+        lines = s.log().count("accept paused") - lines0
+        assert 1 <= lines <= 3 * (took + 1), s.log()[-2000:]
+        assert s.alive()
+        socks[-1].settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            socks[-1].recv(100)     # not answered while no descriptor is free
+        for sock in socks[:-1]:
+            sock.close()
+        # descriptors came free: the admin request that waited is answered
+        socks[-1].settimeout(5)
+        assert socks[-1].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_for(lambda: fresh_ok(s, health_pb2), 5)
+    assert counter(s, "accept_paused_total") >= 2
