@@ -90,6 +90,8 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_LIMIT(connection_window_bytes, 65535, 2147483647),
     GX_CONF_LIMIT(max_frame_bytes, 16384, 16777215),
     GX_CONF_LIMIT(max_recv_message_bytes, 1024, GX_CONF_BYTES_MAX),
+    GX_CONF_LIMIT(conn_recv_buffer_bytes, 1024, GX_CONF_BYTES_MAX),
+    GX_CONF_LIMIT(server_recv_buffer_bytes, 1024, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(send_buffer_bytes, 16384, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(conn_output_bytes, 16384, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(idle_timeout_ms, 0, GX_CONF_MS_MAX),
@@ -1175,6 +1177,21 @@ gx_conf_check_limits(const gx_limits_t *l, char *err, size_t errlen)
                      "limits.connection_window_bytes (%" PRIu32
                      ") is smaller than limits.initial_window_bytes (%" PRIu32 ")",
                      l->connection_window_bytes, l->initial_window_bytes);
+        return GX_ECONF;
+    }
+    /* one message of the largest size must fit, or no client could send it */
+    if (l->conn_recv_buffer_bytes < l->max_recv_message_bytes) {
+        gx_conf_errf(err, errlen,
+                     "limits.conn_recv_buffer_bytes (%" PRIu32
+                     ") is smaller than limits.max_recv_message_bytes (%" PRIu32 ")",
+                     l->conn_recv_buffer_bytes, l->max_recv_message_bytes);
+        return GX_ECONF;
+    }
+    if (l->server_recv_buffer_bytes < l->conn_recv_buffer_bytes) {
+        gx_conf_errf(err, errlen,
+                     "limits.server_recv_buffer_bytes (%" PRIu32
+                     ") is smaller than limits.conn_recv_buffer_bytes (%" PRIu32 ")",
+                     l->server_recv_buffer_bytes, l->conn_recv_buffer_bytes);
         return GX_ECONF;
     }
     return 0;

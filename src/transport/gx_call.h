@@ -55,6 +55,7 @@ struct gx_call_s {
     /* reception: bytes not yet parsed, and those not yet returned to the window */
     gx_bq_t in;
     size_t unconsumed;
+    size_t held; /* bytes of an unfinished message counted against the receive buffers */
 
     /* response */
     gx_bq_t out;

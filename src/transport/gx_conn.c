@@ -29,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -432,6 +433,8 @@ call_cancel(gx_call_t *call, gx_status_t status)
         dispatch(c)->on_cancel(call, dispatch(c)->arg);
 }
 
+static void held_set(gx_call_t *call, size_t held);
+
 /* The stream is gone: cancel what still runs, LOG, drop the stream's reference. */
 static void
 call_close(gx_call_t *call)
@@ -440,6 +443,8 @@ call_close(gx_call_t *call)
 
     if (!call->finished)
         call_cancel(call, GX_STATUS_CANCELLED);
+    held_set(call, 0);
+    gx_bq_free(&call->in); /* a handler may keep the call a while: not its request bytes */
     if (call->unconsumed > 0)
         nghttp2_session_consume_connection(c->session, call->unconsumed);
     call->unconsumed = 0;
@@ -514,9 +519,76 @@ deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre, uint8_t *data)
     free(plain);
 }
 
-/* Parses and delivers the complete messages in call->in while the call takes them. */
+/*
+ * An unfinished message waits in call->in for its last byte, and its bytes go
+ * back to the peer's windows meanwhile, so that a message larger than the
+ * stream window can come at all.  Flow control then no longer bounds them:
+ * what they hold is, per connection (conn_recv_buffer_bytes) and for all
+ * connections together (server_recv_buffer_bytes).  A complete message is
+ * handed up in the read that finishes it and never counts.
+ */
+static void
+held_set(gx_call_t *call, size_t held)
+{
+    gx_conn_t *c = call->conn;
+
+    if (held == call->held)
+        return;
+    if (held > call->held) {
+        c->held += held - call->held;
+        __atomic_add_fetch(&c->worker->srv->recv_held, held - call->held, __ATOMIC_RELAXED);
+    } else {
+        c->held -= call->held - held;
+        __atomic_sub_fetch(&c->worker->srv->recv_held, call->held - held, __ATOMIC_RELAXED);
+    }
+    call->held = held;
+}
+
+/* Counts what call->in holds; the call that goes past a bound fails. */
+static void
+held_check(gx_call_t *call)
+{
+    gx_conn_t *c = call->conn;
+    const gx_limits_t *l = limits(c);
+    size_t was = call->held, total;
+    char msg[160];
+
+    held_set(call, call->rejected ? 0 : gx_bq_len(&call->in));
+    if (call->held <= was)
+        return;
+    total = __atomic_load_n(&c->worker->srv->recv_held, __ATOMIC_RELAXED);
+    if (c->held <= l->conn_recv_buffer_bytes && total <= l->server_recv_buffer_bytes)
+        return;
+    gx_stats_inc(GRPC_RECV_BUFFER_FULL);
+    if (c->held > l->conn_recv_buffer_bytes)
+        snprintf(msg, sizeof(msg),
+                 "unfinished request messages on this connection exceed %" PRIu32
+                 " bytes (conn_recv_buffer_bytes)", l->conn_recv_buffer_bytes);
+    else
+        snprintf(msg, sizeof(msg),
+                 "unfinished request messages on the server exceed %" PRIu32
+                 " bytes (server_recv_buffer_bytes)", l->server_recv_buffer_bytes);
+    gx_log_remote(GX_LOG_WARN, "call failed conn=%llu peer=%s stream=%d held=%zu reason=\"%s\"",
+                  (unsigned long long)c->id, c->peer, call->stream_id, call->held, msg);
+    held_set(call, 0);
+    gx_bq_free(&call->in);
+    call_reject(call, GX_STATUS_RESOURCE_EXHAUSTED, msg);
+}
+
+static void recv_deliver(gx_call_t *call);
+
+/* Delivers what call->in completes, then counts what it still holds. */
 static void
 recv_flush(gx_call_t *call)
+{
+    recv_deliver(call);
+    if (call->conn != NULL && !call->closed)
+        held_check(call);
+}
+
+/* Parses and delivers the complete messages in call->in while the call takes them. */
+static void
+recv_deliver(gx_call_t *call)
 {
     gx_grpc_prefix_t pre;
     uint32_t max;

@@ -40,6 +40,7 @@ struct gx_conn_s {
     int32_t last_stream;
     unsigned n_streams;
     unsigned io_depth;
+    size_t held; /* its calls' unfinished request bytes (conn_recv_buffer_bytes) */
     unsigned invalid_frames, ping_strikes, rst_recv;
     uint64_t last_ping_ns;
     uint64_t idle_since_ms; /* when the last stream closed (GX_CT_IDLE) */

@@ -19,6 +19,8 @@ typedef struct gx_limits_s {
     uint32_t connection_window_bytes;  /**< connection-level receive window */
     uint32_t max_frame_bytes;          /**< SETTINGS_MAX_FRAME_SIZE */
     uint32_t max_recv_message_bytes;   /**< larger messages: RESOURCE_EXHAUSTED */
+    uint32_t conn_recv_buffer_bytes;   /**< unfinished request messages held, per connection */
+    uint32_t server_recv_buffer_bytes; /**< … and all connections together */
     uint32_t send_buffer_bytes;        /**< per call: above it gx_call_send() answers GX_AGAIN */
     uint32_t conn_output_bytes;        /**< per connection socket buffer before nghttp2 waits */
     uint32_t idle_timeout_ms;          /**< no open stream for this long: GOAWAY and close */
@@ -46,6 +48,8 @@ gx_limits_init(gx_limits_t *l)
     l->connection_window_bytes = 16 << 20;
     l->max_frame_bytes = 16384;
     l->max_recv_message_bytes = 4 << 20;
+    l->conn_recv_buffer_bytes = 16 << 20;
+    l->server_recv_buffer_bytes = 256 << 20;
     l->send_buffer_bytes = 256 << 10;
     l->conn_output_bytes = 256 << 10;
     l->idle_timeout_ms = 300000;

@@ -64,6 +64,7 @@ struct gx_server_s {
     struct event *sig_int, *sig_term, *done_ev;
     int draining;                 /* atomic */
     unsigned n_conns;             /* atomic, all workers */
+    size_t recv_held;             /* atomic: unfinished request bytes, all connections */
     unsigned n_running;           /* atomic, workers not yet stopped */
 };
 

@@ -471,3 +471,81 @@ def test_out_of_file_descriptors(make_server, health_pb2):
             sock.close()
     assert wait_for(lambda: fresh_ok(s, health_pb2), 5)
     assert counter(s, "accept_paused_total") >= 2
+
+
+# ---------------------------------------------------------------- unfinished messages
+
+RECV_BUFFERS = dict(max_recv_message_bytes=32768, conn_recv_buffer_bytes=65536,
+                    server_recv_buffer_bytes=131072)
+RESOURCE_EXHAUSTED = 8
+
+
+def health_body(pb):
+    """A whole Health Check request of 30,005 bytes on the wire (a 30,000-byte message)."""
+    body = grpc_frame(pb.HealthCheckRequest(service="s" * 29996).SerializeToString())
+    assert len(body) == 30005
+    return body
+
+
+def hold(c, body, n=25000):
+    """Opens a Health Check and sends the first @n bytes of @body: an unfinished message."""
+    sid = c.request(CHECK, end_stream=False)
+    c.send_data(sid, body[:n])
+    return sid
+
+
+def finish(c, sid, body, n=25000):
+    """Sends the rest of @body; the call must then be answered (not RESOURCE_EXHAUSTED)."""
+    c.send_data(sid, body[n:], end_stream=True)
+    r = c.wait(sid)
+    assert r.http_status == 200 and r.status is not None, r
+    assert r.status != RESOURCE_EXHAUSTED, r.message
+    return r
+
+
+def test_unfinished_messages_bounded_per_connection(make_server, health_pb2):
+    """Bytes of unfinished messages go back to the client's windows, so flow control no
+    longer bounds them: conn_recv_buffer_bytes does.  The stream that goes past it fails
+    with RESOURCE_EXHAUSTED; the others on the connection go on."""
+    s = make_server(config=limits_conf(**RECV_BUFFERS), tls=False)
+    body = health_body(health_pb2)
+    with H2Client(s.h2c) as c:
+        kept = [hold(c, body), hold(c, body)]           # 50,000 held: within 65,536
+        over = hold(c, body)                            # 75,000
+        r = c.wait(over)
+        assert r.status == RESOURCE_EXHAUSTED, r
+        assert "conn_recv_buffer_bytes" in r.message and "65536" in r.message, r.message
+        for sid in kept:
+            finish(c, sid, body)
+        # what the streams held is given back: two more fit again
+        again = [hold(c, body), hold(c, body)]
+        for sid in again:
+            finish(c, sid, body)
+    assert counter(s, "grpc_recv_buffer_full_total") == 1
+    wait_log(s, "(conn_recv_buffer_bytes)")
+
+
+def test_unfinished_messages_bounded_per_server(make_server, health_pb2):
+    """server_recv_buffer_bytes bounds what all connections hold together, and what a
+    connection held is given back when it closes."""
+    s = make_server(config=limits_conf(**RECV_BUFFERS), tls=False)
+    body = health_body(health_pb2)
+    conns = [H2Client(s.h2c) for _ in range(3)]
+    try:
+        sids = [[hold(c, body), hold(c, body)] for c in conns[:2]]  # 100,000 held
+        third = hold(conns[2], body)                               # 125,000
+        over = hold(conns[2], body)                                # 150,000 > 131,072
+        r = conns[2].wait(over)
+        assert r.status == RESOURCE_EXHAUSTED, r
+        assert "server_recv_buffer_bytes" in r.message and "131072" in r.message, r.message
+        conns[0].close()                                           # gives back 50,000
+        late = hold(conns[2], body)                                # 125,000 again
+        for sid in sids[1]:
+            finish(conns[1], sid, body)
+        for sid in (third, late):
+            finish(conns[2], sid, body)
+    finally:
+        for c in conns:
+            c.close()
+    assert counter(s, "grpc_recv_buffer_full_total") == 1
+    assert fresh_ok(s, health_pb2)

@@ -200,6 +200,8 @@ static const char all_keys_yaml[] =
     "  connection_window_bytes: 2147483647\n"
     "  max_frame_bytes: 16777215\n"
     "  max_recv_message_bytes: 1073741824\n"
+    "  conn_recv_buffer_bytes: 1073741824\n"
+    "  server_recv_buffer_bytes: 1073741824\n"
     "  send_buffer_bytes: 16384\n"
     "  conn_output_bytes: 65536\n"
     "  idle_timeout_ms: 0\n"
@@ -239,6 +241,8 @@ START_TEST(test_all_keys)
     ck_assert_uint_eq(l->connection_window_bytes, 2147483647);
     ck_assert_uint_eq(l->max_frame_bytes, 16777215);
     ck_assert_uint_eq(l->max_recv_message_bytes, 1073741824);
+    ck_assert_uint_eq(l->conn_recv_buffer_bytes, 1073741824);
+    ck_assert_uint_eq(l->server_recv_buffer_bytes, 1073741824);
     ck_assert_uint_eq(l->send_buffer_bytes, 16384);
     ck_assert_uint_eq(l->conn_output_bytes, 65536);
     ck_assert_uint_eq(l->idle_timeout_ms, 0);
@@ -784,6 +788,25 @@ START_TEST(test_check_tls)
 }
 END_TEST
 
+START_TEST(test_check_recv_buffers)
+{
+    gx_conf_t c;
+
+    ck_assert_int_eq(gx_conf_init(&c), 0);
+    ck_assert_uint_eq(c.limits.conn_recv_buffer_bytes, 16u << 20);
+    ck_assert_uint_eq(c.limits.server_recv_buffer_bytes, 256u << 20);
+    c.limits.max_recv_message_bytes = (16u << 20) + 1;
+    assert_check(&c, "limits.conn_recv_buffer_bytes (16777216) is smaller than "
+                     "limits.max_recv_message_bytes (16777217)");
+    c.limits.conn_recv_buffer_bytes = (16u << 20) + 1;
+    assert_check(&c, NULL);
+    c.limits.server_recv_buffer_bytes = 16u << 20;
+    assert_check(&c, "limits.server_recv_buffer_bytes (16777216) is smaller than "
+                     "limits.conn_recv_buffer_bytes (16777217)");
+    gx_conf_deinit(&c);
+}
+END_TEST
+
 START_TEST(test_check_listeners)
 {
     gx_conf_t c;
@@ -1008,6 +1031,7 @@ conf_suite(void)
 
     tc = tcase_create("check");
     tcase_add_test(tc, test_check_tls);
+    tcase_add_test(tc, test_check_recv_buffers);
     tcase_add_test(tc, test_check_listeners);
     tcase_add_test(tc, test_check_overrides);
     suite_add_tcase(s, tc);
