@@ -1169,32 +1169,32 @@ gx_conf_check_listeners(const gx_conf_t *conf, char *err, size_t errlen)
     return 0;
 }
 
+/* limits.@a must be at least limits.@b */
+static int
+gx_conf_limit_at_least(const char *a, uint32_t av, const char *b, uint32_t bv, char *err,
+                       size_t errlen)
+{
+    if (av >= bv)
+        return 0;
+    gx_conf_errf(err, errlen,
+                 "limits.%s (%" PRIu32 ") is smaller than limits.%s (%" PRIu32 ")", a, av, b, bv);
+    return GX_ECONF;
+}
+
+#define GX_CONF_AT_LEAST(l, a, b) \
+    gx_conf_limit_at_least(#a, (l)->a, #b, (l)->b, err, errlen)
+
 static int
 gx_conf_check_limits(const gx_limits_t *l, char *err, size_t errlen)
 {
-    if (l->connection_window_bytes < l->initial_window_bytes) {
-        gx_conf_errf(err, errlen,
-                     "limits.connection_window_bytes (%" PRIu32
-                     ") is smaller than limits.initial_window_bytes (%" PRIu32 ")",
-                     l->connection_window_bytes, l->initial_window_bytes);
-        return GX_ECONF;
-    }
+    int rc = GX_CONF_AT_LEAST(l, connection_window_bytes, initial_window_bytes);
+
     /* one message of the largest size must fit, or no client could send it */
-    if (l->conn_recv_buffer_bytes < l->max_recv_message_bytes) {
-        gx_conf_errf(err, errlen,
-                     "limits.conn_recv_buffer_bytes (%" PRIu32
-                     ") is smaller than limits.max_recv_message_bytes (%" PRIu32 ")",
-                     l->conn_recv_buffer_bytes, l->max_recv_message_bytes);
-        return GX_ECONF;
-    }
-    if (l->server_recv_buffer_bytes < l->conn_recv_buffer_bytes) {
-        gx_conf_errf(err, errlen,
-                     "limits.server_recv_buffer_bytes (%" PRIu32
-                     ") is smaller than limits.conn_recv_buffer_bytes (%" PRIu32 ")",
-                     l->server_recv_buffer_bytes, l->conn_recv_buffer_bytes);
-        return GX_ECONF;
-    }
-    return 0;
+    if (rc == 0)
+        rc = GX_CONF_AT_LEAST(l, conn_recv_buffer_bytes, max_recv_message_bytes);
+    if (rc == 0)
+        rc = GX_CONF_AT_LEAST(l, server_recv_buffer_bytes, conn_recv_buffer_bytes);
+    return rc;
 }
 
 int
