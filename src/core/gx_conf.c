@@ -93,6 +93,8 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_LIMIT(conn_recv_buffer_bytes, 1024, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(server_recv_buffer_bytes, 1024, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(send_buffer_bytes, 16384, GX_CONF_BYTES_MAX),
+    GX_CONF_LIMIT(conn_send_queue_bytes, 16384, GX_CONF_BYTES_MAX),
+    GX_CONF_LIMIT(server_send_queue_bytes, 16384, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(conn_output_bytes, 16384, GX_CONF_BYTES_MAX),
     GX_CONF_LIMIT(idle_timeout_ms, 0, GX_CONF_MS_MAX),
     GX_CONF_LIMIT(first_request_timeout_ms, 100, GX_CONF_MS_MAX),
@@ -1194,6 +1196,8 @@ gx_conf_check_limits(const gx_limits_t *l, char *err, size_t errlen)
         rc = GX_CONF_AT_LEAST(l, conn_recv_buffer_bytes, max_recv_message_bytes);
     if (rc == 0)
         rc = GX_CONF_AT_LEAST(l, server_recv_buffer_bytes, conn_recv_buffer_bytes);
+    if (rc == 0)
+        rc = GX_CONF_AT_LEAST(l, server_send_queue_bytes, conn_send_queue_bytes);
     return rc;
 }
 

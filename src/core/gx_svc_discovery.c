@@ -38,6 +38,7 @@
 #include "transport/gx_call.h"
 #include "util/gx_arena.h"
 #include "util/gx_clock.h"
+#include "util/gx_error.h"
 
 typedef Galaxy__Pool__V1__GetNodeRequest get_node_req_t;
 typedef Galaxy__Pool__V1__ListNodesRequest list_nodes_req_t;
@@ -412,7 +413,9 @@ watch_pump(watch_t *w)
     }
     if (rv == GX_DONE || rv < 0 || gx_call_is_done(w->call)) {
         if (!gx_call_is_done(w->call))
-            gx_call_fail(w->call, GX_STATUS_INTERNAL, "cannot send a watch event");
+            gx_call_fail(w->call, rv < 0 ? gx_error_to_status(rv) : GX_STATUS_INTERNAL,
+                         "cannot send a watch event%s%s", rv < 0 ? ": " : "",
+                         rv < 0 ? gx_strerror(rv) : "");
         watch_release(w);
         return;
     }

@@ -43,6 +43,23 @@ admin_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(adm_pause.lis);
 }
 
+/* what the transport holds now, after the user's own metrics */
+static void
+transport_gauges(gx_server_t *srv, struct evbuffer *buf)
+{
+    evbuffer_add_printf(
+        buf,
+        "# HELP galaxy_connections_open Client connections open now.\n"
+        "# TYPE galaxy_connections_open gauge\ngalaxy_connections_open %u\n"
+        "# HELP galaxy_recv_held_bytes Bytes of unfinished request messages held now.\n"
+        "# TYPE galaxy_recv_held_bytes gauge\ngalaxy_recv_held_bytes %zu\n"
+        "# HELP galaxy_send_queued_bytes Bytes of answers waiting for their clients now.\n"
+        "# TYPE galaxy_send_queued_bytes gauge\ngalaxy_send_queued_bytes %lld\n",
+        __atomic_load_n(&srv->n_conns, __ATOMIC_RELAXED),
+        __atomic_load_n(&srv->recv_held, __ATOMIC_RELAXED),
+        (long long)gx__server_send_queued(srv));
+}
+
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
 {
@@ -90,6 +107,7 @@ admin_cb(struct evhttp_request *req, void *arg)
             return;
         }
         srv->admin.metrics(buf, srv->admin.arg);
+        transport_gauges(srv, buf);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "text/plain; version=0.0.4; charset=utf-8");
         evhttp_send_reply(req, 200, "OK", buf);

@@ -262,6 +262,9 @@ send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg,
         return GX_ECLOSED;
     if (size > UINT32_MAX - GX_GRPC_PREFIX_LEN)
         return GX_E2BIG;
+    rv = gx__call_out_room(call, size + GX_GRPC_PREFIX_LEN);
+    if (rv != 0)
+        return rv;
     p = gx_bq_reserve(&call->out, call->arena, size + GX_GRPC_PREFIX_LEN);
     if (p == NULL)
         return GX_ENOMEM;
@@ -271,6 +274,7 @@ send_message(gx_call_t *call, size_t size, const ProtobufCMessage *msg,
     for (size_t i = 0; i < n; p += tail[i].iov_len, i++)
         memcpy(p, tail[i].iov_base, tail[i].iov_len);
     gx_bq_commit(&call->out, size + GX_GRPC_PREFIX_LEN);
+    gx__call_out_count(call);
     rv = gx__call_submit(call);
     if (rv != 0)
         return rv;

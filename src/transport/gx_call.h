@@ -59,6 +59,7 @@ struct gx_call_s {
 
     /* response */
     gx_bq_t out;
+    size_t out_held; /* gx_bq_len(&out) as counted in the send queues */
     gx_md_t *md_hdr, *md_trl;
     gx_status_t status;
     char *message;

@@ -445,6 +445,8 @@ call_close(gx_call_t *call)
         call_cancel(call, GX_STATUS_CANCELLED);
     held_set(call, 0);
     gx_bq_free(&call->in); /* a handler may keep the call a while: not its request bytes */
+    gx_bq_free(&call->out); /* nor answers nobody will take */
+    gx__call_out_count(call);
     if (call->unconsumed > 0)
         nghttp2_session_consume_connection(c->session, call->unconsumed);
     call->unconsumed = 0;
@@ -576,6 +578,50 @@ held_check(gx_call_t *call)
 }
 
 static void recv_deliver(gx_call_t *call);
+
+/*
+ * Answers wait in call->out until the client's windows let nghttp2 take them.
+ * A client that asks and never reads would have the server keep them all (a
+ * 30-byte ListNodes asks for up to 1,000 nodes): what waits is bounded per
+ * connection (conn_send_queue_bytes) and for all of them together
+ * (server_send_queue_bytes).  A connection with nothing waiting may always
+ * queue one answer, however large, so that every response can be sent.
+ */
+int
+gx__call_out_room(gx_call_t *call, size_t bytes)
+{
+    gx_conn_t *c = call->conn;
+    const gx_limits_t *l = limits(c);
+    int rv = 0;
+
+    if (c->out_held > 0 && c->out_held + bytes > l->conn_send_queue_bytes)
+        rv = GX_EQUEUE_CONN;
+    else if (gx__server_send_held(c->worker) + (int64_t)bytes >
+             (int64_t)l->server_send_queue_bytes)
+        rv = GX_EQUEUE_SERVER;
+    if (rv == 0)
+        return 0;
+    gx_stats_inc(GRPC_SEND_QUEUE_FULL);
+    gx_log_remote(GX_LOG_WARN,
+                  "response refused conn=%llu peer=%s stream=%d bytes=%zu waiting=%zu "
+                  "reason=\"%s\"",
+                  (unsigned long long)c->id, c->peer, call->stream_id, bytes, c->out_held,
+                  gx_strerror(rv));
+    return rv;
+}
+
+void
+gx__call_out_count(gx_call_t *call)
+{
+    gx_conn_t *c = call->conn;
+    size_t now = gx_bq_len(&call->out);
+
+    if (now == call->out_held)
+        return;
+    c->out_held += now - call->out_held; /* modulo 2^64: a decrease too */
+    gx__worker_send_count(c->worker, (int64_t)now - (int64_t)call->out_held);
+    call->out_held = now;
+}
 
 /* Delivers what call->in completes, then counts what it still holds. */
 static void
@@ -798,6 +844,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     gx__call_ref(call);
     /* what was not sent is moot now; the status goes out at once */
     gx_bq_drain(&call->out, gx_bq_len(&call->out));
+    gx__call_out_count(call);
     gx_call_finish(call, GX_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     call_cancel(call, GX_STATUS_DEADLINE_EXCEEDED);
     if (call->headers_sent &&
@@ -1073,6 +1120,7 @@ data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len, ui
     if (n > 0)
         memcpy(buf, gx_bq_data(&call->out), n);
     gx_bq_drain(&call->out, n);
+    gx__call_out_count(call);
     left = gx_bq_len(&call->out);
     if (call->want_writable && left <= limits(c)->send_buffer_bytes / 2)
         c->writable_pending = 1;

@@ -41,6 +41,7 @@ struct gx_conn_s {
     unsigned n_streams;
     unsigned io_depth;
     size_t held; /* its calls' unfinished request bytes (conn_recv_buffer_bytes) */
+    size_t out_held; /* its calls' responses waiting (conn_send_queue_bytes) */
     unsigned invalid_frames, ping_strikes, rst_recv;
     uint64_t last_ping_ns;
     uint64_t idle_since_ms; /* when the last stream closed (GX_CT_IDLE) */
@@ -60,6 +61,10 @@ struct gx_conn_s {
 void gx__conn_accept(gx_worker_t *w, int fd, const struct sockaddr *sa, int tls);
 /** Frees the connection now, cancelling its calls. */
 void gx__conn_free(gx_conn_t *c);
+/** Room for @p bytes more of @p call's responses? @return 0, GX_EQUEUE_CONN or _SERVER */
+int gx__call_out_room(gx_call_t *call, size_t bytes);
+/** call->out grew or shrank: counts it in the send queues. */
+void gx__call_out_count(gx_call_t *call);
 /** Starts the graceful end: GOAWAY, on_drain for every call. */
 void gx__conn_drain(gx_conn_t *c);
 /** Brackets work on a connection from outside its I/O callbacks (timers, resumes). */

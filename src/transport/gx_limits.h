@@ -22,6 +22,8 @@ typedef struct gx_limits_s {
     uint32_t conn_recv_buffer_bytes;   /**< unfinished request messages held, per connection */
     uint32_t server_recv_buffer_bytes; /**< … and all connections together */
     uint32_t send_buffer_bytes;        /**< per call: above it gx_call_send() answers GX_AGAIN */
+    uint32_t conn_send_queue_bytes;    /**< responses waiting for one connection's client */
+    uint32_t server_send_queue_bytes;  /**< … and for all clients together */
     uint32_t conn_output_bytes;        /**< per connection socket buffer before nghttp2 waits */
     uint32_t idle_timeout_ms;          /**< no open stream for this long: GOAWAY and close */
     uint32_t first_request_timeout_ms; /**< no request this long after accept: close */
@@ -51,6 +53,8 @@ gx_limits_init(gx_limits_t *l)
     l->conn_recv_buffer_bytes = 16 << 20;
     l->server_recv_buffer_bytes = 256 << 20;
     l->send_buffer_bytes = 256 << 10;
+    l->conn_send_queue_bytes = 32 << 20;
+    l->server_send_queue_bytes = 512 << 20;
     l->conn_output_bytes = 256 << 10;
     l->idle_timeout_ms = 300000;
     l->first_request_timeout_ms = 10000;

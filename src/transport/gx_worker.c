@@ -142,6 +142,45 @@ listen_addr_bind(gx_listen_addr_t *la, const char *what, const char *spec, char 
     return 0;
 }
 
+/* ------------------------------------------------------------------ send queues */
+
+/*
+ * Every answer is counted in and out of the send queues, so the server-wide
+ * total is not touched per call: each worker adds up its own changes and folds
+ * them into the shared total once they pass SEND_FOLD bytes either way.  The
+ * total is then off by less than SEND_FOLD for each other worker.
+ */
+#define SEND_FOLD (64 << 10)
+
+void
+gx__worker_send_count(gx_worker_t *w, int64_t delta)
+{
+    int64_t v = __atomic_load_n(&w->send_local, __ATOMIC_RELAXED) + delta;
+
+    if (v > SEND_FOLD || v < -SEND_FOLD) {
+        __atomic_add_fetch(&w->srv->send_held, v, __ATOMIC_RELAXED);
+        v = 0;
+    }
+    __atomic_store_n(&w->send_local, v, __ATOMIC_RELAXED); /* read by /metrics */
+}
+
+int64_t
+gx__server_send_held(const gx_worker_t *w)
+{
+    return __atomic_load_n(&w->srv->send_held, __ATOMIC_RELAXED) +
+           __atomic_load_n(&w->send_local, __ATOMIC_RELAXED);
+}
+
+int64_t
+gx__server_send_queued(gx_server_t *srv)
+{
+    int64_t v = __atomic_load_n(&srv->send_held, __ATOMIC_RELAXED);
+
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        v += __atomic_load_n(&srv->workers[i].send_local, __ATOMIC_RELAXED);
+    return v > 0 ? v : 0;
+}
+
 /* ------------------------------------------------------------------ workers */
 
 static void

@@ -41,6 +41,7 @@ typedef struct gx_worker_s {
     gx_slab_t *slab;              /* nghttp2's memory for this worker's sessions */
     nghttp2_mem h2_mem;
     int draining;
+    int64_t send_local;           /* answers waiting here, not yet folded into srv->send_held */
     gx_stats_t stats;
 } gx_worker_t;
 
@@ -65,11 +66,18 @@ struct gx_server_s {
     int draining;                 /* atomic */
     unsigned n_conns;             /* atomic, all workers */
     size_t recv_held;             /* atomic: unfinished request bytes, all connections */
+    int64_t send_held;            /* atomic: responses waiting, as the workers folded them in */
     unsigned n_running;           /* atomic, workers not yet stopped */
 };
 
 /** Posts @p call's resume to its worker. @note thread: any */
 void gx__worker_post_resume(gx_worker_t *w, gx_call_t *call);
+/** Answers waiting on @p w grew or shrank by @p delta bytes. @note thread: @p w's */
+void gx__worker_send_count(gx_worker_t *w, int64_t delta);
+/** The server's waiting answers as @p w sees them (others' last fold). @note thread: @p w's */
+int64_t gx__server_send_held(const gx_worker_t *w);
+/** The server's waiting answers, every worker's included (/metrics). @note thread: any */
+int64_t gx__server_send_queued(gx_server_t *srv);
 /** A connection was closed: the worker may stop once draining and empty. */
 void gx__worker_conn_gone(gx_worker_t *w);
 /**

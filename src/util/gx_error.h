@@ -33,7 +33,13 @@
     X(GX_EABI, -(GX__E_BASE + 6), "module ABI mismatch", GX_STATUS_INTERNAL)              \
     X(GX_ECONF, -(GX__E_BASE + 7), "configuration error", GX_STATUS_INTERNAL)             \
     X(GX_ECLOSED, -(GX__E_BASE + 8), "call is closed", GX_STATUS_CANCELLED)               \
-    X(GX_ESHUTDOWN, -(GX__E_BASE + 9), "shutting down", GX_STATUS_UNAVAILABLE)
+    X(GX_ESHUTDOWN, -(GX__E_BASE + 9), "shutting down", GX_STATUS_UNAVAILABLE)               \
+    X(GX_EQUEUE_CONN, -(GX__E_BASE + 10),                                                   \
+      "responses waiting for this client exceed limits.conn_send_queue_bytes (it does not read)", \
+      GX_STATUS_RESOURCE_EXHAUSTED)                                                         \
+    X(GX_EQUEUE_SERVER, -(GX__E_BASE + 11),                                                 \
+      "responses waiting for clients exceed limits.server_send_queue_bytes",                \
+      GX_STATUS_RESOURCE_EXHAUSTED)
 
 enum {
 #define GX__ERR_ENUM(name, value, msg, status) name = (value),

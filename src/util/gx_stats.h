@@ -41,6 +41,8 @@
       "Messages over max_recv_message_bytes")                                                    \
     X(GRPC_RECV_BUFFER_FULL, "grpc_recv_buffer_full_total",                                      \
       "Calls failed: unfinished request messages over conn_ or server_recv_buffer_bytes")        \
+    X(GRPC_SEND_QUEUE_FULL, "grpc_send_queue_full_total",                                        \
+      "Calls failed: responses waiting over conn_ or server_send_queue_bytes")                   \
     X(GRPC_DEADLINE_EXCEEDED, "grpc_deadline_exceeded_total", "Calls past their grpc-timeout")   \
     X(GRPC_PEER_CANCELLED, "grpc_peer_cancelled_total", "Calls reset by the peer")               \
     X(GRPC_REFUSED_DRAINING, "grpc_refused_draining_total", "Calls refused while draining")     \

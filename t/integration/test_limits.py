@@ -4,14 +4,17 @@ each test plays one misbehaving client with h2raw (or a bare socket), checks
 what it gets (RST_STREAM, GOAWAY, a closed socket), the counter in /metrics
 and the log line, and that the server still serves everybody else, including
 a client that was connected all along."""
+import importlib
 import os
 import socket
 import time
 
 import grpc
+import h2.settings
 import pytest
 
 from conftest import wait_for
+from gxapi import Api
 from h2raw import (CANCEL, ENHANCE_YOUR_CALM, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR,
                    REFUSED_STREAM, H2Client, grpc_frame, grpc_headers, raw_frame)
 
@@ -487,6 +490,12 @@ def health_body(pb):
     return body
 
 
+def held(server, n):
+    """Waits until the server holds @n bytes of unfinished messages (its gauge)."""
+    assert wait_for(lambda: server.metrics().get("galaxy_recv_held_bytes") == n, 5), \
+        server.metrics().get("galaxy_recv_held_bytes")
+
+
 def hold(c, body, n=25000):
     """Opens a Health Check and sends the first @n bytes of @body: an unfinished message."""
     sid = c.request(CHECK, end_stream=False)
@@ -511,12 +520,15 @@ def test_unfinished_messages_bounded_per_connection(make_server, health_pb2):
     body = health_body(health_pb2)
     with H2Client(s.h2c) as c:
         kept = [hold(c, body), hold(c, body)]           # 50,000 held: within 65,536
+        held(s, 50000)
         over = hold(c, body)                            # 75,000
         r = c.wait(over)
         assert r.status == RESOURCE_EXHAUSTED, r
         assert "conn_recv_buffer_bytes" in r.message and "65536" in r.message, r.message
+        held(s, 50000)                                  # the refused stream's bytes dropped
         for sid in kept:
             finish(c, sid, body)
+        held(s, 0)
         # what the streams held is given back: two more fit again
         again = [hold(c, body), hold(c, body)]
         for sid in again:
@@ -534,12 +546,14 @@ def test_unfinished_messages_bounded_per_server(make_server, health_pb2):
     try:
         sids = [[hold(c, body), hold(c, body)] for c in conns[:2]]  # 100,000 held
         third = hold(conns[2], body)                               # 125,000
+        held(s, 125000)
         over = hold(conns[2], body)                                # 150,000 > 131,072
         r = conns[2].wait(over)
         assert r.status == RESOURCE_EXHAUSTED, r
         assert "server_recv_buffer_bytes" in r.message and "131072" in r.message, r.message
         conns[0].close()                                           # gives back 50,000
-        late = hold(conns[2], body)                                # 125,000 again
+        held(s, 75000)
+        late = hold(conns[2], body)                                # 100,000
         for sid in sids[1]:
             finish(conns[1], sid, body)
         for sid in (third, late):
@@ -548,4 +562,78 @@ def test_unfinished_messages_bounded_per_server(make_server, health_pb2):
         for c in conns:
             c.close()
     assert counter(s, "grpc_recv_buffer_full_total") == 1
+    assert fresh_ok(s, health_pb2)
+
+
+# ---------------------------------------------------------------- answers nobody reads
+
+SEND_QUEUES = dict(conn_send_queue_bytes=65536, server_send_queue_bytes=131072)
+LIST = "/galaxy.pool.v1.Discovery/ListNodes"
+
+
+@pytest.fixture
+def listing(make_server, protos):
+    """A server with 20 nodes of ~2.5 KB in devnet, and a ListNodes body whose answer
+    is ~50 KB."""
+    pb = importlib.import_module("galaxy.pool.v1.pool_pb2")
+    # one worker: each worker folds its count into the server's total 64 KiB at a time,
+    # and these answers are smaller than that
+    s = make_server(config=limits_conf(**SEND_QUEUES), tls=False, args=("--workers", "1"))
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        for i in range(20):
+            api.register("n%02d" % i, labels={"k%d" % j: "v" * 200 for j in range(12)})
+        answer = api.list(page_size=100)
+    # two answers pass 65,536 (conn_send_queue_bytes), three pass 131,072
+    assert 131072 / 3 < answer.ByteSize() < 65536, answer.ByteSize()
+    return s, grpc_frame(pb.ListNodesRequest(pool="devnet", page_size=100).SerializeToString())
+
+
+def test_answers_waiting_bounded_per_connection(listing):
+    """A client that asks and does not read: the server keeps its answers only up to
+    conn_send_queue_bytes (one answer always fits); the next call fails with
+    RESOURCE_EXHAUSTED, and the kept ones arrive once the client reads."""
+    s, body = listing
+    with H2Client(s.h2c, window=0, window_updates=False) as c:    # no stream may send DATA
+        first = c.request(LIST, body)
+        second = c.request(LIST, body)
+        r = c.wait(second)
+        assert r.status == RESOURCE_EXHAUSTED and r.trailers_only, r
+        assert "conn_send_queue_bytes" in r.message, r.message
+        assert not c.response(first).done
+        c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+        c.set_window_updates(True)
+        r = c.wait(first)
+        assert (r.http_status, r.status) == (200, 0) and len(r.messages) == 1, r
+    assert s.metrics()["galaxy_send_queued_bytes"] == 0
+    assert counter(s, "grpc_send_queue_full_total") == 1
+    wait_log(s, "limits.conn_send_queue_bytes (it does not read)")
+
+
+def test_answers_waiting_bounded_per_server(listing, health_pb2):
+    """server_send_queue_bytes bounds what waits for all clients together, even a
+    connection's first answer; a closed connection's answers no longer count."""
+    s, body = listing
+    conns = [H2Client(s.h2c, window=0, window_updates=False) for _ in range(4)]
+    try:
+        # two connections' answers wait (~100 KB): their HEADERS come, DATA cannot
+        for c in conns[:2]:
+            sid = c.request(LIST, body)
+            c.wait_until(lambda: c.response(sid).headers is not None, 5)
+            assert not c.response(sid).done
+        over = conns[2].request(LIST, body)                      # ~150 KB > 131,072
+        r = conns[2].wait(over)
+        assert r.status == RESOURCE_EXHAUSTED and r.trailers_only, r
+        assert "server_send_queue_bytes" in r.message, r.message
+        conns[0].close()                                         # its answer is dropped
+        late = conns[3].request(LIST, body)
+        conns[3].wait_until(lambda: conns[3].response(late).headers is not None, 5)
+        conns[3].conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+        conns[3].set_window_updates(True)
+        r = conns[3].wait(late)
+        assert (r.http_status, r.status) == (200, 0), r
+    finally:
+        for c in conns:
+            c.close()
+    assert counter(s, "grpc_send_queue_full_total") == 1
     assert fresh_ok(s, health_pb2)

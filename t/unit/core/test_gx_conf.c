@@ -203,6 +203,8 @@ static const char all_keys_yaml[] =
     "  conn_recv_buffer_bytes: 1073741824\n"
     "  server_recv_buffer_bytes: 1073741824\n"
     "  send_buffer_bytes: 16384\n"
+    "  conn_send_queue_bytes: 16384\n"
+    "  server_send_queue_bytes: 1073741824\n"
     "  conn_output_bytes: 65536\n"
     "  idle_timeout_ms: 0\n"
     "  first_request_timeout_ms: 100\n"
@@ -244,6 +246,8 @@ START_TEST(test_all_keys)
     ck_assert_uint_eq(l->conn_recv_buffer_bytes, 1073741824);
     ck_assert_uint_eq(l->server_recv_buffer_bytes, 1073741824);
     ck_assert_uint_eq(l->send_buffer_bytes, 16384);
+    ck_assert_uint_eq(l->conn_send_queue_bytes, 16384);
+    ck_assert_uint_eq(l->server_send_queue_bytes, 1073741824);
     ck_assert_uint_eq(l->conn_output_bytes, 65536);
     ck_assert_uint_eq(l->idle_timeout_ms, 0);
     ck_assert_uint_eq(l->first_request_timeout_ms, 100);
@@ -788,7 +792,7 @@ START_TEST(test_check_tls)
 }
 END_TEST
 
-START_TEST(test_check_recv_buffers)
+START_TEST(test_check_buffers)
 {
     gx_conf_t c;
 
@@ -803,6 +807,13 @@ START_TEST(test_check_recv_buffers)
     c.limits.server_recv_buffer_bytes = 16u << 20;
     assert_check(&c, "limits.server_recv_buffer_bytes (16777216) is smaller than "
                      "limits.conn_recv_buffer_bytes (16777217)");
+    c.limits.server_recv_buffer_bytes = 16u << 20 | 1;
+    assert_check(&c, NULL);
+    ck_assert_uint_eq(c.limits.conn_send_queue_bytes, 32u << 20);
+    ck_assert_uint_eq(c.limits.server_send_queue_bytes, 512u << 20);
+    c.limits.server_send_queue_bytes = 16384;
+    assert_check(&c, "limits.server_send_queue_bytes (16384) is smaller than "
+                     "limits.conn_send_queue_bytes (33554432)");
     gx_conf_deinit(&c);
 }
 END_TEST
@@ -1031,7 +1042,7 @@ conf_suite(void)
 
     tc = tcase_create("check");
     tcase_add_test(tc, test_check_tls);
-    tcase_add_test(tc, test_check_recv_buffers);
+    tcase_add_test(tc, test_check_buffers);
     tcase_add_test(tc, test_check_listeners);
     tcase_add_test(tc, test_check_overrides);
     suite_add_tcase(s, tc);

@@ -43,6 +43,12 @@ static const err_case_t err_cases[] = {
     {GX_ECONF, "GX_ECONF", -10007, "configuration error", GX_STATUS_INTERNAL},
     {GX_ECLOSED, "GX_ECLOSED", -10008, "call is closed", GX_STATUS_CANCELLED},
     {GX_ESHUTDOWN, "GX_ESHUTDOWN", -10009, "shutting down", GX_STATUS_UNAVAILABLE},
+    {GX_EQUEUE_CONN, "GX_EQUEUE_CONN", -10010,
+     "responses waiting for this client exceed limits.conn_send_queue_bytes (it does not read)",
+     GX_STATUS_RESOURCE_EXHAUSTED},
+    {GX_EQUEUE_SERVER, "GX_EQUEUE_SERVER", -10011,
+     "responses waiting for clients exceed limits.server_send_queue_bytes",
+     GX_STATUS_RESOURCE_EXHAUSTED},
 };
 
 #define N_CASES ((int)(sizeof(err_cases) / sizeof(err_cases[0])))
@@ -154,7 +160,7 @@ START_TEST(test_unknown_codes)
                                   ENOMEM, /* positive: not an error code */
                                   INT_MAX,
                                   -GX__E_BASE,
-                                  -(GX__E_BASE + 10),
+                                  -(GX__E_BASE + 12),
                                   -(GX__E_BASE + 1000),
                                   INT_MIN};
 
