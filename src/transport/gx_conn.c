@@ -524,10 +524,10 @@ deliver_message(gx_call_t *call, const gx_grpc_prefix_t *pre, uint8_t *data)
 /*
  * An unfinished message waits in call->in for its last byte, and its bytes go
  * back to the peer's windows meanwhile, so that a message larger than the
- * stream window can come at all.  Flow control then no longer bounds them:
- * what they hold is, per connection (conn_recv_buffer_bytes) and for all
- * connections together (server_recv_buffer_bytes).  A complete message is
- * handed up in the read that finishes it and never counts.
+ * stream window can come at all.  Flow control then no longer bounds them, so
+ * what they hold is bounded here, per connection (conn_recv_buffer_bytes) and
+ * for all connections together (server_recv_buffer_bytes).  A complete message
+ * is handed up in the read that finishes it and never counts.
  */
 static void
 held_set(gx_call_t *call, size_t held)
@@ -578,50 +578,6 @@ held_check(gx_call_t *call)
 }
 
 static void recv_deliver(gx_call_t *call);
-
-/*
- * Answers wait in call->out until the client's windows let nghttp2 take them.
- * A client that asks and never reads would have the server keep them all (a
- * 30-byte ListNodes asks for up to 1,000 nodes): what waits is bounded per
- * connection (conn_send_queue_bytes) and for all of them together
- * (server_send_queue_bytes).  A connection with nothing waiting may always
- * queue one answer, however large, so that every response can be sent.
- */
-int
-gx__call_out_room(gx_call_t *call, size_t bytes)
-{
-    gx_conn_t *c = call->conn;
-    const gx_limits_t *l = limits(c);
-    int rv = 0;
-
-    if (c->out_held > 0 && c->out_held + bytes > l->conn_send_queue_bytes)
-        rv = GX_EQUEUE_CONN;
-    else if (gx__server_send_held(c->worker) + (int64_t)bytes >
-             (int64_t)l->server_send_queue_bytes)
-        rv = GX_EQUEUE_SERVER;
-    if (rv == 0)
-        return 0;
-    gx_stats_inc(GRPC_SEND_QUEUE_FULL);
-    gx_log_remote(GX_LOG_WARN,
-                  "response refused conn=%llu peer=%s stream=%d bytes=%zu waiting=%zu "
-                  "reason=\"%s\"",
-                  (unsigned long long)c->id, c->peer, call->stream_id, bytes, c->out_held,
-                  gx_strerror(rv));
-    return rv;
-}
-
-void
-gx__call_out_count(gx_call_t *call)
-{
-    gx_conn_t *c = call->conn;
-    size_t now = gx_bq_len(&call->out);
-
-    if (now == call->out_held)
-        return;
-    c->out_held += now - call->out_held; /* modulo 2^64: a decrease too */
-    gx__worker_send_count(c->worker, (int64_t)now - (int64_t)call->out_held);
-    call->out_held = now;
-}
 
 /* Delivers what call->in completes, then counts what it still holds. */
 static void
@@ -1105,6 +1061,50 @@ on_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t error, void *
 }
 
 /* ------------------------------------------------------------------ response */
+
+/*
+ * Answers wait in call->out until the client's windows let nghttp2 take them.
+ * A client that asks and never reads would have the server keep them all (a
+ * 30-byte ListNodes asks for up to 1,000 nodes): what waits is bounded per
+ * connection (conn_send_queue_bytes) and for all of them together
+ * (server_send_queue_bytes).  A connection with nothing waiting may always
+ * queue one answer, however large, so that every response can be sent.
+ */
+int
+gx__call_out_room(gx_call_t *call, size_t bytes)
+{
+    gx_conn_t *c = call->conn;
+    const gx_limits_t *l = limits(c);
+    int rv = 0;
+
+    if (c->out_held > 0 && c->out_held + bytes > l->conn_send_queue_bytes)
+        rv = GX_EQUEUE_CONN;
+    else if (gx__server_send_held(c->worker) + (int64_t)bytes >
+             (int64_t)l->server_send_queue_bytes)
+        rv = GX_EQUEUE_SERVER;
+    if (rv == 0)
+        return 0;
+    gx_stats_inc(GRPC_SEND_QUEUE_FULL);
+    gx_log_remote(GX_LOG_WARN,
+                  "response refused conn=%llu peer=%s stream=%d bytes=%zu waiting=%zu "
+                  "reason=\"%s\"",
+                  (unsigned long long)c->id, c->peer, call->stream_id, bytes, c->out_held,
+                  gx_strerror(rv));
+    return rv;
+}
+
+void
+gx__call_out_count(gx_call_t *call)
+{
+    gx_conn_t *c = call->conn;
+    size_t now = gx_bq_len(&call->out);
+
+    if (now == call->out_held)
+        return;
+    c->out_held += now - call->out_held; /* modulo 2^64: a decrease too */
+    gx__worker_send_count(c->worker, (int64_t)now - (int64_t)call->out_held);
+    call->out_held = now;
+}
 
 static ssize_t
 data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len, uint32_t *flags,
