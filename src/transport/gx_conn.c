@@ -1432,6 +1432,13 @@ conn_destroy(gx_conn_t *c)
         stream_set(c, call->stream_id, NULL);
         call_close(call);
     }
+    /* every call gave its bytes back as it closed; a drift would shrink the server's bounds */
+    if (c->held != 0 || c->out_held != 0) {
+        gx_log(GX_LOG_ERROR, "BUG: connection closed with bytes still counted conn=%llu "
+               "held=%zu out_held=%zu", (unsigned long long)c->id, c->held, c->out_held);
+        __atomic_sub_fetch(&w->srv->recv_held, c->held, __ATOMIC_RELAXED);
+        gx__worker_send_count(w, -(int64_t)c->out_held);
+    }
     nghttp2_session_del(c->session);
     event_free(c->timer_ev);
     event_free(c->flush_ev);
