@@ -683,7 +683,10 @@ gx_server_new(const gx_server_conf_t *conf, const gx_dispatch_t *dispatch,
     srv->h2c.fd = srv->tls.fd = srv->adm.fd = -1;
     srv->n_workers = conf->workers ? conf->workers : (unsigned)(cores > 0 ? cores : 1);
     srv->main_base = event_base_new();
-    srv->workers = calloc(srv->n_workers, sizeof(*srv->workers));
+    /* each worker on cache lines of its own (gx_worker_t is aligned to 128 bytes) */
+    srv->workers = aligned_alloc(_Alignof(gx_worker_t), srv->n_workers * sizeof(*srv->workers));
+    if (srv->workers != NULL)
+        memset(srv->workers, 0, srv->n_workers * sizeof(*srv->workers));
     if (srv->main_base == NULL || srv->workers == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -43,7 +43,7 @@ typedef struct gx_worker_s {
     int draining;
     int64_t send_local;           /* answers waiting here, not yet folded into srv->send_held */
     gx_stats_t stats;
-} gx_worker_t;
+} __attribute__((aligned(128))) gx_worker_t; /* no line shared with another worker's */
 
 typedef struct {
     struct sockaddr_storage ss;

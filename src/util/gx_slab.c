@@ -38,6 +38,9 @@ typedef struct hdr_s {
 
 _Static_assert(sizeof(hdr_t) == 16, "the header keeps malloc's 16-byte alignment");
 
+/* two lines: some CPUs fetch a line's neighbour with it */
+#define GX_SLAB_ALIGN 128
+
 struct gx_slab_s {
     hdr_t *lists[NCLASS];
     size_t cached; /* bytes of the blocks on the lists */
@@ -94,9 +97,22 @@ big_alloc(size_t size)
 gx_slab_t *
 gx_slab_new(void)
 {
+    size_t size = (sizeof(gx_slab_t) + GX_SLAB_ALIGN - 1) & ~(size_t)(GX_SLAB_ALIGN - 1);
+    gx_slab_t *s;
+
     if (injected_failure())
         return NULL;
-    return calloc(1, sizeof(gx_slab_t));
+    /*
+     * Cache lines of its own: a worker writes its list heads at every nghttp2
+     * allocation, and the slabs are made one after the other on the main
+     * thread.  Sharing a line with another worker's hot data cost a heartbeat
+     * 3.90 instead of 2.85 us of CPU at 16x32 (the same code, only the heap's
+     * layout differing; an unrelated allocation had hidden it in later builds).
+     */
+    s = aligned_alloc(GX_SLAB_ALIGN, size);
+    if (s != NULL)
+        memset(s, 0, size);
+    return s;
 }
 
 void

@@ -174,6 +174,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     write_file(conf, "server:\n"
                      "  log_level: error\n"
                      "  access_log: \"/dev/null\"\n"
+                     /* bounds that a few calls' unfinished messages or answers can reach */
+                     "limits:\n"
+                     "  max_recv_message_bytes: 16384\n"
+                     "  conn_recv_buffer_bytes: 16384\n"
+                     "  server_recv_buffer_bytes: 32768\n"
+                     "  conn_send_queue_bytes: 16384\n"
+                     "  server_send_queue_bytes: 32768\n"
                      "registry:\n"
                      "  watch_history: 64\n"
                      "pools:\n"
