@@ -536,13 +536,9 @@ held_set(gx_call_t *call, size_t held)
 
     if (held == call->held)
         return;
-    if (held > call->held) {
-        c->held += held - call->held;
-        __atomic_add_fetch(&c->worker->srv->recv_held, held - call->held, __ATOMIC_RELAXED);
-    } else {
-        c->held -= call->held - held;
-        __atomic_sub_fetch(&c->worker->srv->recv_held, call->held - held, __ATOMIC_RELAXED);
-    }
+    /* modulo 2^64: a decrease too */
+    c->held += held - call->held;
+    __atomic_add_fetch(&c->worker->srv->recv_held, held - call->held, __ATOMIC_RELAXED);
     call->held = held;
 }
 
