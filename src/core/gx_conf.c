@@ -116,6 +116,8 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_REGISTRY(self_preservation_min_nodes, 1, 1000000000),
     GX_CONF_REGISTRY(self_preservation_share, 1, 100),
     GX_CONF_REGISTRY(max_heartbeats_per_second, 0, 1000000000),
+    GX_CONF_REGISTRY(max_nodes, 1, 1000000000),
+    GX_CONF_REGISTRY(max_node_memory_mb, 1, 16777216),
 
     GX_CONF_JOBS(max_attempts, 1, 1000),
     GX_CONF_JOBS(flap_threshold, 0, 1000),
@@ -123,6 +125,7 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_JOBS(ack_timeout_ms, 100, GX_CONF_MS_MAX),
     GX_CONF_JOBS(retention_ms, 1000, GX_CONF_MS_MAX),
     GX_CONF_JOBS(jobs_max, 1, 100000000),
+    GX_CONF_JOBS(max_payload_mb, 1, 16777216),
 };
 
 #define GX_CONF_N_KEYS (sizeof(gx_conf_keys) / sizeof(gx_conf_keys[0]))

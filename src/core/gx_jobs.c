@@ -32,6 +32,7 @@
 #include "util/gx_clock.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
+#include "util/gx_stats.h"
 
 #include <urcu/uatomic.h>
 
@@ -269,6 +270,7 @@ static struct {
     uint32_t seq;
     size_t n_state[JS_MAX];
     uint32_t active;              /* atomic: jobs PENDING, ASSIGNED or RUNNING */
+    uint64_t payload_bytes;       /* of the jobs held */
     uint64_t transitions[JS_MAX]; /* jobs that entered each state */
     uint64_t rerouted, timeouts, write_errors;
     uint64_t route_ns_max, route_ns_sum, routes;
@@ -291,6 +293,7 @@ gx_jobs_opts_init(gx_jobs_opts_t *o)
     o->ack_timeout_ms = 60000;
     o->retention_ms = 3600000;
     o->jobs_max = 1000000;
+    o->max_payload_mb = 1024;
 }
 
 /* ------------------------------------------------------------------ job records */
@@ -619,6 +622,7 @@ job_forget(job_t *j)
     list_del(&j->timed);
     htab_del(&J.jobs, &j->he);
     count_state(j->state, -1);
+    J.payload_bytes -= j->pb->payload.len;
     galaxy__pool__v1__job__free_unpacked(j->pb, NULL);
     free(j->message);
     free(j);
@@ -1269,6 +1273,24 @@ refuse(gx_jobs_why_t *why, gx_status_t st, int rv, const char *fmt, ...)
     return rv;
 }
 
+/* a submission refused for room: RESOURCE_EXHAUSTED, counted and logged */
+static int
+full(gx_jobs_why_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+full(gx_jobs_why_t *why, const char *fmt, ...)
+{
+    va_list ap;
+
+    why->status = GX_STATUS_RESOURCE_EXHAUSTED;
+    va_start(ap, fmt);
+    vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+    va_end(ap);
+    gx_stats_inc(JOBS_FULL);
+    gx_log_remote(GX_LOG_WARN, "jobs full: submission refused reason=\"%s\"", why->msg);
+    return GX_E2BIG;
+}
+
 /* ------------------------------------------------------------------ requests */
 
 static int
@@ -1346,6 +1368,7 @@ job_link(job_t *j, jpool_t *p)
     j->pool = p;
     list_add_tail(&p->all, &j->all);
     count_state(j->state, 1);
+    J.payload_bytes += j->pb->payload.len;
     return 0;
 }
 
@@ -1389,10 +1412,14 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter, gx
     if ((rv = pool_check(in, why)) != 0)
         goto out;
     if (J.jobs.n >= J.o.jobs_max) {
-        rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG,
-                    "jobs: the server holds "
-                    "%u jobs, its limit",
-                    J.o.jobs_max);
+        rv = full(why, "jobs: the server holds %u jobs, its limit (jobs.jobs_max)",
+                  J.o.jobs_max);
+        goto out;
+    }
+    if (J.payload_bytes + in->payload.len > (uint64_t)J.o.max_payload_mb << 20) {
+        rv = full(why, "job.payload: the jobs held carry %" PRIu64 " MiB of payload, the "
+                  "limit is %u (jobs.max_payload_mb)", J.payload_bytes >> 20,
+                  J.o.max_payload_mb);
         goto out;
     }
     p = pool_get(in->pool, 1);
@@ -1409,10 +1436,8 @@ gx_jobs_submit(gx_call_t *call, const gx_pb_job_t *in, const char *submitter, gx
     if (!try_route(j)) {
         if (p->n_pending >= J.o.queue_max) {
             submit_undo(j);
-            rv = refuse(why, GX_STATUS_RESOURCE_EXHAUSTED, GX_E2BIG,
-                        "job.pool: the queue of "
-                        "pool \"%s\" is full (%u jobs waiting)",
-                        in->pool, J.o.queue_max);
+            rv = full(why, "job.pool: the queue of pool \"%s\" is full (%u jobs waiting, "
+                      "jobs.queue_max)", in->pool, J.o.queue_max);
             goto out;
         }
         enqueue(j, 0);
@@ -1927,6 +1952,7 @@ gx_jobs_metrics(void *out)
     struct evbuffer *b = out;
     size_t n[JS_MAX];
     uint64_t t[JS_MAX], rerouted, timeouts, werr, routes, sum, max, hist[ROUTE_BUCKETS], cum = 0;
+    uint64_t payload;
 
     if (!J.open)
         return;
@@ -1940,7 +1966,11 @@ gx_jobs_metrics(void *out)
     sum = J.route_ns_sum;
     max = J.route_ns_max;
     memcpy(hist, J.route_hist, sizeof(hist));
+    payload = J.payload_bytes;
     pthread_mutex_unlock(&J.lock);
+    evbuffer_add_printf(b, "# HELP galaxy_jobs_payload_bytes Payload bytes of the jobs held "
+                        "(jobs.max_payload_mb %u MiB).\n# TYPE galaxy_jobs_payload_bytes gauge\n"
+                        "galaxy_jobs_payload_bytes %" PRIu64 "\n", J.o.max_payload_mb, payload);
     evbuffer_add_printf(b, "# HELP galaxy_jobs Jobs held, by state.\n# TYPE galaxy_jobs gauge\n");
     for (int i = 1; i < JS_MAX; i++)
         evbuffer_add_printf(b, "galaxy_jobs{state=\"%s\"} %zu\n", state_names[i], n[i]);

@@ -52,6 +52,7 @@ typedef struct {
     uint32_t ack_timeout_ms; /**< ASSIGNED without RUNNING this long: re-routed (default 60000) */
     uint32_t retention_ms;   /**< finished jobs are forgotten after this (default 3600000) */
     uint32_t jobs_max;       /**< jobs held in all (default 1000000) */
+    uint32_t max_payload_mb; /**< MiB of payload the jobs held may carry (default 1024) */
 } gx_jobs_opts_t;
 
 void gx_jobs_opts_init(gx_jobs_opts_t *o);

@@ -83,6 +83,7 @@
 #include "util/gx_crypto.h"
 #include "util/gx_error.h"
 #include "util/gx_log.h"
+#include "util/gx_stats.h"
 
 #define PENDING_BUCKETS 4096 /* power of two */
 #define TOKEN_BYTES 24 /* 192 random bits, sent as 48 hex digits */
@@ -309,7 +310,10 @@ struct gx_reg_s {
     gx_reg_node_t *grave;
     tlink_t *wheel;    /* keeper only: WHEEL_SLOTS lists of nodes by deadline */
     uint64_t wheel_at; /* keeper only: the last slot the wheel went past */
-    size_t n_nodes;    /* keeper only: nodes in the table */
+    size_t n_nodes;    /* keeper writes, atomic: nodes in the table */
+    uint64_t node_mem; /* keeper writes, atomic: node_charge() of the nodes in the table */
+    size_t nodes_pending;  /* under the writer lock: new nodes queued */
+    uint64_t mem_pending;  /* under the writer lock: growth of node_mem queued */
     gx_reg_listener_t listener;
     int changed;       /* keeper only: the listener heard of changes not yet settled */
     unsigned long node_buckets; /* keeper only: the table size last asked for */
@@ -542,6 +546,8 @@ gx_reg_opts_init(gx_reg_opts_t *o)
     o->self_preservation_min_nodes = 10;
     o->self_preservation_share = 50;
     o->max_heartbeats_per_second = 0;
+    o->max_nodes = 2000000;
+    o->max_node_memory_mb = 2048;
 }
 
 /* ================================================================== intrusive lists */
@@ -836,6 +842,21 @@ node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
     n->live = 1;
     cds_lfht_node_init(&n->ht);
     return n;
+}
+
+/* the memory a node is charged with against registry.max_node_memory_mb */
+static uint64_t
+node_charge(const ninfo_t *ni, size_t key_len)
+{
+    return ni->size + sizeof(gx_reg_node_t) + key_len + 1;
+}
+
+/* keeper: the table's node count and charge changed by @p dn nodes and @p dmem bytes */
+static void
+nodes_held_add(gx_reg_t *reg, long dn, int64_t dmem)
+{
+    uatomic_set(&reg->n_nodes, reg->n_nodes + (size_t)dn);
+    uatomic_set(&reg->node_mem, reg->node_mem + (uint64_t)dmem);
 }
 
 static gx_reg_pool_t *
@@ -2393,7 +2414,7 @@ node_remove(gx_reg_t *reg, gx_reg_node_t *n)
 
     if (cds_lfht_del(reg->nodes, &n->ht) != 0)
         return;
-    reg->n_nodes--;
+    nodes_held_add(reg, -1, -(int64_t)node_charge(n->info, n->key_len));
     uatomic_set(&n->live, 0);
     windex_remove(&p->ix, n);
     node_specs_del(p, n, n->info->pb, NULL);
@@ -2426,7 +2447,7 @@ node_insert(gx_reg_t *reg, gx_reg_pool_t *p, gx_reg_node_t *n)
     }
     node_specs_add(p, n, n->info->pb, NULL);
     uatomic_inc(&p->node_count);
-    reg->n_nodes++;
+    nodes_held_add(reg, 1, (int64_t)node_charge(n->info, n->key_len));
     return 0;
 }
 
@@ -2485,6 +2506,7 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
     } else {
         ninfo_t *old = rcu_xchg_pointer(&n->info, ni);
         before = old->pb; /* freed after a grace period: still readable here */
+        nodes_held_add(reg, 0, (int64_t)ni->size - (int64_t)old->size);
         ninfo_put(old);
         if (!same_specs(before, ni->pb)) {
             node_specs_del(p, n, before, ni->pb);
@@ -2600,6 +2622,11 @@ static void
 op_apply(gx_reg_t *reg, gx_reg_op_t *op)
 {
     pending_drop(reg, op);
+    if (op->kind == OP_NODE_PUT) { /* what the submit reserved, applied or not */
+        reg->mem_pending -= op->charge;
+        if (op->flags & F_NEW)
+            reg->nodes_pending--;
+    }
     if (op->status != 0) {
         if (op->kind == OP_NODE_PUT && (op->flags & F_NEW)) {
             gx_reg_pool_t *p = gx_reg_pool_find(reg, op->key);
@@ -2879,22 +2906,71 @@ node_put_clear(node_put_t *w)
     w->ni = NULL;
 }
 
-/* queues @p w (the op takes its stored form); under the writer lock */
+/*
+ * Queues @p w (the op takes its stored form), reserving @p charge bytes of
+ * node memory and, for F_NEW, a node, until the keeper applies it (op_apply).
+ * @note under the writer lock
+ */
 static int
 node_put_queue(gx_reg_t *reg, node_put_t *w, const char *key, size_t key_len, unsigned flags,
-               gx_reg_op_t *op, gx_reg_why_t *why)
+               uint32_t charge, gx_reg_op_t *op, gx_reg_why_t *why)
 {
     gx_store_op_t sop = {GX_STORE_NODES, 0, key, key_len, w->rec, w->len};
     int rv;
 
     op->obj = w->ni;
     op->flags = flags;
+    op->charge = charge;
     rv = op_submit(reg, op, OP_NODE_PUT, key, key_len, &sop, 1, why);
-    if (rv == 0)
-        w->ni = NULL;
-    else
+    if (rv != 0) {
         op->obj = NULL;
-    return rv;
+        return rv;
+    }
+    w->ni = NULL;
+    reg->mem_pending += charge;
+    if (flags & F_NEW)
+        reg->nodes_pending++;
+    return 0;
+}
+
+/*
+ * Whether the registry has room for @p w replacing @p n (NULL: a new node):
+ * registry.max_nodes and max_node_memory_mb, counting the writes in flight.
+ * Sets @p charge to the growth to reserve.  @note under the writer lock
+ */
+static int
+nodes_room(gx_reg_t *reg, const node_put_t *w, const gx_reg_node_t *n, size_t key_len,
+           uint32_t *charge, gx_reg_why_t *why)
+{
+    uint64_t need = node_charge(w->ni, key_len), have = 0, held, limit;
+
+    *charge = 0;
+    if (n == NULL &&
+        uatomic_read(&reg->n_nodes) + reg->nodes_pending >= (size_t)reg->o.max_nodes)
+        goto full_nodes;
+    if (n != NULL)
+        have = node_charge(rcu_dereference(n->info), key_len);
+    if (need <= have)
+        return 0;
+    held = uatomic_read(&reg->node_mem) + reg->mem_pending;
+    limit = (uint64_t)reg->o.max_node_memory_mb << 20;
+    if (held + (need - have) > limit) {
+        gx_stats_inc(REGISTRY_FULL);
+        gx_log_remote(GX_LOG_WARN, "registry full: nodes would take more than "
+                      "registry.max_node_memory_mb=%u held=%llu", reg->o.max_node_memory_mb,
+                      (unsigned long long)held);
+        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "node: the registry is full (its "
+                       "nodes take %llu MiB of registry.max_node_memory_mb %u)",
+                       (unsigned long long)(held >> 20), reg->o.max_node_memory_mb);
+    }
+    *charge = (uint32_t)(need - have);
+    return 0;
+full_nodes:
+    gx_stats_inc(REGISTRY_FULL);
+    gx_log_remote(GX_LOG_WARN, "registry full: registry.max_nodes=%u reached",
+                  reg->o.max_nodes);
+    return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "node: the registry is full "
+                   "(registry.max_nodes %u)", reg->o.max_nodes);
 }
 
 static int
@@ -2906,7 +2982,7 @@ node_put_submit(gx_reg_t *reg, const gx_pb_node_t *pb, const char *token, const 
 
     if (node_put_make(&w, pb, token) != 0)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    rv = node_put_queue(reg, &w, key, key_len, flags, op, why);
+    rv = node_put_queue(reg, &w, key, key_len, flags, 0, op, why);
     node_put_clear(&w);
     return rv;
 }
@@ -2990,6 +3066,7 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
     char *token = gx_call_alloc(call, GX_REG_TOKEN_MAX + 1);
     char fresh[2 * TOKEN_BYTES + 1];
     unsigned flags = 0;
+    uint32_t charge;
     int64_t registered = 0, now = gx_unix_ms();
     node_put_t w;
     target_t t;
@@ -3027,10 +3104,12 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
         if (node_put_make(&w, pb, token) != 0)
             rv = why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     }
+    if (rv == 0)
+        rv = nodes_room(reg, &w, t.n, t.key_len, &charge, why);
     if (rv != 0)
         goto out;
     gx_reg_pool_heartbeat(t.p, interval_out, ttl_out);
-    rv = node_put_queue(reg, &w, t.key, t.key_len, flags, op, why);
+    rv = node_put_queue(reg, &w, t.key, t.key_len, flags, charge, op, why);
     if (rv == 0 && (flags & F_NEW))
         t.p->pending_adds++;
 out:
@@ -3982,8 +4061,14 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
     pools_update(reg, gx_now_ms());
     gx_reg_pool_foreach(reg, publish_one, NULL);
     rcu_read_unlock();
-    gx_log(GX_LOG_INFO, "registry loaded pools=%zu nodes=%zu skipped=%zu", l.pools, l.nodes,
-           l.skipped);
+    gx_log(GX_LOG_INFO, "registry loaded pools=%zu nodes=%zu skipped=%zu node_memory=%llu",
+           l.pools, l.nodes, l.skipped, (unsigned long long)reg->node_mem);
+    if (reg->n_nodes >= reg->o.max_nodes ||
+        reg->node_mem >= (uint64_t)reg->o.max_node_memory_mb << 20)
+        gx_log(GX_LOG_WARN, "registry full: new nodes are refused until some leave nodes=%zu "
+               "max_nodes=%u node_memory_mb=%llu max_node_memory_mb=%u", reg->n_nodes,
+               reg->o.max_nodes, (unsigned long long)(reg->node_mem >> 20),
+               reg->o.max_node_memory_mb);
     return 0;
 }
 
@@ -4025,6 +4110,14 @@ gx_reg_metrics(gx_reg_t *reg, void *out)
 
     if (reg == NULL)
         return;
+    evbuffer_add_printf(out, "# HELP galaxy_registry_nodes Nodes in all pools (registry.max_nodes "
+                        "%u).\n# TYPE galaxy_registry_nodes gauge\ngalaxy_registry_nodes %zu\n",
+                        reg->o.max_nodes, uatomic_read(&reg->n_nodes));
+    evbuffer_add_printf(out, "# HELP galaxy_registry_node_memory_bytes Memory the nodes take "
+                        "(registry.max_node_memory_mb %u MiB).\n# TYPE "
+                        "galaxy_registry_node_memory_bytes gauge\n"
+                        "galaxy_registry_node_memory_bytes %llu\n", reg->o.max_node_memory_mb,
+                        (unsigned long long)uatomic_read(&reg->node_mem));
     gx_reg_read_begin();
     for (int i = 0; i < (int)(sizeof(fams) / sizeof(fams[0])); i++) {
         metric_t m = {out, fams[i][0], i};

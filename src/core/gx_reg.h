@@ -109,6 +109,8 @@ typedef struct {
     uint32_t self_preservation_min_nodes; /**< smaller pools never hold back (default 10) */
     uint32_t self_preservation_share;     /**< percent of live nodes lapsed at once (50) */
     uint32_t max_heartbeats_per_second;   /**< heartbeat budget of the server; 0: off */
+    uint32_t max_nodes;           /**< nodes in all pools together (default 2,000,000) */
+    uint32_t max_node_memory_mb;  /**< MiB the nodes' own memory may take (default 2048) */
     /**
      * The pools a store gets on its first start: with pools_given, these
      * (possibly none); without, mainnet, testnet and devnet (public).
@@ -355,6 +357,7 @@ struct gx_reg_op_s {
     size_t key_len;
     void *obj;
     unsigned flags;
+    uint32_t charge; /* node writes: node memory reserved at submit (registry.max_node_memory_mb) */
 };
 
 /** A rejection from a submit: status and a message that names the field. */

@@ -48,7 +48,11 @@
     X(GRPC_REFUSED_DRAINING, "grpc_refused_draining_total", "Calls refused while draining")     \
     X(AUTH_FAILED, "auth_failed_total", "Calls with a wrong, revoked or malformed credential")    \
     X(ACCESS_DENIED, "access_denied_total",                                                      \
-      "Calls refused by the access rules (hidden pool, no credentials, role too low)")
+      "Calls refused by the access rules (hidden pool, no credentials, role too low)")            \
+    X(REGISTRY_FULL, "registry_full_total",                                                      \
+      "Registers refused at registry.max_nodes or registry.max_node_memory_mb")              \
+    X(JOBS_FULL, "jobs_full_total",                                                              \
+      "Submissions refused at jobs.jobs_max, jobs.max_payload_mb or a pool's jobs.queue_max")
 
 enum {
 #define GX__CTR_ENUM(id, name, help) GX_CTR_##id,

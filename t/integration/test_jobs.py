@@ -1275,6 +1275,39 @@ def test_jobs_max(make_server, connect, pb):
     assert len(api.list_ids("j-max")[0]) == 4
 
 
+def test_max_payload(make_server, connect, pb):
+    """jobs.max_payload_mb bounds the payload bytes of the jobs held, finished
+    ones included until their retention ends, and counts what a restart loads:
+    a submission past it is RESOURCE_EXHAUSTED naming job.payload, counted and
+    logged, and stores nothing."""
+    s = make_server(config=conf(max_payload_mb=1, retention_ms=1000), tls=False)
+    api = connect(s)
+    api.create_pool("j-pay")
+    big = b"p" * 300000
+    held = [api.submit("j-pay", "nobody", payload=big) for _ in range(3)]
+    code, msg = status_of(api.submit, "j-pay", "nobody", payload=big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+    assert "job.payload" in msg and "jobs.max_payload_mb" in msg, msg
+    # a job without payload still fits, and the bound holds across a restart
+    small = api.submit("j-pay", "nobody", payload=b"x" * 1000)
+    assert api.list_ids("j-pay")[0] == [j.id for j in held] + [small.id]
+    m = s.metrics()
+    assert m["galaxy_jobs_payload_bytes"] == 901000 and m["galaxy_jobs_full_total"] == 1
+    assert "jobs full: submission refused" in s.log()
+    assert s.stop() == 0
+    s.start()
+    api = connect(s)
+    assert s.metrics()["galaxy_jobs_payload_bytes"] == 901000
+    code, _ = status_of(api.submit, "j-pay", "nobody", payload=big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # a cancelled job holds its payload until its retention ends
+    api.cancel(held[0].id)
+    code, _ = status_of(api.submit, "j-pay", "nobody", payload=big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert wait_for(lambda: s.metrics()["galaxy_jobs_payload_bytes"] == 601000, 5)
+    api.submit("j-pay", "nobody", payload=big)
+
+
 def test_reregistering_with_new_labels_routes_pending_jobs(make_server, connect, pb):
     s = make_server(config=conf(), tls=False)
     api = connect(s)

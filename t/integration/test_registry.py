@@ -322,6 +322,83 @@ def test_max_nodes_and_allowed_specializations(api, pb):
     assert api.GetPool(pb.GetPoolRequest(name="small"), timeout=5).node_count == 2
 
 
+FULL = "server:\n  log_level: info\nregistry:\n  max_nodes: %d\n  max_node_memory_mb: %d\n"
+
+
+def test_registry_max_nodes(make_server, pb):
+    """registry.max_nodes bounds the nodes of all pools together: a new node
+    beyond it is RESOURCE_EXHAUSTED naming the limit, is counted and logged,
+    and stores nothing; nodes already in keep re-registering; room comes back
+    when one leaves, and a restart counts what it loads."""
+    s = make_server(config=FULL % (5, 2048))
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        tokens = {}
+        for i, pool in enumerate(["devnet", "devnet", "devnet", "mainnet", "mainnet"]):
+            tokens["n%d" % i] = api.register("n%d" % i, pool=pool).lease_token
+        code, msg = status_of(api.register, "n5", pool="testnet")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "registry.max_nodes 5" in msg, msg
+        code, _ = status_of(api.get, "n5", pool="testnet")
+        assert code == grpc.StatusCode.NOT_FOUND
+        assert api.GetPool(pb.GetPoolRequest(name="testnet"), timeout=5).node_count == 0
+        # a node already in is not a new one: its re-register goes through
+        assert api.register("n0", token=tokens["n0"], labels={"zone": "b"}).lease_token == \
+            tokens["n0"]
+        m = s.metrics()
+        assert m["galaxy_registry_nodes"] == 5 and m["galaxy_registry_full_total"] == 1
+        assert "registry full: registry.max_nodes=5 reached" in s.log()
+        api.Deregister(pb.DeregisterRequest(pool="devnet", node_id="n1",
+                                            lease_token=tokens["n1"]), timeout=5)
+        api.register("n5", pool="testnet")
+    assert s.stop() == 0
+    s.start()
+    assert "registry full: new nodes are refused until some leave nodes=5 max_nodes=5" in s.log()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        code, msg = status_of(api.register, "n6")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "registry.max_nodes" in msg
+        assert s.metrics()["galaxy_registry_nodes"] == 5
+
+
+def test_registry_max_node_memory(make_server, pb):
+    """registry.max_node_memory_mb bounds the memory the nodes take: large
+    nodes fill it, the one that does not fit is refused naming the limit, a
+    node that shrinks always fits, and what it gives back takes the next."""
+    s = make_server(config=FULL % (1000, 1))
+    fat = {("k%02d" % i) + "x" * 125: "v" * 512 for i in range(64)}
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        tokens = []
+        for i in range(40):
+            try:
+                tokens.append(api.register("fat%02d" % i, labels=fat).lease_token)
+            except grpc.RpcError as e:
+                code, msg = e.code(), e.details()
+                break
+        else:
+            pytest.fail("40 nodes of 40 KB fit in 1 MiB")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+        assert "registry.max_node_memory_mb 1" in msg, msg
+        assert 15 <= len(tokens) <= 25, len(tokens)
+        code, _ = status_of(api.get, "fat%02d" % len(tokens))
+        assert code == grpc.StatusCode.NOT_FOUND
+        m = s.metrics()
+        held = m["galaxy_registry_node_memory_bytes"]
+        assert 1 << 20 >= held > len(tokens) * 40000, held
+        assert m["galaxy_registry_full_total"] == 1
+        assert "registry full: nodes would take more than registry.max_node_memory_mb=1" in s.log()
+        # fat00 sheds its labels under its lease (a shrink always fits) and
+        # fat01 leaves: what they give back takes the node refused before
+        api.register("fat00", token=tokens[0])
+        assert api.get("fat00").labels == {}
+        assert s.metrics()["galaxy_registry_node_memory_bytes"] < held - 40000
+        api.Deregister(pb.DeregisterRequest(pool="devnet", node_id="fat01",
+                                            lease_token=tokens[1]), timeout=5)
+        api.register("fat%02d" % len(tokens), labels=fat)
+        assert s.metrics()["galaxy_registry_node_memory_bytes"] <= 1 << 20
+
+
 def test_drain(api, pb):
     r = api.register("n1")
     d = api.Drain(pb.DrainRequest(pool="devnet", node_id="n1"), timeout=5)

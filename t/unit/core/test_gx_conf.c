@@ -144,6 +144,7 @@ assert_defaults(const gx_conf_t *c)
     ck_assert_uint_eq(c->jobs.ack_timeout_ms, 60000);
     ck_assert_uint_eq(c->jobs.retention_ms, 3600000);
     ck_assert_uint_eq(c->jobs.jobs_max, 1000000);
+    ck_assert_uint_eq(c->jobs.max_payload_mb, 1024);
 }
 
 START_TEST(test_defaults)
@@ -275,6 +276,8 @@ START_TEST(test_registry_keys)
     ck_assert_uint_eq(r->self_preservation_min_nodes, 10);
     ck_assert_uint_eq(r->self_preservation_share, 50);
     ck_assert_uint_eq(r->max_heartbeats_per_second, 0);
+    ck_assert_uint_eq(r->max_nodes, 2000000);
+    ck_assert_uint_eq(r->max_node_memory_mb, 2048);
     gx_conf_deinit(&f.conf);
     load_ok(&f, "registry:\n"
                 "  retention_factor: 3\n"
@@ -283,7 +286,9 @@ START_TEST(test_registry_keys)
                 "  watch_bytes: 65536\n"
                 "  self_preservation_min_nodes: 1\n"
                 "  self_preservation_share: 100\n"
-                "  max_heartbeats_per_second: 20000\n");
+                "  max_heartbeats_per_second: 20000\n"
+                "  max_nodes: 5\n"
+                "  max_node_memory_mb: 1\n");
     ck_assert_uint_eq(r->retention_factor, 3);
     ck_assert_uint_eq(r->checkpoint_ms, 1000);
     ck_assert_uint_eq(r->watch_history, 7);
@@ -291,6 +296,8 @@ START_TEST(test_registry_keys)
     ck_assert_uint_eq(r->self_preservation_min_nodes, 1);
     ck_assert_uint_eq(r->self_preservation_share, 100);
     ck_assert_uint_eq(r->max_heartbeats_per_second, 20000);
+    ck_assert_uint_eq(r->max_nodes, 5);
+    ck_assert_uint_eq(r->max_node_memory_mb, 1);
     ck_assert_int_eq(gx_conf_check(&f.conf, f.err, sizeof(f.err)), 0);
     gx_conf_deinit(&f.conf);
 }
@@ -457,6 +464,9 @@ static const error_case_t error_cases[] = {
      "registry.self_preservation_min_nodes: 0 is out of range 1..1000000000"},
     {"registry:\n  max_heartbeats_per_second: 1000000001\n", 2,
      "registry.max_heartbeats_per_second: 1000000001 is out of range 0..1000000000"},
+    {"registry:\n  max_nodes: 0\n", 2, "registry.max_nodes: 0 is out of range 1..1000000000"},
+    {"registry:\n  max_node_memory_mb: 16777217\n", 2,
+     "registry.max_node_memory_mb: 16777217 is out of range 1..16777216"},
     {"jobs:\n  max_attempts: 0\n", 2, "jobs.max_attempts: 0 is out of range 1..1000"},
     {"jobs:\n  ack_timeout_ms: 99\n", 2,
      "jobs.ack_timeout_ms: 99 is out of range 100..86400000"},
