@@ -1418,16 +1418,22 @@ carve_free(void *data, void *ptr)
 {
 }
 
+static ninfo_t *ninfo_copy(const gx_pb_node_t *pb, const char *token);
+
 /*
- * Unpacks the Node of a record twice: first into scratch memory (the stack,
- * or a heap buffer for a big record), only to learn how many bytes it takes,
- * then into one block of exactly that size behind the header and the token.
+ * Unpacks the Node of a record into scratch memory (the stack, or a heap
+ * buffer for a big record), then deep-copies it into one block of exactly its
+ * size behind the header and the token: the same block ninfo_copy() makes at
+ * Register, without protobuf-c's unpacking scratch (its member slabs, ~2.8 KB
+ * for a node with 64 labels), so that a node takes and is charged the same
+ * memory whether it was registered or loaded.
  */
 static ninfo_t *
 node_record_parse(const uint8_t *v, size_t len)
 {
     uint8_t stack[16384], *scratch = stack, *heap = NULL;
-    size_t tl, plen, head, need;
+    char token[GX_REG_TOKEN_MAX + 1];
+    size_t tl, plen, need;
     const uint8_t *body;
     carve_t c;
     ProtobufCAllocator a = {carve_alloc, carve_free, &c};
@@ -1437,6 +1443,8 @@ node_record_parse(const uint8_t *v, size_t len)
     if (len < 2 || v[0] != RECORD_VERSION || v[1] > GX_REG_TOKEN_MAX || (size_t)v[1] + 2 > len)
         return NULL;
     tl = v[1];
+    memcpy(token, v + 2, tl);
+    token[tl] = '\0';
     body = v + 2 + tl;
     plen = len - 2 - tl;
     /* a Node unpacks into some times its packed size (many tiny labels: ~12x), plus structs */
@@ -1451,25 +1459,9 @@ node_record_parse(const uint8_t *v, size_t len)
         c = (carve_t){scratch, scratch + (need > sizeof(stack) ? need : sizeof(stack))};
         pb = galaxy__pool__v1__node__unpack(&a, plen, body);
     }
-    need = (size_t)(c.p - scratch);
+    /* not a Node: at 64x it cannot fail for want of bytes */
+    ni = pb != NULL ? ninfo_copy(pb, token) : NULL;
     free(heap);
-    if (pb == NULL)
-        return NULL; /* not a Node: at 64x it cannot fail for want of bytes */
-    head = CARVE_ALIGN(sizeof(*ni) + tl + 1);
-    ni = malloc(head + need);
-    if (ni == NULL)
-        return NULL;
-    memset(ni, 0, sizeof(*ni));
-    ni->refs = 1;
-    ni->size = head + need > UINT32_MAX ? UINT32_MAX : (uint32_t)(head + need);
-    memcpy(ni->token, v + 2, tl);
-    ni->token[tl] = '\0';
-    c = (carve_t){(uint8_t *)ni + head, (uint8_t *)ni + head + need};
-    ni->pb = galaxy__pool__v1__node__unpack(&a, plen, body);
-    if (ni->pb == NULL) {
-        free(ni);
-        return NULL;
-    }
     return ni;
 }
 

@@ -396,7 +396,15 @@ def test_registry_max_node_memory(make_server, pb):
         api.Deregister(pb.DeregisterRequest(pool="devnet", node_id="fat01",
                                             lease_token=tokens[1]), timeout=5)
         api.register("fat%02d" % len(tokens), labels=fat)
-        assert s.metrics()["galaxy_registry_node_memory_bytes"] <= 1 << 20
+        held = s.metrics()["galaxy_registry_node_memory_bytes"]
+        assert held <= 1 << 20
+    # a restart charges what it loads the same
+    assert s.stop() == 0
+    s.start()
+    assert s.metrics()["galaxy_registry_node_memory_bytes"] == held
+    with s.channel() as ch:
+        code, msg = status_of(Api(ch, pb).register, "fat99", labels=fat)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_node_memory_mb" in msg
 
 
 def test_drain(api, pb):
