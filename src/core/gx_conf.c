@@ -85,6 +85,7 @@ static const gx_conf_key_t gx_conf_keys[] = {
 
     GX_CONF_LIMIT(max_connections, 1, 1000000),
     GX_CONF_LIMIT(max_concurrent_streams, 1, 100000),
+    GX_CONF_LIMIT(max_calls, 1, 100000000),
     GX_CONF_LIMIT(max_header_list_bytes, 1024, 16777216),
     GX_CONF_LIMIT(initial_window_bytes, 65535, 2147483647),
     GX_CONF_LIMIT(connection_window_bytes, 65535, 2147483647),

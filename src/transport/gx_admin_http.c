@@ -43,6 +43,16 @@ admin_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(adm_pause.lis);
 }
 
+static unsigned
+calls_open(const gx_server_t *srv)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        n += __atomic_load_n(&srv->workers[i].n_calls, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* what the transport holds now, after the user's own metrics */
 static void
 transport_gauges(gx_server_t *srv, struct evbuffer *buf)
@@ -54,10 +64,12 @@ transport_gauges(gx_server_t *srv, struct evbuffer *buf)
         "# HELP galaxy_recv_held_bytes Bytes of unfinished request messages held now.\n"
         "# TYPE galaxy_recv_held_bytes gauge\ngalaxy_recv_held_bytes %zu\n"
         "# HELP galaxy_send_queued_bytes Bytes of answers waiting for their clients now.\n"
-        "# TYPE galaxy_send_queued_bytes gauge\ngalaxy_send_queued_bytes %lld\n",
+        "# TYPE galaxy_send_queued_bytes gauge\ngalaxy_send_queued_bytes %lld\n"
+        "# HELP galaxy_calls_open Calls (streams) open now.\n"
+        "# TYPE galaxy_calls_open gauge\ngalaxy_calls_open %u\n",
         __atomic_load_n(&srv->n_conns, __ATOMIC_RELAXED),
         __atomic_load_n(&srv->recv_held, __ATOMIC_RELAXED),
-        (long long)gx__server_send_queued(srv));
+        (long long)gx__server_send_queued(srv), calls_open(srv));
 }
 
 static void

@@ -393,6 +393,7 @@ call_new(gx_conn_t *c, int32_t stream_id)
         c->calls->prev = call;
     c->calls = call;
     c->n_streams++;
+    __atomic_store_n(&c->worker->n_calls, c->worker->n_calls + 1, __ATOMIC_RELAXED);
     return call;
 
 fail:
@@ -413,6 +414,7 @@ call_unlink(gx_call_t *call)
         call->next->prev = call->prev;
     call->next = call->prev = NULL;
     c->n_streams--;
+    __atomic_store_n(&c->worker->n_calls, c->worker->n_calls - 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -752,6 +754,17 @@ on_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
                       "reason=\"over max_concurrent_streams\" limit=%u",
                       (unsigned long long)c->id, c->peer, frame->hd.stream_id,
                       limits(c)->max_concurrent_streams);
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    if (c->worker->n_calls >= c->worker->max_calls) {
+        /* unprocessed: a gRPC client may retry it, here or elsewhere */
+        gx_stats_inc(CALLS_REFUSED);
+        gx_log_remote(GX_LOG_WARN, "stream refused conn=%llu peer=%s stream=%d "
+                      "reason=\"over max_calls\" limit=%u worker_share=%u",
+                      (unsigned long long)c->id, c->peer, frame->hd.stream_id,
+                      limits(c)->max_calls, c->worker->max_calls);
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;

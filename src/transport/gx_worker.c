@@ -466,6 +466,8 @@ worker_init(gx_server_t *srv, gx_worker_t *w, unsigned id, char *err, size_t err
 
     w->srv = srv;
     w->id = id;
+    /* each worker refuses past its share: no counter shared between workers per call */
+    w->max_calls = (srv->conf.limits.max_calls + srv->n_workers - 1) / srv->n_workers;
     pthread_mutex_init(&w->post_lock, NULL);
     /* precise timers: the coarse clock (4 ms ticks) fires deadlines early */
     cfg = event_config_new();

@@ -38,6 +38,8 @@ typedef struct gx_worker_s {
     int post_drain;               /* a drain request is pending */
     gx_conn_t *conns;
     unsigned n_conns;
+    unsigned n_calls;             /* streams open here; written by this worker only */
+    unsigned max_calls;           /* this worker's share of limits.max_calls */
     gx_slab_t *slab;              /* nghttp2's memory for this worker's sessions */
     nghttp2_mem h2_mem;
     int draining;

@@ -28,6 +28,8 @@
       "Streams reset for a header list over max_header_list_bytes")                              \
     X(H2_STREAMS_REFUSED, "h2_streams_refused_total",                                            \
       "Streams refused over max_concurrent_streams")                                             \
+    X(CALLS_REFUSED, "calls_refused_total",                                                      \
+      "Streams refused at limits.max_calls (calls open in all)")                                 \
     X(H2_INVALID_FRAMES, "h2_invalid_frames_total", "Invalid frames received")                   \
     X(H2_INVALID_FRAMES_GOAWAY, "h2_invalid_frames_goaway_total",                                \
       "Connections ended at max_invalid_frames")                                                 \

@@ -170,6 +170,36 @@ def test_refused_streams_counted(make_server):
     wait_log(s, 'reason="over max_concurrent_streams"')
 
 
+def test_max_calls(make_server):
+    """limits.max_calls bounds the streams open on all connections together
+    (each worker takes its share; one worker here): past it a new stream is
+    refused with REFUSED_STREAM, which tells a gRPC client it was not
+    processed, and is counted and logged; the open ones finish, and their
+    places are free again."""
+    s = make_server(config=limits_conf(max_calls=5), args=("--workers", "1"), tls=False)
+    with H2Client(s.h2c) as a, H2Client(s.h2c) as b:
+        held = [(a, a.request(CHECK, end_stream=False)) for _ in range(3)]
+        held += [(b, b.request(CHECK, end_stream=False)) for _ in range(2)]
+        assert wait_for(lambda: counter(s, "calls_open") == 5, 3)
+        extra = b.request(CHECK, end_stream=False)
+        b.wait_until(lambda: b.response(extra).reset is not None, 3)
+        assert b.response(extra).reset == REFUSED_STREAM
+        with H2Client(s.h2c) as c:
+            assert c.call(CHECK, grpc_frame(b""), timeout=3).reset == REFUSED_STREAM
+        assert counter(s, "calls_refused_total") == 2
+        wait_log(s, 'reason="over max_calls" limit=5 worker_share=5')
+        for c, x in held:
+            assert not c.response(x).done
+            c.send_data(x, grpc_frame(b""), end_stream=True)
+        for c, x in held:
+            r = c.wait(x, 3)
+            assert (r.http_status, r.status) == (200, 0), r
+        assert wait_for(lambda: counter(s, "calls_open") == 0, 3)
+        sids = [a.request(CHECK, grpc_frame(b"")) for _ in range(5)]
+        assert [a.wait(x, 3).status for x in sids] == [0] * 5
+        assert a.goaway is None and b.goaway is None
+
+
 def test_rapid_reset(make_server, bystander):
     s = make_server(config=limits_conf(stream_reset_burst=50, stream_reset_rate=10), tls=False)
     b = bystander(s)

@@ -196,6 +196,7 @@ static const char all_keys_yaml[] =
     "limits:\n"
     "  max_connections: 11\n"
     "  max_concurrent_streams: 12\n"
+    "  max_calls: 13\n"
     "  max_header_list_bytes: 2048\n"
     "  initial_window_bytes: 65535\n"
     "  connection_window_bytes: 2147483647\n"
@@ -239,6 +240,7 @@ START_TEST(test_all_keys)
     ck_assert_str_eq(f.conf.access_log, "/var/log/gx/access.log");
     ck_assert_uint_eq(l->max_connections, 11);
     ck_assert_uint_eq(l->max_concurrent_streams, 12);
+    ck_assert_uint_eq(l->max_calls, 13);
     ck_assert_uint_eq(l->max_header_list_bytes, 2048);
     ck_assert_uint_eq(l->initial_window_bytes, 65535);
     ck_assert_uint_eq(l->connection_window_bytes, 2147483647);
@@ -441,6 +443,7 @@ static const error_case_t error_cases[] = {
      "limits.max_concurrent_streams: 0 is out of range 1..100000"},
     {"limits:\n  max_concurrent_streams: 100001\n", 2,
      "limits.max_concurrent_streams: 100001 is out of range 1..100000"},
+    {"limits:\n  max_calls: 0\n", 2, "limits.max_calls: 0 is out of range 1..100000000"},
     {"limits:\n  max_frame_bytes: 16383\n", 2,
      "limits.max_frame_bytes: 16383 is out of range 16384..16777215"},
     {"limits:\n  max_frame_bytes: 16777216\n", 2,
