@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import rss_kib
+from conftest import BINARY, rss_kib
 from gxapi import Api, with_key
 from h2raw import grpc_frame
 
@@ -31,6 +31,11 @@ pytestmark = pytest.mark.skipif(shutil.which("h2load") is None,
 @pytest.fixture(scope="module")
 def pb(protos):
     return importlib.import_module("galaxy.pool.v1.pool_pb2")
+
+
+def asan_build():
+    with open(BINARY, "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def h2load(addr, path, body, n, conns, streams, headers=()):
@@ -87,8 +92,14 @@ def test_heartbeat_soak_rss_is_flat(make_server, pb, tmp_path):
     assert ok_calls(s, HEARTBEAT) == total * 2 * PER_ROUND
     assert ok_calls(s, STREAM) == total * (PER_ROUND // STREAM_MSGS)
     assert bad_calls(s) == 0
-    # 3 x 80,000 calls after the warm-up; a leak of 16 bytes a call would be 3.8 MB
-    assert peak - base < 3072, "RSS grew from %d to %d KiB" % (base, peak)
+    # 4 rounds of 60,000 heartbeats (40,000 unary, 20,000 streamed) after the
+    # warm-up: a leak of 16 bytes a heartbeat would be 3.7 MB.  Under ASan,
+    # whose allocator keeps freed blocks in per-thread caches and its
+    # quarantine, RSS creeps ~400 KiB a round (12 rounds: +4.3 to +6.2 MiB, on
+    # b84e584 alike) while 12 rounds without it stay under 256 KiB: there
+    # LeakSanitizer at exit is the leak check, and the bound only a coarse one.
+    limit = 16384 if asan_build() else 3072
+    assert peak - base < limit, "RSS grew from %d to %d KiB" % (base, peak)
     assert s.stop() == 0
     lines = log.read_text().splitlines()
     unary_ok = [l for l in lines if "method=%s status=OK " % HEARTBEAT in l]
