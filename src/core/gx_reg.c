@@ -4099,9 +4099,25 @@ gx_reg_metrics(gx_reg_t *reg, void *out)
          "Heartbeat interval the pool's nodes are told (adaptive under the heartbeat budget)"},
         {"galaxy_pool_node_ttl_ms", "gauge", "TTL that liveness applies to the pool's nodes now"},
     };
+    gx_store_stats_t ss;
 
     if (reg == NULL)
         return;
+    gx_store_stats(reg->st, &ss);
+    evbuffer_add_printf(out, "# HELP galaxy_store_commits_total Write transactions committed and "
+                        "synced.\n# TYPE galaxy_store_commits_total counter\n"
+                        "galaxy_store_commits_total %llu\n"
+                        "# HELP galaxy_store_batches_failed_total Writes the store could not "
+                        "commit (nothing of them stored).\n"
+                        "# TYPE galaxy_store_batches_failed_total counter\n"
+                        "galaxy_store_batches_failed_total %llu\n"
+                        "# HELP galaxy_store_no_space_total Commits failed for want of space on "
+                        "the data directory's disk.\n# TYPE galaxy_store_no_space_total counter\n"
+                        "galaxy_store_no_space_total %llu\n"
+                        "# HELP galaxy_store_map_bytes Size of the LMDB map now.\n"
+                        "# TYPE galaxy_store_map_bytes gauge\ngalaxy_store_map_bytes %llu\n",
+                        (unsigned long long)ss.commits, (unsigned long long)ss.failed,
+                        (unsigned long long)ss.no_space, (unsigned long long)ss.map_size);
     evbuffer_add_printf(out, "# HELP galaxy_registry_nodes Nodes in all pools (registry.max_nodes "
                         "%u).\n# TYPE galaxy_registry_nodes gauge\ngalaxy_registry_nodes %zu\n",
                         reg->o.max_nodes, uatomic_read(&reg->n_nodes));

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -66,6 +67,7 @@
 
 #define GX_STORE_MAP_SIZE (64ull << 20)
 #define GX_STORE_MAP_SIZE_MAX (16ull << 30)
+#define GX_STORE_DISK_LOW (1ull << 20) /* free bytes under which a failed write means "disk full" */
 #define GX_STORE_MAX_BATCH 4096
 /* Concurrent gets and scans (one slot each), across every process using the directory. */
 #define GX_STORE_MAX_READERS 256
@@ -391,6 +393,24 @@ group_commit(gx_store_t *st, const batch_t *group, unsigned count)
     return 0;
 }
 
+/*
+ * Whether a commit that failed with @p rc failed because the data file's
+ * disk is full.  LMDB turns a short write into EIO, and a write that runs
+ * out of space is short, so the disk says: under GX_STORE_DISK_LOW left.
+ */
+static int
+disk_full(gx_store_t *st, int rc)
+{
+    struct statvfs vfs;
+    int fd;
+
+    if (rc != EIO && rc != ENOSPC && rc != EDQUOT)
+        return 0;
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstatvfs(fd, &vfs) != 0)
+        return rc == ENOSPC || rc == EDQUOT;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize < GX_STORE_DISK_LOW;
+}
+
 /* group_commit(), growing the map as long as it is full and may grow. */
 static int
 group_commit_grow(gx_store_t *st, const batch_t *group, unsigned count)
@@ -407,9 +427,16 @@ group_commit_grow(gx_store_t *st, const batch_t *group, unsigned count)
         if (rc != 0)
             return rc;
     }
+    if (rc != 0 && disk_full(st, rc)) {
+        /* a client's writes can get here: the log is rate-limited */
+        stat_add(&st->stats.no_space, 1);
+        gx_log_remote(GX_LOG_ERROR, "store commit failed: no space left on the data "
+                      "directory's disk batches=%u reason=\"%s\"", count, mdb_strerror(rc));
+        return GX_ENOSPC;
+    }
     if (rc != 0)
-        gx_log(GX_LOG_ERROR, "store commit failed batches=%u reason=\"%s\"", count,
-               mdb_strerror(rc));
+        gx_log_remote(GX_LOG_ERROR, "store commit failed batches=%u reason=\"%s\"", count,
+                      mdb_strerror(rc));
     return store_err(rc);
 }
 
@@ -426,7 +453,8 @@ writer_commit(gx_store_t *st, batch_t *group, unsigned n)
                (unsigned long long)__atomic_load_n(&st->stats.map_size, __ATOMIC_RELAXED),
                (unsigned long long)st->map_size_max);
     done_begin(st);
-    if (rc == 0 || rc == GX_EMAPFULL || n == 1) {
+    /* a full map or disk fails every batch alike: no use trying them one by one */
+    if (rc == 0 || rc == GX_EMAPFULL || rc == GX_ENOSPC || n == 1) {
         group_finish(st, group, rc);
         done_end(st);
         return;
@@ -948,6 +976,7 @@ gx_store_stats(const gx_store_t *st, gx_store_stats_t *out)
     out->commits = __atomic_load_n(&s->commits, __ATOMIC_RELAXED);
     out->batches = __atomic_load_n(&s->batches, __ATOMIC_RELAXED);
     out->failed = __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+    out->no_space = __atomic_load_n(&s->no_space, __ATOMIC_RELAXED);
     out->map_grows = __atomic_load_n(&s->map_grows, __ATOMIC_RELAXED);
     out->commit_ns_max = __atomic_load_n(&s->commit_ns_max, __ATOMIC_RELAXED);
     out->map_size = __atomic_load_n(&s->map_size, __ATOMIC_RELAXED);

@@ -167,6 +167,7 @@ typedef struct {
     uint64_t commits;         /**< write transactions committed */
     uint64_t batches;         /**< submitted batches committed */
     uint64_t failed;          /**< batches failed */
+    uint64_t no_space;        /**< commits failed for want of disk space */
     uint64_t map_grows;       /**< times the map was enlarged */
     uint64_t commit_ns_max;   /**< slowest commit (incl. sync) */
     uint64_t map_size;        /**< current map size */

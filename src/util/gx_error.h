@@ -19,6 +19,8 @@
     X(GX_ENOMEM, -ENOMEM, "out of memory", GX_STATUS_RESOURCE_EXHAUSTED)                  \
     X(GX_EINVAL, -EINVAL, "invalid argument", GX_STATUS_INVALID_ARGUMENT)                 \
     X(GX_EIO, -EIO, "input/output error", GX_STATUS_INTERNAL)                             \
+    X(GX_ENOSPC, -ENOSPC, "no space left on the data directory's disk",                   \
+      GX_STATUS_RESOURCE_EXHAUSTED)                                                       \
     X(GX_ENOENT, -ENOENT, "no such file or directory", GX_STATUS_NOT_FOUND)               \
     X(GX_EACCES, -EACCES, "permission denied", GX_STATUS_PERMISSION_DENIED)               \
     X(GX_E2BIG, -E2BIG, "too large", GX_STATUS_RESOURCE_EXHAUSTED)                        \

@@ -28,6 +28,8 @@ static const err_case_t err_cases[] = {
     {GX_ENOMEM, "GX_ENOMEM", -ENOMEM, "out of memory", GX_STATUS_RESOURCE_EXHAUSTED},
     {GX_EINVAL, "GX_EINVAL", -EINVAL, "invalid argument", GX_STATUS_INVALID_ARGUMENT},
     {GX_EIO, "GX_EIO", -EIO, "input/output error", GX_STATUS_INTERNAL},
+    {GX_ENOSPC, "GX_ENOSPC", -ENOSPC, "no space left on the data directory's disk",
+     GX_STATUS_RESOURCE_EXHAUSTED},
     {GX_ENOENT, "GX_ENOENT", -ENOENT, "no such file or directory", GX_STATUS_NOT_FOUND},
     {GX_EACCES, "GX_EACCES", -EACCES, "permission denied", GX_STATUS_PERMISSION_DENIED},
     {GX_E2BIG, "GX_E2BIG", -E2BIG, "too large", GX_STATUS_RESOURCE_EXHAUSTED},

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+"""The store's disk runs out of space: the server keeps serving, refuses the
+writes it cannot store with RESOURCE_EXHAUSTED naming the disk (not a bare
+INTERNAL), counts and logs them (rate-limited), stores nothing of them, and
+takes writes again once space is back; a restart on the full disk serves
+what is stored, and everything acknowledged survives.  The disk is a 4 MiB tmpfs the test mounts under its own temporary
+directory and unmounts at the end; the test is skipped where mounting is not
+allowed (not root, or no CAP_SYS_ADMIN)."""
+import importlib
+import os
+import subprocess
+
+import grpc
+import pytest
+
+from gxapi import Api, status_of
+
+FULL = "no space left on the data directory's disk"
+
+
+@pytest.fixture(scope="module")
+def pb(protos):
+    return importlib.import_module("galaxy.pool.v1.pool_pb2")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % (r.stderr.strip() or r.returncode))
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_disk_full(small_disk, make_server, pb):
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (1 << 20))
+    s = make_server(tls=False, data_dir=str(small_disk / "data"))
+    labels = {"k%02d" % i: "v" * 500 for i in range(20)}
+    acked = []
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        for i in range(1000):  # ~12 KB a node: the 3 MiB left are gone long before
+            try:
+                api.register("n%04d" % i, labels=labels)
+            except grpc.RpcError as e:
+                code, msg = e.code(), e.details()
+                break
+            acked.append("n%04d" % i)
+        else:
+            pytest.fail("1,000 nodes of 12 KB fit on a 4 MiB disk")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+        assert FULL in msg, msg
+        assert len(acked) > 50
+        refused = "n%04d" % len(acked)
+        # nothing of it stored; the server goes on serving what it has
+        assert status_of(api.get, refused)[0] == grpc.StatusCode.NOT_FOUND
+        assert api.list_all(page_size=1000) == acked
+        m = s.metrics()
+        assert m["galaxy_store_no_space_total"] >= 1
+        assert m["galaxy_store_batches_failed_total"] >= 1
+        assert FULL in s.log()
+    # a restart on the full disk: the store opens and the server serves
+    assert s.stop() == 0
+    s.start()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        assert api.list_all(page_size=1000) == acked
+        code, msg = status_of(api.register, refused, labels=labels)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and FULL in msg, (code, msg)
+        # space comes back: so do writes
+        filler.unlink()
+        api.register(refused, labels=labels)
+        acked.append(refused)
+    assert s.stop() == 0
+    s.start()
+    with s.channel() as ch:
+        assert Api(ch, pb).list_all(page_size=1000) == acked
