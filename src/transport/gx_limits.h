@@ -14,7 +14,7 @@
 typedef struct gx_limits_s {
     uint32_t max_connections;          /**< open connections per server (all workers) */
     uint32_t max_concurrent_streams;   /**< SETTINGS_MAX_CONCURRENT_STREAMS; beyond: REFUSED_STREAM */
-    uint32_t max_calls;                /**< streams open in all; each worker its share; beyond: REFUSED_STREAM */
+    uint32_t max_calls;                /**< open streams of all workers (each its share) */
     uint32_t max_header_list_bytes;    /**< SETTINGS_MAX_HEADER_LIST_SIZE, enforced in our callback */
     uint32_t initial_window_bytes;     /**< SETTINGS_INITIAL_WINDOW_SIZE (per stream) */
     uint32_t connection_window_bytes;  /**< connection-level receive window */
