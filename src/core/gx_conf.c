@@ -79,6 +79,7 @@ static const gx_conf_key_t gx_conf_keys[] = {
     GX_CONF_SERVER(tls_client_ca, GX_CONF_T_STR, 0, GX_CONF_PATH_MAX, NULL),
     GX_CONF_SERVER(admin_listen, GX_CONF_T_ADDR, 0, GX_CONF_ADDR_MAX, NULL),
     GX_CONF_SERVER(data_dir, GX_CONF_T_STR, 1, GX_CONF_PATH_MAX, NULL),
+    GX_CONF_SERVER(data_max_mb, GX_CONF_T_U32, 1, 16777216, NULL),
     GX_CONF_SERVER(module_dir, GX_CONF_T_STR, 0, GX_CONF_PATH_MAX, GX_PKGLIBDIR),
     GX_CONF_SERVER(log_level, GX_CONF_T_LEVEL, 0, 0, NULL),
     GX_CONF_SERVER(access_log, GX_CONF_T_STR, 1, GX_CONF_PATH_MAX, NULL),
@@ -284,6 +285,7 @@ gx_conf_init(gx_conf_t *conf)
 
     memset(conf, 0, sizeof(*conf));
     conf->workers = 0;
+    conf->data_max_mb = 16384;
     conf->log_level = GX_LOG_INFO;
     gx_limits_init(&conf->limits);
     gx_reg_opts_init(&conf->registry);

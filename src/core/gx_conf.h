@@ -47,6 +47,7 @@ typedef struct gx_conf_s {
     char *tls_client_ca;  /**< PEM CA bundle: client certificates are verified (mTLS); or NULL */
     char *admin_listen;   /**< admin HTTP "host:port" or NULL (off) */
     char *data_dir;       /**< LMDB environment and other state */
+    uint32_t data_max_mb; /**< the store's map never grows past this many MiB (default 16384) */
     char *module_dir;     /**< where bare module names are looked up; "" in YAML: GX_PKGLIBDIR */
     char *access_log;     /**< "stderr", "off" or a file path */
     int log_level;        /**< GX_LOG_* */

@@ -327,6 +327,9 @@ state_open(const gx_conf_t *conf, const gx_mods_t *mods, gx_store_t **st, gx_reg
         }
     }
     gx_store_opts_init(&sopts);
+    sopts.map_size_max = (uint64_t)conf->data_max_mb << 20;
+    if (sopts.map_size > sopts.map_size_max)
+        sopts.map_size = sopts.map_size_max;
     sopts.done_begin = commit_done_begin;
     sopts.done_end = commit_done_end;
     rv = gx_store_open(conf->data_dir, &sopts, st, err, sizeof(err));

@@ -29,7 +29,8 @@
     X(GX_EADDRINUSE, -EADDRINUSE, "address in use", GX_STATUS_UNAVAILABLE)                \
     X(GX_ENOTFOUND, -(GX__E_BASE + 1), "not found", GX_STATUS_NOT_FOUND)                  \
     X(GX_EEXISTS, -(GX__E_BASE + 2), "already exists", GX_STATUS_ALREADY_EXISTS)          \
-    X(GX_EMAPFULL, -(GX__E_BASE + 3), "store is full", GX_STATUS_RESOURCE_EXHAUSTED)      \
+    X(GX_EMAPFULL, -(GX__E_BASE + 3), "store is full (server.data_max_mb)",               \
+      GX_STATUS_RESOURCE_EXHAUSTED)                                                       \
     X(GX_EDENIED, -(GX__E_BASE + 4), "access denied", GX_STATUS_PERMISSION_DENIED)        \
     X(GX_EPROTO, -(GX__E_BASE + 5), "protocol error", GX_STATUS_INTERNAL)                 \
     X(GX_EABI, -(GX__E_BASE + 6), "module ABI mismatch", GX_STATUS_INTERNAL)              \

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""The store's disk runs out of space: the server keeps serving, refuses the
-writes it cannot store with RESOURCE_EXHAUSTED naming the disk (not a bare
-INTERNAL), counts and logs them (rate-limited), stores nothing of them, and
-takes writes again once space is back; a restart on the full disk serves
-what is stored, and everything acknowledged survives.  The disk is a 4 MiB tmpfs the test mounts under its own temporary
-directory and unmounts at the end; the test is skipped where mounting is not
-allowed (not root, or no CAP_SYS_ADMIN)."""
+"""The store's limits: its own ceiling (server.data_max_mb), and its disk
+running out of space.  Either way the server keeps serving, refuses the
+writes it cannot store with RESOURCE_EXHAUSTED naming the cause (not a bare
+INTERNAL), stores nothing of them, and takes writes again once there is room;
+everything acknowledged survives a restart.  The full disk is a 4 MiB tmpfs
+the test mounts under its own temporary directory and unmounts at the end;
+that test is skipped where mounting is not allowed (not root, or no
+CAP_SYS_ADMIN)."""
 import importlib
 import os
 import subprocess
@@ -81,3 +82,40 @@ def test_disk_full(small_disk, make_server, pb):
     s.start()
     with s.channel() as ch:
         assert Api(ch, pb).list_all(page_size=1000) == acked
+
+
+def test_data_max_mb(make_server, pb):
+    """The map grows up to server.data_max_mb and no further: the writes past
+    it are RESOURCE_EXHAUSTED naming the key, nothing of them is stored, the
+    server serves what it has, and a restart with a larger bound takes
+    writes again."""
+    config = "server:\n  log_level: info\n  data_max_mb: %d\n"
+    s = make_server(tls=False, config=config % 2)
+    labels = {"k%02d" % i: "v" * 500 for i in range(20)}
+    acked = []
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        for i in range(1000):  # ~12 KB a node: 2 MiB hold ~150
+            try:
+                api.register("n%04d" % i, labels=labels)
+            except grpc.RpcError as e:
+                code, msg = e.code(), e.details()
+                break
+            acked.append("n%04d" % i)
+        else:
+            pytest.fail("1,000 nodes of 12 KB fit in a 2 MiB store")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+        assert "store is full (server.data_max_mb)" in msg, msg
+        assert len(acked) > 50
+        refused = "n%04d" % len(acked)
+        assert status_of(api.get, refused)[0] == grpc.StatusCode.NOT_FOUND
+        assert api.list_all(page_size=1000) == acked
+        assert s.metrics()["galaxy_store_map_bytes"] == 2 << 20
+    assert s.stop() == 0
+    with open(s.conf_path, "w") as f:
+        f.write(config % 8)
+    s.start()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.register(refused, labels=labels)
+        assert api.list_all(page_size=1000) == acked + [refused]

@@ -133,6 +133,7 @@ assert_defaults(const gx_conf_t *c)
     ck_assert_ptr_null(c->tls_client_ca);
     ck_assert_str_eq(c->admin_listen, "127.0.0.1:9464");
     ck_assert_str_eq(c->data_dir, "./var");
+    ck_assert_uint_eq(c->data_max_mb, 16384);
     ck_assert_str_eq(c->module_dir, GX_PKGLIBDIR);
     ck_assert_str_eq(c->access_log, "stderr");
     ck_assert_int_eq(c->log_level, GX_LOG_INFO);
@@ -190,6 +191,7 @@ static const char all_keys_yaml[] =
     "  tls_client_ca: /etc/gx/ca.pem\n"
     "  admin_listen: localhost:7464\n"
     "  data_dir: /srv/gx\n"
+    "  data_max_mb: 64\n"
     "  module_dir: /opt/gx/modules\n"
     "  log_level: debug\n"
     "  access_log: /var/log/gx/access.log\n"
@@ -235,6 +237,7 @@ START_TEST(test_all_keys)
     ck_assert_str_eq(f.conf.tls_client_ca, "/etc/gx/ca.pem");
     ck_assert_str_eq(f.conf.admin_listen, "localhost:7464");
     ck_assert_str_eq(f.conf.data_dir, "/srv/gx");
+    ck_assert_uint_eq(f.conf.data_max_mb, 64);
     ck_assert_str_eq(f.conf.module_dir, "/opt/gx/modules");
     ck_assert_int_eq(f.conf.log_level, GX_LOG_DEBUG);
     ck_assert_str_eq(f.conf.access_log, "/var/log/gx/access.log");
@@ -459,6 +462,7 @@ static const error_case_t error_cases[] = {
     {"limits:\n  first_request_timeout_ms: 0\n", 2,
      "limits.first_request_timeout_ms: 0 is out of range 100..86400000"},
     {"server:\n  workers: 1025\n", 2, "server.workers: 1025 is out of range 0..1024"},
+    {"server:\n  data_max_mb: 0\n", 2, "server.data_max_mb: 0 is out of range 1..16777216"},
     {"registry:\n  self_preservation_share: 0\n", 2,
      "registry.self_preservation_share: 0 is out of range 1..100"},
     {"registry:\n  self_preservation_share: 101\n", 2,
