@@ -38,29 +38,39 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+LABELS = {"k%02d" % i: "v" * 500 for i in range(20)}  # ~12 KB a node
+
+
+def fill(api, why):
+    """Registers nodes until one is refused (at most 1,000, 12 MB: more than
+    the stores here hold).  @return the ids acknowledged and the refused one,
+    after checking that it was RESOURCE_EXHAUSTED for @why and not stored."""
+    acked = []
+    for i in range(1000):
+        try:
+            api.register("n%04d" % i, labels=LABELS)
+        except grpc.RpcError as e:
+            code, msg = e.code(), e.details()
+            break
+        acked.append("n%04d" % i)
+    else:
+        pytest.fail("1,000 nodes of 12 KB were stored")
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
+    assert why in msg, msg
+    assert len(acked) > 50
+    refused = "n%04d" % len(acked)
+    assert status_of(api.get, refused)[0] == grpc.StatusCode.NOT_FOUND
+    return acked, refused
+
+
 def test_disk_full(small_disk, make_server, pb):
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * (1 << 20))
     s = make_server(tls=False, data_dir=str(small_disk / "data"))
-    labels = {"k%02d" % i: "v" * 500 for i in range(20)}
-    acked = []
     with s.channel() as ch:
         api = Api(ch, pb)
-        for i in range(1000):  # ~12 KB a node: the 3 MiB left are gone long before
-            try:
-                api.register("n%04d" % i, labels=labels)
-            except grpc.RpcError as e:
-                code, msg = e.code(), e.details()
-                break
-            acked.append("n%04d" % i)
-        else:
-            pytest.fail("1,000 nodes of 12 KB fit on a 4 MiB disk")
-        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
-        assert FULL in msg, msg
-        assert len(acked) > 50
-        refused = "n%04d" % len(acked)
-        # nothing of it stored; the server goes on serving what it has
-        assert status_of(api.get, refused)[0] == grpc.StatusCode.NOT_FOUND
+        acked, refused = fill(api, FULL)
+        # the server goes on serving what it has
         assert api.list_all(page_size=1000) == acked
         m = s.metrics()
         assert m["galaxy_store_no_space_total"] >= 1
@@ -72,11 +82,11 @@ def test_disk_full(small_disk, make_server, pb):
     with s.channel() as ch:
         api = Api(ch, pb)
         assert api.list_all(page_size=1000) == acked
-        code, msg = status_of(api.register, refused, labels=labels)
+        code, msg = status_of(api.register, refused, labels=LABELS)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and FULL in msg, (code, msg)
         # space comes back: so do writes
         filler.unlink()
-        api.register(refused, labels=labels)
+        api.register(refused, labels=LABELS)
         acked.append(refused)
     assert s.stop() == 0
     s.start()
@@ -91,24 +101,9 @@ def test_data_max_mb(make_server, pb):
     writes again."""
     config = "server:\n  log_level: info\n  data_max_mb: %d\n"
     s = make_server(tls=False, config=config % 2)
-    labels = {"k%02d" % i: "v" * 500 for i in range(20)}
-    acked = []
     with s.channel() as ch:
         api = Api(ch, pb)
-        for i in range(1000):  # ~12 KB a node: 2 MiB hold ~150
-            try:
-                api.register("n%04d" % i, labels=labels)
-            except grpc.RpcError as e:
-                code, msg = e.code(), e.details()
-                break
-            acked.append("n%04d" % i)
-        else:
-            pytest.fail("1,000 nodes of 12 KB fit in a 2 MiB store")
-        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, msg)
-        assert "store is full (server.data_max_mb)" in msg, msg
-        assert len(acked) > 50
-        refused = "n%04d" % len(acked)
-        assert status_of(api.get, refused)[0] == grpc.StatusCode.NOT_FOUND
+        acked, refused = fill(api, "store is full (server.data_max_mb)")
         assert api.list_all(page_size=1000) == acked
         assert s.metrics()["galaxy_store_map_bytes"] == 2 << 20
     assert s.stop() == 0
@@ -117,5 +112,5 @@ def test_data_max_mb(make_server, pb):
     s.start()
     with s.channel() as ch:
         api = Api(ch, pb)
-        api.register(refused, labels=labels)
+        api.register(refused, labels=LABELS)
         assert api.list_all(page_size=1000) == acked + [refused]
