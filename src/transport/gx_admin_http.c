@@ -43,16 +43,6 @@ admin_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(adm_pause.lis);
 }
 
-static unsigned
-calls_open(const gx_server_t *srv)
-{
-    unsigned n = 0;
-
-    for (unsigned i = 0; i < srv->n_workers; i++)
-        n += __atomic_load_n(&srv->workers[i].n_calls, __ATOMIC_RELAXED);
-    return n;
-}
-
 /* what the transport holds now, after the user's own metrics */
 static void
 transport_gauges(gx_server_t *srv, struct evbuffer *buf)
@@ -69,7 +59,7 @@ transport_gauges(gx_server_t *srv, struct evbuffer *buf)
         "# TYPE galaxy_calls_open gauge\ngalaxy_calls_open %u\n",
         __atomic_load_n(&srv->n_conns, __ATOMIC_RELAXED),
         __atomic_load_n(&srv->recv_held, __ATOMIC_RELAXED),
-        (long long)gx__server_send_queued(srv), calls_open(srv));
+        (long long)gx__server_send_queued(srv), gx__server_calls_open(srv));
 }
 
 static void

@@ -181,6 +181,16 @@ gx__server_send_queued(gx_server_t *srv)
     return v > 0 ? v : 0;
 }
 
+unsigned
+gx__server_calls_open(const gx_server_t *srv)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        n += __atomic_load_n(&srv->workers[i].n_calls, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* ------------------------------------------------------------------ workers */
 
 static void

@@ -80,6 +80,8 @@ void gx__worker_send_count(gx_worker_t *w, int64_t delta);
 int64_t gx__server_send_held(const gx_worker_t *w);
 /** The server's waiting answers, every worker's included (/metrics). @note thread: any */
 int64_t gx__server_send_queued(gx_server_t *srv);
+/** Calls open on every worker (/metrics). @note thread: any */
+unsigned gx__server_calls_open(const gx_server_t *srv);
 /** A connection was closed: the worker may stop once draining and empty. */
 void gx__worker_conn_gone(gx_worker_t *w);
 /**
