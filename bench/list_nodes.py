@@ -18,8 +18,8 @@ what was asked for; a full paging must list exactly the rare nodes):
   rare-pages     specialization=rare, page_size=100, every page to the end
   rare-last      specialization=rare, page_size=100, the last page (its token)
   absent         specialization=nobody (no node has it): the worst case of a scan
-  label-rare     labels={kind: rare}, page_size=100, first page (no label index)
-  label-absent   labels={kind: nobody}: a scan of the whole pool
+  label-rare     labels={kind: rare}, page_size=100, first page (the label's index)
+  label-absent   labels={kind: nobody}: no node has it
   spec+label     specialization=rare, labels={kind: rare}
   all-first      no filter, page_size=100, first page
 

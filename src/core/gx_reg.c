@@ -36,9 +36,10 @@
  * liveness TTLs are the keeper's alone.
  *
  * Secondary indexes: each pool also keeps one sorted index per specialization
- * its nodes have (ListNodes and Watch snapshots with a specialization page
- * through it, not the whole pool), maintained and published the same way and
- * in the same round as the pool's; labels have none (filtered while paging).
+ * and one per label (key and value) its nodes have (ListNodes and Watch
+ * snapshots with a specialization or labels page through the smallest, not
+ * the whole pool), maintained and published the same way and in the same
+ * round as the pool's.
  *
  * Index cost: an index is a list of sorted chunks of at most CHUNK_MAX
  * nodes (see windex_t).  Adding or removing a node moves at most a chunk's
@@ -284,12 +285,14 @@ struct gx_reg_pool_s {
     uint32_t pending_adds;
     windex_t ix;         /* all nodes (ix.pub: RCU) */
     sdir_t *sdir;        /* RCU: the specialization indexes readers see; NULL: none */
-    uint32_t spec_stale; /* atomic: the specialization indexes are not to be trusted */
+    uint32_t spec_stale; /* atomic: the specialization and label indexes are not to be trusted */
     sidx_t **sv;         /* the specialization indexes by name */
     size_t sn, scap;
     int sdir_dirty;      /* a specialization came or went since sdir was made */
     sidx_t *squeue;      /* indexes to publish */
     sidx_t *sdead;       /* empty indexes left out of sv, still in sdir */
+    struct lidx_s *lqueue; /* label indexes to publish */
+    gx_reg_t *reg;
 };
 
 struct gx_reg_s {
@@ -317,6 +320,7 @@ struct gx_reg_s {
     gx_reg_listener_t listener;
     int changed;       /* keeper only: the listener heard of changes not yet settled */
     unsigned long node_buckets; /* keeper only: the table size last asked for */
+    struct cds_lfht *labels;    /* the pools' label indexes (lidx_t) */
 };
 
 gx_reg_t *gx__reg;
@@ -844,11 +848,19 @@ node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
     return n;
 }
 
-/* the memory a node is charged with against registry.max_node_memory_mb */
+/*
+ * The memory a node is charged with against registry.max_node_memory_mb: its
+ * block, its table entry and its places in its pool's indexes (the pool's, one
+ * per specialization and one per label; two pointers each, the keeper's and
+ * the published copy's).  A label index itself is charged while it exists
+ * (lidx_cost()), to whichever node made it.
+ */
 static uint64_t
 node_charge(const ninfo_t *ni, size_t key_len)
 {
-    return ni->size + sizeof(gx_reg_node_t) + key_len + 1;
+    size_t slots = 1 + ni->pb->n_specializations + ni->pb->n_labels;
+
+    return ni->size + sizeof(gx_reg_node_t) + key_len + 1 + slots * 2 * sizeof(void *);
 }
 
 /* keeper: the table's node count and charge changed by @p dn nodes and @p dmem bytes */
@@ -860,7 +872,7 @@ nodes_held_add(gx_reg_t *reg, long dn, int64_t dmem)
 }
 
 static gx_reg_pool_t *
-pool_new(const gx_reg_t *reg, pinfo_t *info)
+pool_new(gx_reg_t *reg, pinfo_t *info)
 {
     gx_reg_pool_t *p = calloc(1, sizeof(*p));
 
@@ -875,6 +887,7 @@ pool_new(const gx_reg_t *reg, pinfo_t *info)
         return NULL;
     }
     p->info = info;
+    p->reg = reg;
     p->live = 1;
     /* the pool's own values until the keeper's next round says otherwise */
     p->hb_interval = info->pb->heartbeat_interval_ms;
@@ -1158,23 +1171,45 @@ spec_search(sidx_t *const *v, size_t n, const char *spec)
     return lo;
 }
 
+/* the published index of @p spec in @p p, or NULL: no node has it */
+static const windex_t *
+spec_published(const gx_reg_pool_t *p, const char *spec)
+{
+    const sdir_t *d = rcu_dereference(p->sdir);
+    size_t at = d != NULL ? spec_search(d->v, d->n, spec) : 0;
+
+    if (d == NULL || at == d->n || strcmp(d->v[at]->name, spec) != 0)
+        return NULL;
+    return &d->v[at]->ix;
+}
+
+/* the nodes in @p x's published copy */
+static size_t
+windex_size(const windex_t *x)
+{
+    const cdir_t *d = rcu_dereference(x->pub);
+
+    return d != NULL ? d->total : 0;
+}
+
+static size_t
+cursor_none(gx_reg_cursor_t *c)
+{
+    c->dir = NULL;
+    return 0;
+}
+
 size_t
 gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
                    gx_reg_cursor_t *c)
 {
-    const sdir_t *d;
-    size_t at;
+    const windex_t *x;
 
     if (spec == NULL || spec[0] == '\0' || uatomic_read(&p->spec_stale))
         return windex_cursor(&p->ix, after, c);
     cmm_smp_rmb(); /* pairs with specs_publish(): not stale, so the indexes are whole */
-    d = rcu_dereference(p->sdir);
-    at = d != NULL ? spec_search(d->v, d->n, spec) : 0;
-    if (d == NULL || at == d->n || strcmp(d->v[at]->name, spec) != 0) {
-        c->dir = NULL;
-        return 0;
-    }
-    return windex_cursor(&d->v[at]->ix, after, c);
+    x = spec_published(p, spec);
+    return x != NULL ? windex_cursor(x, after, c) : cursor_none(c);
 }
 
 const gx_pb_node_t *
@@ -2134,21 +2169,10 @@ specs_insert(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
     return 0;
 }
 
-static void
-node_specs_add(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
-               const gx_pb_node_t *except)
-{
-    if (p->spec_stale || specs_insert(p, n, pb, except) == 0)
-        return;
-    gx_log(GX_LOG_WARN, "registry: specialization index rebuilt pool=%s reason=\"out of "
-           "memory\"", p->name);
-    uatomic_set(&p->spec_stale, 1);
-}
-
 /* removes @p n from the index of each specialization of @p pb that @p except lacks */
 static void
-node_specs_del(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
-               const gx_pb_node_t *except)
+specs_delete(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+             const gx_pb_node_t *except)
 {
     for (size_t i = 0; i < pb->n_specializations; i++) {
         sidx_t *s;
@@ -2201,6 +2225,286 @@ sdir_publish(gx_reg_pool_t *p)
     return 0;
 }
 
+/* ================================================================== label indexes */
+
+/*
+ * Each pool also keeps one index per label (key and value) its nodes carry,
+ * so that a listing that asks for labels pages through the smallest index it
+ * may use (gx_reg_pool_cursor_filter()) instead of the whole pool.  A label
+ * may name a single node (a host name), so a pool may have as many label
+ * indexes as nodes: they are found through one table for the whole registry,
+ * by pool, key and value, and not through a directory per pool republished
+ * whole when one comes or goes.  They are maintained and published with the
+ * specialization indexes and trusted on the same flag (spec_stale; after out
+ * of memory the keeper adds every node again: an insert of a node already
+ * there changes nothing).  Every label index in the table is either non-empty
+ * or on its pool's list to publish; one found empty there leaves the table
+ * and is freed after a grace period.
+ */
+typedef struct lidx_s {
+    struct cds_lfht_node ht;
+    struct rcu_head rcu;
+    windex_t ix;
+    const gx_reg_pool_t *pool;
+    struct lidx_s *next; /* keeper: on the pool's list to publish */
+    int queued;
+    uint32_t klen, vlen;
+    char kv[];           /* the key, NUL, the value, NUL */
+} lidx_t;
+
+typedef struct {
+    const gx_reg_pool_t *pool;
+    const char *key, *value;
+    size_t klen, vlen;
+} lkey_t;
+
+/* what a label index costs besides its node pointers: itself, its first chunk and copy, its
+ * directory and its table link, about */
+static uint64_t
+lidx_cost(const lidx_t *l)
+{
+    return sizeof(*l) + l->klen + l->vlen + 2 + 160;
+}
+
+static uint64_t
+lidx_hash(const lkey_t *k)
+{
+    uint64_t h = hash_bytes(&k->pool, sizeof(k->pool));
+
+    h = h * 31 + hash_bytes(k->key, k->klen);
+    return h * 31 + hash_bytes(k->value, k->vlen);
+}
+
+static int
+lidx_match(struct cds_lfht_node *ht, const void *key)
+{
+    const lidx_t *l = caa_container_of(ht, lidx_t, ht);
+    const lkey_t *k = key;
+
+    return l->pool == k->pool && l->klen == k->klen && l->vlen == k->vlen &&
+           memcmp(l->kv, k->key, k->klen) == 0 &&
+           memcmp(l->kv + l->klen + 1, k->value, k->vlen) == 0;
+}
+
+static void
+lidx_free_rcu(struct rcu_head *h)
+{
+    lidx_t *l = caa_container_of(h, lidx_t, rcu);
+
+    windex_free(&l->ix);
+    free(l);
+}
+
+static lidx_t *
+lidx_find(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *key, const char *value)
+{
+    lkey_t k = {p, key, value, strlen(key), strlen(value)};
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *ht;
+
+    cds_lfht_lookup(reg->labels, lidx_hash(&k), lidx_match, &k, &it);
+    ht = cds_lfht_iter_get_node(&it);
+    return ht != NULL ? caa_container_of(ht, lidx_t, ht) : NULL;
+}
+
+/* puts @p l on its pool's list to publish */
+static void
+lidx_queue(gx_reg_pool_t *p, lidx_t *l)
+{
+    if (!l->queued) {
+        l->queued = 1;
+        l->next = p->lqueue;
+        p->lqueue = l;
+    }
+}
+
+/* keeper: the index of label @p key = @p value in @p p, made if it has none; NULL: no memory */
+static lidx_t *
+lidx_get(gx_reg_pool_t *p, const char *key, const char *value)
+{
+    gx_reg_t *reg = p->reg;
+    lkey_t k = {p, key, value, strlen(key), strlen(value)};
+    lidx_t *l = lidx_find(reg, p, key, value);
+
+    if (l != NULL)
+        return l;
+    l = calloc(1, sizeof(*l) + k.klen + k.vlen + 2);
+    if (l == NULL)
+        return NULL;
+    l->pool = p;
+    l->klen = (uint32_t)k.klen;
+    l->vlen = (uint32_t)k.vlen;
+    memcpy(l->kv, key, k.klen + 1);
+    memcpy(l->kv + k.klen + 1, value, k.vlen + 1);
+    cds_lfht_node_init(&l->ht);
+    cds_lfht_add(reg->labels, lidx_hash(&k), &l->ht);
+    lidx_queue(p, l); /* in the table: non-empty or queued */
+    nodes_held_add(reg, 0, (int64_t)lidx_cost(l));
+    return l;
+}
+
+/* keeper: @p l leaves the table; freed after a grace period */
+static void
+lidx_drop(gx_reg_t *reg, lidx_t *l)
+{
+    if (cds_lfht_del(reg->labels, &l->ht) == 0) {
+        nodes_held_add(reg, 0, -(int64_t)lidx_cost(l));
+        call_rcu(&l->rcu, lidx_free_rcu);
+    }
+}
+
+static int
+pb_has_label(const gx_pb_node_t *pb, const char *key, const char *value)
+{
+    for (size_t i = 0; i < pb->n_labels; i++)
+        if (strcmp(pb->labels[i]->key, key) == 0 && strcmp(pb->labels[i]->value, value) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+same_labels(const gx_pb_node_t *a, const gx_pb_node_t *b)
+{
+    if (a->n_labels != b->n_labels)
+        return 0;
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->labels[i]->key, b->labels[i]->key) != 0 ||
+            strcmp(a->labels[i]->value, b->labels[i]->value) != 0)
+            return 0;
+    return 1;
+}
+
+/* adds @p n to the index of each label of @p pb that @p except (or NULL) lacks */
+static int
+labels_insert(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+              const gx_pb_node_t *except)
+{
+    for (size_t i = 0; i < pb->n_labels; i++) {
+        const char *key = pb->labels[i]->key, *value = pb->labels[i]->value;
+        lidx_t *l;
+        if (except != NULL && pb_has_label(except, key, value))
+            continue;
+        l = lidx_get(p, key, value);
+        if (l == NULL || windex_insert(&l->ix, n) != 0)
+            return GX_ENOMEM;
+        lidx_queue(p, l);
+    }
+    return 0;
+}
+
+/* removes @p n from the index of each label of @p pb that @p except lacks */
+static void
+labels_delete(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+              const gx_pb_node_t *except)
+{
+    for (size_t i = 0; i < pb->n_labels; i++) {
+        const char *key = pb->labels[i]->key, *value = pb->labels[i]->value;
+        lidx_t *l;
+        if (except != NULL && pb_has_label(except, key, value))
+            continue;
+        l = lidx_find(p->reg, p, key, value);
+        if (l != NULL) {
+            windex_remove(&l->ix, n);
+            lidx_queue(p, l);
+        }
+    }
+}
+
+/* adds every node of @p p to its label indexes again (after out of memory) */
+static int
+labels_rebuild(gx_reg_pool_t *p)
+{
+    gx_reg_node_t *n;
+
+    for (wit_t it = {&p->ix}; (n = wit_next(&it)) != NULL;)
+        if (labels_insert(p, n, n->info->pb, NULL) != 0)
+            return GX_ENOMEM;
+    return 0;
+}
+
+/* publishes @p p's changed label indexes, drops the empty ones; @return 0 or GX_ENOMEM */
+static int
+labels_publish(gx_reg_pool_t *p)
+{
+    lidx_t *l, *retry = NULL;
+    int rv = 0;
+
+    while ((l = p->lqueue) != NULL) {
+        p->lqueue = l->next;
+        if (windex_publish(&l->ix) != 0) {
+            l->next = retry;
+            retry = l;
+            rv = GX_ENOMEM;
+            continue;
+        }
+        l->queued = 0;
+        if (l->ix.total == 0)
+            lidx_drop(p->reg, l);
+    }
+    p->lqueue = retry;
+    return rv;
+}
+
+/* a pool leaves: its label indexes (all queued: its nodes were removed) go with it */
+static void
+labels_drop_all(gx_reg_pool_t *p)
+{
+    while (p->lqueue != NULL) {
+        lidx_t *l = p->lqueue;
+        p->lqueue = l->next;
+        lidx_drop(p->reg, l);
+    }
+}
+
+size_t
+gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *spec,
+                          size_t n_labels, const char *const *keys, const char *const *values,
+                          const char *after, gx_reg_cursor_t *c)
+{
+    const windex_t *best = &p->ix;
+    size_t best_n;
+
+    if (uatomic_read(&p->spec_stale))
+        return windex_cursor(&p->ix, after, c);
+    cmm_smp_rmb(); /* pairs with specs_publish(): not stale, so the indexes are whole */
+    if (spec != NULL && spec[0] != '\0' && (best = spec_published(p, spec)) == NULL)
+        return cursor_none(c);
+    best_n = windex_size(best);
+    for (size_t i = 0; i < n_labels; i++) {
+        const lidx_t *l = lidx_find(reg, p, keys[i], values[i]);
+        size_t k = l != NULL ? windex_size(&l->ix) : 0;
+        if (k == 0)
+            return cursor_none(c);
+        if (k < best_n) {
+            best = &l->ix;
+            best_n = k;
+        }
+    }
+    return windex_cursor(best, after, c);
+}
+
+/* adds @p n to the specialization and label indexes of @p pb that @p except (or NULL) lacks */
+static void
+node_index_add(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+               const gx_pb_node_t *except)
+{
+    if (p->spec_stale ||
+        (specs_insert(p, n, pb, except) == 0 && labels_insert(p, n, pb, except) == 0))
+        return;
+    gx_log(GX_LOG_WARN, "registry: specialization and label indexes rebuilt pool=%s "
+           "reason=\"out of memory\"", p->name);
+    uatomic_set(&p->spec_stale, 1);
+}
+
+/* removes @p n from the specialization and label indexes of @p pb that @p except lacks */
+static void
+node_index_del(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
+               const gx_pb_node_t *except)
+{
+    specs_delete(p, n, pb, except);
+    labels_delete(p, n, pb, except);
+}
+
 /* publishes @p p's changed specialization indexes; @return 0, or GX_ENOMEM (retried) */
 static int
 specs_publish(gx_reg_pool_t *p)
@@ -2208,7 +2512,7 @@ specs_publish(gx_reg_pool_t *p)
     sidx_t *s, *retry = NULL;
     int rv = 0;
 
-    if (p->spec_stale && specs_rebuild(p) != 0)
+    if (p->spec_stale && (specs_rebuild(p) != 0 || labels_rebuild(p) != 0))
         return GX_ENOMEM;
     while ((s = p->squeue) != NULL) {
         p->squeue = s->next;
@@ -2224,6 +2528,8 @@ specs_publish(gx_reg_pool_t *p)
     }
     p->squeue = retry;
     if (p->sdir_dirty && sdir_publish(p) != 0)
+        rv = GX_ENOMEM;
+    if (labels_publish(p) != 0)
         rv = GX_ENOMEM;
     if (rv == 0 && p->spec_stale) {
         cmm_smp_wmb(); /* the indexes before the flag: see gx_reg_pool_cursor() */
@@ -2409,7 +2715,7 @@ node_remove(gx_reg_t *reg, gx_reg_node_t *n)
     nodes_held_add(reg, -1, -(int64_t)node_charge(n->info, n->key_len));
     uatomic_set(&n->live, 0);
     windex_remove(&p->ix, n);
-    node_specs_del(p, n, n->info->pb, NULL);
+    node_index_del(p, n, n->info->pb, NULL);
     uatomic_dec(&p->node_count);
     node_feed(n, EV_REMOVED, NULL);
     fed_set(n, 0);
@@ -2437,7 +2743,7 @@ node_insert(gx_reg_t *reg, gx_reg_pool_t *p, gx_reg_node_t *n)
         windex_remove(&p->ix, n);
         return GX_EEXISTS;
     }
-    node_specs_add(p, n, n->info->pb, NULL);
+    node_index_add(p, n, n->info->pb, NULL);
     uatomic_inc(&p->node_count);
     nodes_held_add(reg, 1, (int64_t)node_charge(n->info, n->key_len));
     return 0;
@@ -2498,11 +2804,12 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
     } else {
         ninfo_t *old = rcu_xchg_pointer(&n->info, ni);
         before = old->pb; /* freed after a grace period: still readable here */
-        nodes_held_add(reg, 0, (int64_t)ni->size - (int64_t)old->size);
+        nodes_held_add(reg, 0, (int64_t)node_charge(ni, n->key_len) -
+                               (int64_t)node_charge(old, n->key_len));
         ninfo_put(old);
-        if (!same_specs(before, ni->pb)) {
-            node_specs_del(p, n, before, ni->pb);
-            node_specs_add(p, n, ni->pb, before);
+        if (!same_specs(before, ni->pb) || !same_labels(before, ni->pb)) {
+            node_index_del(p, n, before, ni->pb);
+            node_index_add(p, n, ni->pb, before);
         }
         if (op->flags & F_REFRESH) {
             node_init_live(n, 0);
@@ -2567,6 +2874,7 @@ apply_pool_del(gx_reg_t *reg, gx_reg_op_t *op)
         return;
     for (gx_reg_node_t *n; (n = windex_last(&p->ix)) != NULL;)
         node_remove(reg, n);
+    labels_drop_all(p);
     if (cds_lfht_del(reg->pools, &p->ht) == 0) {
         pools_forget();
         feed_publish(p); /* watchers get the removals, then the end */
@@ -4192,8 +4500,9 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
             reg->node_buckets <<= 1;
     reg->nodes = cds_lfht_new(reg->node_buckets, 1024, 0,
                               CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    reg->labels = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     reg->wheel = malloc(WHEEL_SLOTS * sizeof(*reg->wheel));
-    if (reg->pools == NULL || reg->nodes == NULL || reg->wheel == NULL)
+    if (reg->pools == NULL || reg->nodes == NULL || reg->labels == NULL || reg->wheel == NULL)
         goto fail;
     for (size_t i = 0; i < WHEEL_SLOTS; i++)
         tlist_init(&reg->wheel[i]);
@@ -4243,6 +4552,11 @@ tables_free(gx_reg_t *reg)
             if (cds_lfht_del(reg->nodes, hn) == 0)
                 call_rcu(&caa_container_of(hn, gx_reg_node_t, ht)->rcu, node_free_rcu);
         }
+    if (reg->labels != NULL)
+        cds_lfht_for_each(reg->labels, &it, hn) {
+            if (cds_lfht_del(reg->labels, hn) == 0)
+                call_rcu(&caa_container_of(hn, lidx_t, ht)->rcu, lidx_free_rcu);
+        }
     if (reg->pools != NULL)
         cds_lfht_for_each(reg->pools, &it, hn) {
             if (cds_lfht_del(reg->pools, hn) == 0) {
@@ -4278,6 +4592,8 @@ gx_reg_close(gx_reg_t *reg)
     free(reg->wheel);
     if (reg->nodes != NULL)
         cds_lfht_destroy(reg->nodes, NULL);
+    if (reg->labels != NULL)
+        cds_lfht_destroy(reg->labels, NULL);
     if (reg->pools != NULL)
         cds_lfht_destroy(reg->pools, NULL);
     pthread_mutex_destroy(&reg->wlock);

@@ -228,6 +228,18 @@ typedef struct {
  */
 size_t gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
                           gx_reg_cursor_t *c);
+/**
+ * Like gx_reg_pool_cursor(), for the nodes that have specialization @p spec
+ * (NULL or "": any) and every label @p keys[i] = @p values[i] (i below
+ * @p n_labels): through the smallest of the indexes that hold them all, the
+ * pool's, the specialization's or one label's, as last published.  A label
+ * or specialization no node of the pool has lists nothing.  The index may
+ * list more than match (see gx_reg_pool_cursor()): check each node.
+ */
+size_t gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *spec,
+                                 size_t n_labels, const char *const *keys,
+                                 const char *const *values, const char *after,
+                                 gx_reg_cursor_t *c);
 /** The next run of nodes: @return 1 with @p v[0 .. *n), 0 at the end */
 int gx_reg_cursor_next(gx_reg_cursor_t *c, gx_reg_node_t *const **v, size_t *n);
 /** Node @p k (from 0, below gx_reg_pool_cursor()'s count) of the cursor's index, or NULL. */

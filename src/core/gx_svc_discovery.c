@@ -39,6 +39,7 @@
 #include "util/gx_arena.h"
 #include "util/gx_clock.h"
 #include "util/gx_error.h"
+#include "util/gx_stats.h"
 
 typedef Galaxy__Pool__V1__GetNodeRequest get_node_req_t;
 typedef Galaxy__Pool__V1__ListNodesRequest list_nodes_req_t;
@@ -170,17 +171,24 @@ list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
     gx_pb_node_t *nodes = gx_call_alloc(call, page * sizeof(*nodes));
     gx_pb_node_t **ptrs = gx_call_alloc(call, page * sizeof(*ptrs));
     char *token = gx_call_alloc(call, PAGE_TOKEN_MAX);
+    const char **keys = gx_call_alloc(call, (req->n_labels + 1) * 2 * sizeof(*keys));
     gx_reg_node_t *const *v;
     gx_reg_cursor_t cur;
-    size_t n, got = 0;
+    size_t n, got = 0, seen = 0;
 
-    if (nodes == NULL || ptrs == NULL || token == NULL)
+    if (nodes == NULL || ptrs == NULL || token == NULL || keys == NULL)
         return gx_call_fail(call, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    for (size_t i = 0; i < req->n_labels; i++) {
+        keys[i] = req->labels[i]->key;
+        keys[req->n_labels + i] = req->labels[i]->value;
+    }
     resp.revision = gx_reg_pool_revision(p);
-    gx_reg_pool_cursor(p, req->specialization, after, &cur);
+    gx_reg_pool_cursor_filter(gx__reg, p, req->specialization, req->n_labels, keys,
+                              keys + req->n_labels, after, &cur);
     while (resp.next_page_token[0] == '\0' && gx_reg_cursor_next(&cur, &v, &n)) {
         for (size_t i = 0; i < n; i++) {
             int state;
+            seen++;
             if (!gx_reg_node_live(v[i]))
                 continue;
             state = (int)gx_reg_node_state(v[i]);
@@ -197,6 +205,7 @@ list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
             got++;
         }
     }
+    gx_stats_add(LIST_NODES_SCANNED, seen);
     resp.n_nodes = got;
     resp.nodes = ptrs;
     return gx_call_reply(call, &resp.base);

@@ -54,7 +54,9 @@
     X(REGISTRY_FULL, "registry_full_total",                                                      \
       "Registers refused at registry.max_nodes or registry.max_node_memory_mb")              \
     X(JOBS_FULL, "jobs_full_total",                                                              \
-      "Submissions refused at jobs.jobs_max, jobs.max_payload_mb or a pool's jobs.queue_max")
+      "Submissions refused at jobs.jobs_max, jobs.max_payload_mb or a pool's jobs.queue_max") \
+    X(LIST_NODES_SCANNED, "list_nodes_scanned_total",                                            \
+      "Nodes ListNodes looked at to fill its pages (the index it paged through)")
 
 enum {
 #define GX__CTR_ENUM(id, name, help) GX_CTR_##id,
@@ -76,6 +78,9 @@ void gx_stats_bind(gx_stats_t *s);
 void gx_stats_sum(gx_stats_t *out);
 
 /** Counts one event. @note thread: any (touches only the thread's block) */
-#define gx_stats_inc(id) __atomic_fetch_add(&gx__stats->c[GX_CTR_##id], 1, __ATOMIC_RELAXED)
+#define gx_stats_inc(id) gx_stats_add(id, 1)
+/** Counts @p n events. */
+#define gx_stats_add(id, n) \
+    __atomic_fetch_add(&gx__stats->c[GX_CTR_##id], (uint64_t)(n), __ATOMIC_RELAXED)
 
 #endif /* GX_UTIL_GX_STATS_H */

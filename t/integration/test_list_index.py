@@ -276,3 +276,164 @@ def test_churn_across_chunks(api, pb):
     for s in ("a", "b"):
         assert api.list_all(POOL, page_size=250, specialization=s) == \
             [x for x in left if s in specs[x]]
+
+
+# ---------------------------------------------------------------- label indexes
+
+def labels_of(i):
+    """Node i's labels: a rack of four, every 7th rare, and a host of its own."""
+    return {"rack": "r%d" % (i % 4), "rare": "yes" if i % 7 == 0 else "no", "host": "h%04d" % i}
+
+
+def scanned(server, fn):
+    """fn()'s result and the nodes ListNodes looked at meanwhile (/metrics)."""
+    before = server.metrics()["galaxy_list_nodes_scanned_total"]
+    out = fn()
+    return out, server.metrics()["galaxy_list_nodes_scanned_total"] - before
+
+
+def test_label_paging_many_nodes(server, api, pb):
+    """A label filter pages through that label's nodes only: the listing is
+    exactly the nodes with every label asked for, in id order, in exact
+    pages, and the server looks at the nodes of the smallest index that
+    holds them all (the pool's, the specialization's or one label's)."""
+    n = 700
+    register_many(api, pb, [nid(i) for i in reversed(range(n))],
+                  lambda id: specs_of(int(id[1:])), labels=lambda id: labels_of(int(id[1:])))
+    rack1 = [nid(i) for i in range(n) if i % 4 == 1]
+    (ids, sizes), seen = scanned(server, lambda: page_all(api, 50, labels={"rack": "r1"}))
+    assert ids == rack1 and sizes == [50, 50, 50, 25]
+    assert seen <= len(rack1) + 3, seen              # not the pool's 700 nodes a page
+    both = [nid(i) for i in range(n) if i % 7 == 0 and i % 4 == 1]
+    (ids, _), seen = scanned(server, lambda: page_all(api, 4, labels={"rack": "r1",
+                                                                       "rare": "yes"}))
+    # through rare=yes (100 nodes; each page reads again what the last read past its end),
+    # not rack=r1 (175)
+    assert ids == both and seen < 150, seen
+    (ids, _), seen = scanned(server, lambda: page_all(api, 10, labels={"host": "h0033"}))
+    assert ids == [nid(33)] and seen == 1
+    # with a specialization: the smaller of its index and the label's
+    (ids, _), seen = scanned(server, lambda: page_all(api, 10, specialization="rare",
+                                                      labels={"host": "h0070"}))
+    assert ids == [nid(70)] and seen == 1
+    (ids, _), seen = scanned(server, lambda: page_all(api, 1000, specialization="rare",
+                                                      labels={"rack": "r2"}))
+    assert ids == [nid(i) for i in range(n) if i % 7 == 0 and i % 4 == 2] and seen <= 100
+    # a label no node has, or a value no node has, lists nothing and looks at nothing
+    for labels in ({"rack": "r9"}, {"nobody": "r1"}, {"rack": "r1", "host": "h9999"},
+                   {"rack": ""}):
+        r, seen = scanned(server, lambda: api.list(POOL, labels=labels))
+        assert list(r.nodes) == [] and r.next_page_token == "" and seen == 0, labels
+    # a page token from a listing without the filter pages the filtered one too
+    first = api.list(POOL, page_size=10)
+    r = api.list(POOL, page_size=5, page_token=first.next_page_token, labels={"rare": "yes"})
+    rare = [nid(i) for i in range(n) if i % 7 == 0]
+    assert [x.id for x in r.nodes] == [x for x in rare if x > nid(9)][:5]
+    # every node listed carries what was asked for, with its current labels
+    for x in api.list(POOL, page_size=1000, labels={"rack": "r3"}).nodes:
+        assert x.labels == labels_of(int(x.id[1:]))
+
+
+def test_relabel_while_paging(api, pb):
+    """Re-registers that move nodes between labels, between pages of a
+    listing by label: a node that keeps the label through the listing is
+    listed once, one that lost it is not listed, and the index afterwards is
+    exactly the nodes with the label."""
+    n = 300
+    tokens = register_many(api, pb, [nid(i) for i in range(n)], lambda id: ["common"],
+                           labels=lambda id: labels_of(int(id[1:])))
+    rare = [nid(i) for i in range(n) if i % 7 == 0]
+    first = api.list(POOL, page_size=10, labels={"rare": "yes"})
+    seen = [x.id for x in first.nodes]
+    assert seen == rare[:10]
+
+    def relabel(i, rare, **more):
+        labels = dict(labels_of(i), rare=rare, **more)
+        r = api.Register(pb.RegisterRequest(node=api.node(nid(i), POOL, specs=["common"],
+                                                          labels=labels),
+                                            lease_token=tokens[nid(i)]), timeout=10)
+        assert r.lease_token == tokens[nid(i)]
+
+    relabel(0, "no")                   # seen, loses it
+    relabel(140, "no")                 # unseen, loses it
+    relabel(1, "yes")                  # behind the token, gains it: not listed again
+    relabel(141, "yes")                # ahead, gains it: listed
+    relabel(280, "yes", zone="z1")     # keeps it, gains another label: listed once
+    assert nid(0) not in api.list_all(POOL, labels={"rare": "yes"})
+    token, pages = first.next_page_token, 0
+    while token and pages < 100:
+        r = api.list(POOL, page_size=10, page_token=token, labels={"rare": "yes"})
+        seen += [x.id for x in r.nodes]
+        token, pages = r.next_page_token, pages + 1
+        if pages == 2:
+            relabel(210, "no")
+            relabel(211, "yes")
+    assert not token
+    for x in rare:
+        if x not in (nid(0), nid(140), nid(210)):
+            assert seen.count(x) == 1, x
+    assert nid(140) not in seen and nid(141) in seen and nid(1) not in seen
+    assert seen.count(nid(211)) == 1 and nid(210) not in seen and seen == sorted(seen)
+    now = sorted(set(rare) - {nid(0), nid(140), nid(210)} | {nid(1), nid(141), nid(211)})
+    assert api.list_all(POOL, page_size=7, labels={"rare": "yes"}) == now
+    assert api.list_all(POOL, labels={"zone": "z1"}) == [nid(280)]
+    # a label whose value changes: out of the old value's index, into the new one's
+    r = api.Register(pb.RegisterRequest(node=api.node(nid(5), POOL, specs=["common"],
+                                                      labels=dict(labels_of(5), host="moved")),
+                                        lease_token=tokens[nid(5)]), timeout=10)
+    assert api.list_all(POOL, labels={"host": "h0005"}) == []
+    assert api.list_all(POOL, labels={"host": "moved"}) == [nid(5)]
+
+
+def test_label_removal(api, pb):
+    """Deregister takes a node out of its label indexes; an index left empty
+    is gone (its label lists nothing) and comes back with a node; a pool
+    deleted with its nodes and made again under the same name has none of
+    the old pool's labels."""
+    tokens = register_many(api, pb, [nid(i) for i in range(60)], lambda id: ["common"],
+                           labels=lambda id: labels_of(int(id[1:])))
+    first = api.list(POOL, page_size=3, labels={"rare": "yes"})
+    assert [x.id for x in first.nodes] == [nid(0), nid(7), nid(14)]
+    for i in (7, 28, 33):
+        api.Deregister(pb.DeregisterRequest(pool=POOL, node_id=nid(i),
+                                            lease_token=tokens[nid(i)]), timeout=5)
+    rest, _ = page_all(api, 2, first.next_page_token, labels={"rare": "yes"})
+    assert rest == [nid(i) for i in (21, 35, 42, 49, 56)]
+    assert api.list_all(POOL, labels={"host": "h0033"}) == []
+    api.register(nid(33), POOL, specs=["common"], labels={"host": "h0033"})
+    assert api.list_all(POOL, labels={"host": "h0033"}) == [nid(33)]
+    api.DeletePool(pb.DeletePoolRequest(name=POOL, force=True), timeout=10)
+    api.create_pool(POOL)
+    for labels in ({"rare": "yes"}, {"host": "h0033"}, {"rack": "r1"}):
+        assert api.list_all(POOL, labels=labels) == []
+    api.register("z", POOL, labels={"rack": "r1"})
+    assert api.list_all(POOL, labels={"rack": "r1"}) == ["z"]
+    # the same label in another pool is another index
+    api.create_pool("idx2")
+    api.register("y", "idx2", labels={"rack": "r1"})
+    assert api.list_all(POOL, labels={"rack": "r1"}) == ["z"]
+    assert api.list_all("idx2", labels={"rack": "r1"}) == ["y"]
+
+
+def test_label_index_after_restart(make_server, pb):
+    """The label indexes are rebuilt from the store: after a restart each
+    label lists exactly the nodes that had it when the server stopped."""
+    s = make_server()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool(POOL)
+        tokens = register_many(api, pb, [nid(i) for i in range(200)], lambda id: ["common"],
+                               labels=lambda id: labels_of(int(id[1:])))
+        api.Register(pb.RegisterRequest(node=api.node(nid(3), POOL, specs=["common"],
+                                                      labels=dict(labels_of(3), rare="yes")),
+                                        lease_token=tokens[nid(3)]), timeout=10)
+    assert s.stop() == 0
+    s.start()
+    rare = sorted([nid(i) for i in range(200) if i % 7 == 0] + [nid(3)])
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        assert api.list_all(POOL, page_size=9, labels={"rare": "yes"}) == rare
+        assert nid(3) not in api.list_all(POOL, page_size=1000, labels={"rare": "no"})
+        (ids, _), seen = scanned(s, lambda: page_all(api, 10, labels={"host": "h0150"}))
+        assert ids == [nid(150)] and seen == 1
+    assert s.stop() == 0

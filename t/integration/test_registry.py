@@ -402,9 +402,19 @@ def test_registry_max_node_memory(make_server, pb):
     assert s.stop() == 0
     s.start()
     assert s.metrics()["galaxy_registry_node_memory_bytes"] == held
+    # and refuses what would not fit (fat00's shrink left room for one more at most)
     with s.channel() as ch:
-        code, msg = status_of(Api(ch, pb).register, "fat99", labels=fat)
+        api = Api(ch, pb)
+        for i in (99, 98):
+            try:
+                api.register("fat%02d" % i, labels=fat)
+            except grpc.RpcError as e:
+                code, msg = e.code(), e.details()
+                break
+        else:
+            pytest.fail("two more fat nodes fit after the restart")
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_node_memory_mb" in msg
+        assert s.metrics()["galaxy_registry_node_memory_bytes"] <= 1 << 20
 
 
 def test_drain(api, pb):

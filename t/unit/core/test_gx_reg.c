@@ -298,14 +298,14 @@ fx_add(spec_fx_t *fx, size_t i, const char *specs)
 {
     fx_specs(fx, i, specs);
     ck_assert_int_eq(windex_insert(&fx->p.ix, &fx->n[i]), 0);
-    node_specs_add(&fx->p, &fx->n[i], &fx->pb[i], NULL);
+    node_index_add(&fx->p, &fx->n[i], &fx->pb[i], NULL);
 }
 
 static void
 fx_del(spec_fx_t *fx, size_t i)
 {
     windex_remove(&fx->p.ix, &fx->n[i]);
-    node_specs_del(&fx->p, &fx->n[i], &fx->pb[i], NULL);
+    node_index_del(&fx->p, &fx->n[i], &fx->pb[i], NULL);
 }
 
 /* the ids listed for @p spec after @p after, joined by spaces */
@@ -377,8 +377,8 @@ START_TEST(spec_index)
         before.specializations = old;
         fx_specs(fx, 3, "cpu,ssd");
         ck_assert(!same_specs(&before, &fx->pb[3]));
-        node_specs_del(&fx->p, &fx->n[3], &before, &fx->pb[3]);
-        node_specs_add(&fx->p, &fx->n[3], &fx->pb[3], &before);
+        node_index_del(&fx->p, &fx->n[3], &before, &fx->pb[3]);
+        node_index_add(&fx->p, &fx->n[3], &fx->pb[3], &before);
     }
     ck_assert_str_eq(fx_list(fx, "gpu", NULL), "n3 n5"); /* readers: the last published */
     ck_assert_int_eq(specs_publish(&fx->p), 0);
