@@ -157,13 +157,23 @@ typedef struct {
  * A change costs O(CHUNK_MAX) to make and to publish whatever the index's
  * size (a flat array cost O(nodes) for both: at 200k nodes, the copy was 15 %
  * of a registration's CPU).
+ *
+ * A copy-on-write index (cow: the specialization and label indexes) keeps no
+ * copies: publishing hands the keeper's chunks themselves to readers (a
+ * chunk's pub is then the chunk), and the keeper copies a published chunk
+ * before it changes it, the published one retiring.  It costs the same
+ * copies and half the memory (a node costs one pointer in it, not two), but
+ * taking a node out may then need memory: windex_remove() can fail, which
+ * the secondary indexes survive (they are rebuilt, see node_index_del()) and
+ * the pool's index could not (a node must leave it before it is freed).
  */
 #define CHUNK_MAX 512
 
 typedef struct chunk_s {
     struct rcu_head rcu;
     uint32_t n, cap;
-    struct chunk_s *pub;  /* keeper's chunk: its published copy, NULL once changed since */
+    struct chunk_s *pub;  /* keeper's chunk: its published copy (cow: itself), NULL once
+                             changed since */
     struct chunk_s *next; /* published copy: on the index's retired list */
     gx_reg_node_t *v[];
 } chunk_t;
@@ -183,6 +193,7 @@ typedef struct {
     size_t n, cap;    /* chunks */
     size_t total;     /* nodes */
     int dirty;        /* changed since pub was made */
+    int cow;          /* copy-on-write (see above) */
     chunk_t *retired; /* published copies pub still lists, replaced since: freed after it */
     cdir_t *pub;      /* RCU; NULL: empty */
 } windex_t;
@@ -694,7 +705,8 @@ static void
 windex_free(windex_t *x)
 {
     for (size_t i = 0; i < x->n; i++) {
-        free(x->c[i]->pub);
+        if (x->c[i]->pub != x->c[i])
+            free(x->c[i]->pub);
         free(x->c[i]);
     }
     while (x->retired != NULL) {
@@ -850,17 +862,17 @@ node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
 
 /*
  * The memory a node is charged with against registry.max_node_memory_mb: its
- * block, its table entry and its places in its pool's indexes (the pool's, one
- * per specialization and one per label; two pointers each, the keeper's and
- * the published copy's).  A label index itself is charged while it exists
- * (lidx_cost()), to whichever node made it.
+ * block, its table entry and its places in its pool's indexes (two pointers in
+ * the pool's, the keeper's and the published copy's; one in each of its
+ * specializations' and labels', which are copy-on-write).  A label index
+ * itself is charged while it exists (lidx_cost()), to whichever node made it.
  */
 static uint64_t
 node_charge(const ninfo_t *ni, size_t key_len)
 {
-    size_t slots = 1 + ni->pb->n_specializations + ni->pb->n_labels;
+    size_t slots = 2 + ni->pb->n_specializations + ni->pb->n_labels;
 
-    return ni->size + sizeof(gx_reg_node_t) + key_len + 1 + slots * 2 * sizeof(void *);
+    return ni->size + sizeof(gx_reg_node_t) + key_len + 1 + slots * sizeof(void *);
 }
 
 /* keeper: the table's node count and charge changed by @p dn nodes and @p dmem bytes */
@@ -1866,6 +1878,29 @@ chunk_new(uint32_t cap)
     return c;
 }
 
+/*
+ * Chunk @p ci of @p x as the keeper may change it: in a copy-on-write index,
+ * a published chunk is copied first (same capacity) and retires.  @return
+ * the chunk, or NULL: out of memory, nothing changed
+ */
+static chunk_t *
+chunk_own(windex_t *x, size_t ci)
+{
+    chunk_t *c = x->c[ci], *d;
+
+    if (c->pub != c)
+        return c;
+    d = chunk_new(c->cap);
+    if (d == NULL)
+        return NULL;
+    d->n = c->n;
+    memcpy(d->v, c->v, c->n * sizeof(c->v[0]));
+    c->next = x->retired;
+    x->retired = c;
+    x->dirty = 1;
+    return x->c[ci] = d;
+}
+
 /* room for @p more chunk slots in @p x */
 static int
 windex_reserve(windex_t *x, size_t more)
@@ -1885,9 +1920,9 @@ windex_reserve(windex_t *x, size_t more)
 static chunk_t *
 chunk_room(windex_t *x, size_t ci)
 {
-    chunk_t *c = x->c[ci], *d;
+    chunk_t *c = chunk_own(x, ci), *d;
 
-    if (c->n < c->cap)
+    if (c == NULL || c->n < c->cap)
         return c;
     d = realloc(c, sizeof(*c) + 2 * c->cap * sizeof(c->v[0]));
     if (d == NULL)
@@ -1900,11 +1935,13 @@ chunk_room(windex_t *x, size_t ci)
 static int
 chunk_split(windex_t *x, size_t ci)
 {
-    chunk_t *c = x->c[ci], *d;
-    uint32_t half = c->n / 2;
+    chunk_t *c, *d;
+    uint32_t half;
 
-    if (windex_reserve(x, 1) != 0 || (d = chunk_new(CHUNK_MAX)) == NULL)
+    if (windex_reserve(x, 1) != 0 || (c = chunk_own(x, ci)) == NULL ||
+        (d = chunk_new(CHUNK_MAX)) == NULL)
         return GX_ENOMEM;
+    half = c->n / 2;
     d->n = c->n - half;
     memcpy(d->v, c->v + half, d->n * sizeof(d->v[0]));
     c->n = half;
@@ -1922,7 +1959,8 @@ windex_insert(windex_t *x, gx_reg_node_t *n)
     chunk_t *c;
 
     if (x->n == 0) {
-        if (windex_reserve(x, 1) != 0 || (c = chunk_new(8)) == NULL)
+        /* a secondary index may hold a node or two for good (a label naming a host) */
+        if (windex_reserve(x, 1) != 0 || (c = chunk_new(x->cow ? 1 : 8)) == NULL)
             return GX_ENOMEM;
         c->v[c->n++] = n;
         x->c[x->n++] = c;
@@ -1973,34 +2011,45 @@ chunk_drop(windex_t *x, size_t ci)
 {
     chunk_t *c = x->c[ci];
 
-    chunk_touch(x, c);
-    free(c);
+    if (c->pub == c) { /* cow, published: it is its published copy */
+        c->next = x->retired;
+        x->retired = c;
+        x->dirty = 1;
+    } else {
+        chunk_touch(x, c);
+        free(c);
+    }
     memmove(x->c + ci, x->c + ci + 1, (x->n - ci - 1) * sizeof(*x->c));
     x->n--;
 }
 
-static void
+/* @return 0 (taken out, or not there), or GX_ENOMEM (cow only: still there) */
+static int
 windex_remove(windex_t *x, gx_reg_node_t *n)
 {
     size_t ci, at;
     chunk_t *c, *next;
 
     if (x->n == 0)
-        return;
+        return 0;
     ci = windex_chunk(x, n->id);
     c = x->c[ci];
     at = lower_bound(c->v, c->n, n->id);
     if (at == 0 || c->v[at - 1] != n)
-        return;
+        return 0;
+    x->total--;
+    if (c->n == 1) {
+        chunk_drop(x, ci);
+        return 0;
+    }
+    if ((c = chunk_own(x, ci)) == NULL) {
+        x->total++;
+        return GX_ENOMEM;
+    }
     at--;
     memmove(c->v + at, c->v + at + 1, (c->n - at - 1) * sizeof(c->v[0]));
     c->n--;
-    x->total--;
     chunk_touch(x, c);
-    if (c->n == 0) {
-        chunk_drop(x, ci);
-        return;
-    }
     /* two neighbours that fit in half a chunk become one: no directory of crumbs */
     next = ci + 1 < x->n ? x->c[ci + 1] : NULL;
     if (next != NULL && c->n + next->n <= CHUNK_MAX / 2 && c->n + next->n <= c->cap) {
@@ -2008,6 +2057,7 @@ windex_remove(windex_t *x, gx_reg_node_t *n)
         c->n += next->n;
         chunk_drop(x, ci + 1);
     }
+    return 0;
 }
 
 /* empties @p x (its published copy stays until the next publication) */
@@ -2045,7 +2095,9 @@ windex_publish(windex_t *x)
         return GX_ENOMEM;
     for (size_t i = 0; i < x->n; i++) {
         chunk_t *c = x->c[i];
-        if (c->pub == NULL) {
+        if (x->cow) {
+            c->pub = c;
+        } else if (c->pub == NULL) {
             c->pub = chunk_new(c->n);
             if (c->pub == NULL) {
                 free(d);
@@ -2117,6 +2169,7 @@ sidx_get(gx_reg_pool_t *p, const char *spec, int make)
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    s->ix.cow = 1;
     strcpy(s->name, spec);
     memmove(p->sv + at + 1, p->sv + at, (p->sn - at) * sizeof(*p->sv));
     p->sv[at] = s;
@@ -2170,20 +2223,24 @@ specs_insert(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
 }
 
 /* removes @p n from the index of each specialization of @p pb that @p except lacks */
-static void
+static int
 specs_delete(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
              const gx_pb_node_t *except)
 {
+    int rv = 0;
+
     for (size_t i = 0; i < pb->n_specializations; i++) {
         sidx_t *s;
         if (except != NULL && pb_has_spec(except, pb->specializations[i]))
             continue;
         s = sidx_get(p, pb->specializations[i], 0);
         if (s != NULL) {
-            windex_remove(&s->ix, n);
+            if (windex_remove(&s->ix, n) != 0)
+                rv = GX_ENOMEM;
             sidx_queue(p, s);
         }
     }
+    return rv;
 }
 
 /* refills every index of @p p from its nodes (after out of memory) */
@@ -2332,6 +2389,7 @@ lidx_get(gx_reg_pool_t *p, const char *key, const char *value)
     if (l == NULL)
         return NULL;
     l->pool = p;
+    l->ix.cow = 1;
     l->klen = (uint32_t)k.klen;
     l->vlen = (uint32_t)k.vlen;
     memcpy(l->kv, key, k.klen + 1);
@@ -2393,10 +2451,12 @@ labels_insert(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
 }
 
 /* removes @p n from the index of each label of @p pb that @p except lacks */
-static void
+static int
 labels_delete(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
               const gx_pb_node_t *except)
 {
+    int rv = 0;
+
     for (size_t i = 0; i < pb->n_labels; i++) {
         const char *key = pb->labels[i]->key, *value = pb->labels[i]->value;
         lidx_t *l;
@@ -2404,18 +2464,33 @@ labels_delete(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
             continue;
         l = lidx_find(p->reg, p, key, value);
         if (l != NULL) {
-            windex_remove(&l->ix, n);
+            if (windex_remove(&l->ix, n) != 0)
+                rv = GX_ENOMEM;
             lidx_queue(p, l);
         }
     }
+    return rv;
 }
 
-/* adds every node of @p p to its label indexes again (after out of memory) */
+/*
+ * Refills every label index of @p p from its nodes (after out of memory):
+ * emptied first, which needs no memory, so that none keeps a node that
+ * failed to leave it (and is freed at the end of this round).
+ */
 static int
 labels_rebuild(gx_reg_pool_t *p)
 {
+    struct cds_lfht_iter hit;
+    struct cds_lfht_node *hn;
     gx_reg_node_t *n;
 
+    cds_lfht_for_each(p->reg->labels, &hit, hn) {
+        lidx_t *l = caa_container_of(hn, lidx_t, ht);
+        if (l->pool == p) {
+            windex_clear(&l->ix);
+            lidx_queue(p, l);
+        }
+    }
     for (wit_t it = {&p->ix}; (n = wit_next(&it)) != NULL;)
         if (labels_insert(p, n, n->info->pb, NULL) != 0)
             return GX_ENOMEM;
@@ -2483,17 +2558,23 @@ gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const cha
     return windex_cursor(best, after, c);
 }
 
+/* out of memory: readers page through the pool's index until the keeper has rebuilt these */
+static void
+index_stale(gx_reg_pool_t *p)
+{
+    gx_log(GX_LOG_WARN, "registry: specialization and label indexes rebuilt pool=%s "
+           "reason=\"out of memory\"", p->name);
+    uatomic_set(&p->spec_stale, 1);
+}
+
 /* adds @p n to the specialization and label indexes of @p pb that @p except (or NULL) lacks */
 static void
 node_index_add(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
                const gx_pb_node_t *except)
 {
-    if (p->spec_stale ||
-        (specs_insert(p, n, pb, except) == 0 && labels_insert(p, n, pb, except) == 0))
-        return;
-    gx_log(GX_LOG_WARN, "registry: specialization and label indexes rebuilt pool=%s "
-           "reason=\"out of memory\"", p->name);
-    uatomic_set(&p->spec_stale, 1);
+    if (!p->spec_stale &&
+        (specs_insert(p, n, pb, except) != 0 || labels_insert(p, n, pb, except) != 0))
+        index_stale(p);
 }
 
 /* removes @p n from the specialization and label indexes of @p pb that @p except lacks */
@@ -2501,8 +2582,10 @@ static void
 node_index_del(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
                const gx_pb_node_t *except)
 {
-    specs_delete(p, n, pb, except);
-    labels_delete(p, n, pb, except);
+    int a = specs_delete(p, n, pb, except), b = labels_delete(p, n, pb, except);
+
+    if (!p->spec_stale && (a != 0 || b != 0))
+        index_stale(p);
 }
 
 /* publishes @p p's changed specialization indexes; @return 0, or GX_ENOMEM (retried) */

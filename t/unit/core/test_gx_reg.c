@@ -248,6 +248,7 @@ END_TEST
 #define SPEC_NODES 6
 
 typedef struct {
+    gx_reg_t reg; /* only its label table: the nodes have no labels */
     gx_reg_pool_t p;
     gx_reg_node_t n[SPEC_NODES];
     ninfo_t info[SPEC_NODES];
@@ -281,6 +282,9 @@ fx_new(void)
     spec_fx_t *fx = calloc(1, sizeof(*fx));
 
     fx->p.name = (char *)"t";
+    fx->p.reg = &fx->reg;
+    fx->reg.labels = cds_lfht_new(16, 16, 0, 0, NULL);
+    ck_assert_ptr_nonnull(fx->reg.labels);
     for (size_t i = 0; i < SPEC_NODES; i++) {
         snprintf(fx->ids[i], sizeof(fx->ids[i]), "n%zu", i);
         fx->n[i].id = fx->ids[i];
@@ -343,6 +347,7 @@ fx_free(spec_fx_t *fx)
     free(fx->p.sv);
     free(fx->p.sdir);
     windex_free(&fx->p.ix);
+    ck_assert_int_eq(cds_lfht_destroy(fx->reg.labels, NULL), 0);
     free(fx);
 }
 
@@ -582,10 +587,11 @@ START_TEST(deep_copy)
 }
 END_TEST
 
+/* _i: 0 the pool's index (copies published), 1 a copy-on-write one (specializations, labels) */
 START_TEST(windex_chunks)
 {
     enum { N = 3000 };
-    windex_t x = {0};
+    windex_t x = {.cow = _i};
     gx_reg_node_t *n = calloc(N, sizeof(*n)), **sorted = calloc(N, sizeof(*sorted));
     size_t *order = calloc(N, sizeof(*order)), m;
     char (*ids)[8] = calloc(N, sizeof(*ids));
@@ -607,6 +613,7 @@ START_TEST(windex_chunks)
     windex_check(&x, sorted, N);
     ck_assert_uint_eq(x.n, (N + CHUNK_MAX - 1) / CHUNK_MAX);
     windex_free(&x);
+    x.cow = _i;
 
     for (size_t i = N - 1; i > 0; i--) { /* inserts in random order: splits everywhere */
         size_t j = (size_t)rand_r(&seed) % (i + 1), t = order[i];
@@ -628,7 +635,14 @@ START_TEST(windex_chunks)
 
     /* one more node: one chunk copied, the others shared with the last publication */
     before = x.pub;
-    windex_remove(&x, &n[N / 2]);
+    ck_assert_int_eq(windex_remove(&x, &n[N / 2]), 0);
+    /* what readers have stays as published (cow: the chunk was copied, not changed) */
+    windex_published_ok(&x, N);
+    rcu_read_lock();
+    windex_cursor(&x, ids[N / 2 - 1], &c);
+    ck_assert(gx_reg_cursor_next(&c, &v, &m));
+    ck_assert_ptr_eq(v[0], &n[N / 2]);
+    rcu_read_unlock();
     ck_assert_int_eq(windex_insert(&x, &n[N / 2]), 0);
     ck_assert_int_eq(windex_publish(&x), 0);
     after = x.pub;
@@ -702,7 +716,7 @@ reg_suite(void)
     tcase_add_test(tc, watch_ring);
     tcase_add_test(tc, spec_index);
     tcase_add_test(tc, spec_index_twice);
-    tcase_add_test(tc, windex_chunks);
+    tcase_add_loop_test(tc, windex_chunks, 0, 2);
     tcase_add_test(tc, deep_copy);
     /* windex_chunks publishes hundreds of times: grace periods, slower under sanitizers */
     tcase_set_timeout(tc, 30);
