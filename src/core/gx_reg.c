@@ -2293,10 +2293,10 @@ sdir_publish(gx_reg_pool_t *p)
  * by pool, key and value, and not through a directory per pool republished
  * whole when one comes or goes.  They are maintained and published with the
  * specialization indexes and trusted on the same flag (spec_stale; after out
- * of memory the keeper adds every node again: an insert of a node already
- * there changes nothing).  Every label index in the table is either non-empty
- * or on its pool's list to publish; one found empty there leaves the table
- * and is freed after a grace period.
+ * of memory the keeper empties them and adds every node again, see
+ * labels_rebuild()).  Every label index in the table is either non-empty or
+ * on its pool's list to publish; one found empty there leaves the table and
+ * is freed after a grace period.
  */
 typedef struct lidx_s {
     struct cds_lfht_node ht;
