@@ -1211,18 +1211,6 @@ cursor_none(gx_reg_cursor_t *c)
     return 0;
 }
 
-size_t
-gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
-                   gx_reg_cursor_t *c)
-{
-    const windex_t *x;
-
-    if (spec == NULL || spec[0] == '\0' || uatomic_read(&p->spec_stale))
-        return windex_cursor(&p->ix, after, c);
-    cmm_smp_rmb(); /* pairs with specs_publish(): not stale, so the indexes are whole */
-    x = spec_published(p, spec);
-    return x != NULL ? windex_cursor(x, after, c) : cursor_none(c);
-}
 
 const gx_pb_node_t *
 gx_reg_node_info(const gx_reg_node_t *n)
@@ -2556,6 +2544,13 @@ gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const cha
         }
     }
     return windex_cursor(best, after, c);
+}
+
+size_t
+gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
+                   gx_reg_cursor_t *c)
+{
+    return gx_reg_pool_cursor_filter(NULL, p, spec, 0, NULL, NULL, after, c);
 }
 
 /* out of memory: readers page through the pool's index until the keeper has rebuilt these */

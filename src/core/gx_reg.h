@@ -235,6 +235,7 @@ size_t gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *
  * pool's, the specialization's or one label's, as last published.  A label
  * or specialization no node of the pool has lists nothing.  The index may
  * list more than match (see gx_reg_pool_cursor()): check each node.
+ * @p reg may be NULL when @p n_labels is 0.
  */
 size_t gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *spec,
                                  size_t n_labels, const char *const *keys,
