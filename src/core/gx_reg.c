@@ -1894,7 +1894,7 @@ static int
 windex_reserve(windex_t *x, size_t more)
 {
     if (x->n + more > x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 4;
+        size_t cap = x->cap ? x->cap * 2 : x->cow ? 1 : 4; /* cow: often one chunk for good */
         chunk_t **v = realloc(x->c, cap * sizeof(*v));
         if (v == NULL)
             return GX_ENOMEM;
