@@ -303,6 +303,15 @@ struct gx_reg_pool_s {
     sidx_t *squeue;      /* indexes to publish */
     sidx_t *sdead;       /* empty indexes left out of sv, still in sdir */
     struct lidx_s *lqueue; /* label indexes to publish */
+    /*
+     * The nodes the feed saw SUSPECT, DOWN or DRAINING (copy-on-write, trusted
+     * on spec_stale like the others): a listing of those states reads them
+     * only.  Only the keeper takes a node out of HEALTHY, and it raises
+     * unwell_moving first and lowers it once the index is published with
+     * the node; meanwhile readers take another index.
+     */
+    windex_t unwell;
+    uint32_t unwell_moving; /* atomic */
     gx_reg_t *reg;
 };
 
@@ -817,6 +826,7 @@ pool_free(gx_reg_pool_t *p)
     free(p->sv);
     free(p->sdir);
     windex_free(&p->ix);
+    windex_free(&p->unwell);
     free(p->name);
     free(p);
 }
@@ -864,13 +874,14 @@ node_new(gx_reg_pool_t *p, const char *key, size_t key_len, ninfo_t *info)
  * The memory a node is charged with against registry.max_node_memory_mb: its
  * block, its table entry and its places in its pool's indexes (two pointers in
  * the pool's, the keeper's and the published copy's; one in each of its
- * specializations' and labels', which are copy-on-write).  A label index
+ * specializations' and labels', which are copy-on-write, and one in the
+ * index of nodes out of HEALTHY, where any node may go).  A label index
  * itself is charged while it exists (lidx_cost()), to whichever node made it.
  */
 static uint64_t
 node_charge(const ninfo_t *ni, size_t key_len)
 {
-    size_t slots = 2 + ni->pb->n_specializations + ni->pb->n_labels;
+    size_t slots = 3 + ni->pb->n_specializations + ni->pb->n_labels;
 
     return ni->size + sizeof(gx_reg_node_t) + key_len + 1 + slots * sizeof(void *);
 }
@@ -901,6 +912,7 @@ pool_new(gx_reg_t *reg, pinfo_t *info)
     p->info = info;
     p->reg = reg;
     p->live = 1;
+    p->unwell.cow = 1;
     /* the pool's own values until the keeper's next round says otherwise */
     p->hb_interval = info->pb->heartbeat_interval_ms;
     p->hb_ttl = p->live_ttl = info->pb->node_ttl_ms;
@@ -2522,7 +2534,7 @@ labels_drop_all(gx_reg_pool_t *p)
 size_t
 gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *spec,
                           size_t n_labels, const char *const *keys, const char *const *values,
-                          const char *after, gx_reg_cursor_t *c)
+                          int unwell, const char *after, gx_reg_cursor_t *c)
 {
     const windex_t *best = &p->ix;
     size_t best_n;
@@ -2533,6 +2545,17 @@ gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const cha
     if (spec != NULL && spec[0] != '\0' && (best = spec_published(p, spec)) == NULL)
         return cursor_none(c);
     best_n = windex_size(best);
+    if (unwell && !uatomic_read(&p->unwell_moving)) {
+        size_t k;
+        cmm_smp_rmb(); /* pairs with unwell_publish(): every node out of HEALTHY is in it */
+        k = windex_size(&p->unwell);
+        if (k == 0)
+            return cursor_none(c);
+        if (k < best_n) {
+            best = &p->unwell;
+            best_n = k;
+        }
+    }
     for (size_t i = 0; i < n_labels; i++) {
         const lidx_t *l = lidx_find(reg, p, keys[i], values[i]);
         size_t k = l != NULL ? windex_size(&l->ix) : 0;
@@ -2550,7 +2573,7 @@ size_t
 gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *after,
                    gx_reg_cursor_t *c)
 {
-    return gx_reg_pool_cursor_filter(NULL, p, spec, 0, NULL, NULL, after, c);
+    return gx_reg_pool_cursor_filter(NULL, p, spec, 0, NULL, NULL, 0, after, c);
 }
 
 /* out of memory: readers page through the pool's index until the keeper has rebuilt these */
@@ -2583,6 +2606,65 @@ node_index_del(gx_reg_pool_t *p, gx_reg_node_t *n, const gx_pb_node_t *pb,
         index_stale(p);
 }
 
+/* the states the pool's unwell index holds (0: the node is gone) */
+static int
+is_unwell(uint32_t st)
+{
+    return st == ST_SUSPECT || st == ST_DOWN || st == ST_DRAINING;
+}
+
+/* the keeper is about to take a node of @p p out of HEALTHY: readers keep off the index */
+static void
+unwell_coming(gx_reg_pool_t *p)
+{
+    if (!p->unwell_moving) {
+        uatomic_set(&p->unwell_moving, 1);
+        cmm_smp_mb(); /* the flag before the node's state: see gx_reg_pool_cursor_filter() */
+    }
+}
+
+/* the feed saw @p n go from state @p from to @p to: in or out of the unwell index */
+static void
+unwell_move(gx_reg_pool_t *p, gx_reg_node_t *n, uint32_t from, uint32_t to)
+{
+    int rv = 0;
+
+    if (is_unwell(from) == is_unwell(to))
+        return;
+    if (!is_unwell(to))
+        rv = windex_remove(&p->unwell, n);
+    else if (!p->spec_stale)
+        rv = windex_insert(&p->unwell, n);
+    if (rv != 0 && !p->spec_stale)
+        index_stale(p);
+}
+
+/* refills @p p's unwell index from the states its feed saw (after out of memory) */
+static int
+unwell_rebuild(gx_reg_pool_t *p)
+{
+    gx_reg_node_t *n;
+
+    windex_clear(&p->unwell);
+    for (wit_t it = {&p->ix}; (n = wit_next(&it)) != NULL;)
+        if (is_unwell(n->fed_state) && windex_insert(&p->unwell, n) != 0)
+            return GX_ENOMEM;
+    return 0;
+}
+
+/* publishes @p p's unwell index, then lets readers use it; @return 0 or GX_ENOMEM */
+static int
+unwell_publish(gx_reg_pool_t *p)
+{
+    if (windex_publish(&p->unwell) != 0)
+        return GX_ENOMEM;
+    if (p->unwell_moving) {
+        cmm_smp_wmb(); /* the index before the flag: see gx_reg_pool_cursor_filter() */
+        uatomic_set(&p->unwell_moving, 0);
+    }
+    return 0;
+}
+
 /* publishes @p p's changed specialization indexes; @return 0, or GX_ENOMEM (retried) */
 static int
 specs_publish(gx_reg_pool_t *p)
@@ -2590,7 +2672,8 @@ specs_publish(gx_reg_pool_t *p)
     sidx_t *s, *retry = NULL;
     int rv = 0;
 
-    if (p->spec_stale && (specs_rebuild(p) != 0 || labels_rebuild(p) != 0))
+    if (p->spec_stale &&
+        (specs_rebuild(p) != 0 || labels_rebuild(p) != 0 || unwell_rebuild(p) != 0))
         return GX_ENOMEM;
     while ((s = p->squeue) != NULL) {
         p->squeue = s->next;
@@ -2608,6 +2691,8 @@ specs_publish(gx_reg_pool_t *p)
     if (p->sdir_dirty && sdir_publish(p) != 0)
         rv = GX_ENOMEM;
     if (labels_publish(p) != 0)
+        rv = GX_ENOMEM;
+    if (unwell_publish(p) != 0)
         rv = GX_ENOMEM;
     if (rv == 0 && p->spec_stale) {
         cmm_smp_wmb(); /* the indexes before the flag: see gx_reg_pool_cursor() */
@@ -2690,6 +2775,7 @@ fed_set(gx_reg_node_t *n, uint32_t st)
         (*from)--;
     if (to != NULL)
         (*to)++;
+    unwell_move(n->pool, n, n->fed_state, st);
     n->fed_state = st;
 }
 
@@ -2894,6 +2980,8 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
             uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
         }
         if (op->flags & F_DRAIN) {
+            if (!is_unwell(n->fed_state))
+                unwell_coming(p);
             uatomic_set(&n->draining, 1);
             uatomic_cmpxchg(&n->state, GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY,
                             GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
@@ -3741,6 +3829,8 @@ gx_reg_pool_delete_submit(gx_reg_t *reg, const char *name, int force, gx_reg_op_
 static void
 node_demote(gx_reg_node_t *n, uint32_t st, uint32_t to, uint64_t seen, uint64_t now)
 {
+    if (!is_unwell(n->fed_state))
+        unwell_coming(n->pool);
     if (node_transition(n, st, to, now)) {
         if (uatomic_read(&n->seen_ms) != seen)
             node_transition(n, to, uatomic_read(&n->draining) ? ST_DRAINING : ST_HEALTHY, now);

@@ -235,11 +235,13 @@ size_t gx_reg_pool_cursor(const gx_reg_pool_t *p, const char *spec, const char *
  * pool's, the specialization's or one label's, as last published.  A label
  * or specialization no node of the pool has lists nothing.  The index may
  * list more than match (see gx_reg_pool_cursor()): check each node.
- * @p reg may be NULL when @p n_labels is 0.
+ * With @p unwell, the caller wants only nodes out of HEALTHY (SUSPECT, DOWN,
+ * DRAINING): the pool's index of those nodes is one more choice, unless the
+ * keeper is moving a node into it.  @p reg may be NULL when @p n_labels is 0.
  */
 size_t gx_reg_pool_cursor_filter(const gx_reg_t *reg, const gx_reg_pool_t *p, const char *spec,
                                  size_t n_labels, const char *const *keys,
-                                 const char *const *values, const char *after,
+                                 const char *const *values, int unwell, const char *after,
                                  gx_reg_cursor_t *c);
 /** The next run of nodes: @return 1 with @p v[0 .. *n), 0 at the end */
 int gx_reg_cursor_next(gx_reg_cursor_t *c, gx_reg_node_t *const **v, size_t *n);

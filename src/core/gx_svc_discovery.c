@@ -4,10 +4,12 @@
  * ListNodes read the registry under RCU and answer inside the read bracket
  * (the reply is packed at once, so shallow copies of registry strings are
  * safe).  ListNodes walks a sorted index from the id after the page token,
- * so a node present through a whole listing is returned exactly once: with a
- * specialization, that specialization's index (its nodes only), else the
- * pool's.  Labels and states are filtered on the way, on the node's static
- * part and state, before a node is copied into the page.
+ * so a node present through a whole listing is returned exactly once: the
+ * smallest index that holds every node the filters can match (the pool's, a
+ * specialization's, a label's, or, for states other than HEALTHY, the pool's
+ * nodes out of HEALTHY; gx_reg_pool_cursor_filter).  Every filter is checked
+ * on the way, on the node's static part and state, before a node is copied
+ * into the page.
  *
  * Watch reads the pool's change feed (core/gx_reg.h): a ring of the pool's
  * last changes written by the registry's keeper, shared by every watcher of
@@ -162,6 +164,16 @@ matches(const list_nodes_req_t *req, const gx_pb_node_t *n, int state)
     return 1;
 }
 
+/* whether @p req asks only for states other than HEALTHY */
+static int
+unwell_only(const list_nodes_req_t *req)
+{
+    for (size_t i = 0; i < req->n_states; i++)
+        if (req->states[i] == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_HEALTHY)
+            return 0;
+    return req->n_states > 0;
+}
+
 /* fills the page inside the read bracket; @return GX_DONE (answered) */
 static int
 list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
@@ -184,7 +196,7 @@ list_page(gx_call_t *call, const list_nodes_req_t *req, const gx_reg_pool_t *p,
     }
     resp.revision = gx_reg_pool_revision(p);
     gx_reg_pool_cursor_filter(gx__reg, p, req->specialization, req->n_labels, keys,
-                              keys + req->n_labels, after, &cur);
+                              keys + req->n_labels, unwell_only(req), after, &cur);
     while (resp.next_page_token[0] == '\0' && gx_reg_cursor_next(&cur, &v, &n)) {
         for (size_t i = 0; i < n; i++) {
             int state;

@@ -6,8 +6,9 @@ stability under change as the pool's index: many nodes and pages, nodes that
 change specialization or labels by re-Register while a listing goes on,
 removals (Deregister, a pool deleted and made again), the indexes rebuilt
 from the store after a restart, Watch snapshots with a specialization, and
-all of it at once across many index chunks.  galaxy_list_nodes_scanned_total
-shows which index a listing read."""
+all of it at once across many index chunks; a listing of states other than
+HEALTHY through the pool's nodes out of HEALTHY (drained, lapsed, revived).
+galaxy_list_nodes_scanned_total shows which index a listing read."""
 import importlib
 import random
 import threading
@@ -15,7 +16,8 @@ import threading
 import grpc
 import pytest
 
-from gxapi import Api, page_ids, status_of
+from conftest import wait_for
+from gxapi import Api, Heartbeater, page_ids, status_of
 
 POOL = "idx"
 
@@ -166,8 +168,8 @@ def test_removal(api, pb):
 
 
 def test_index_after_restart(make_server, pb):
-    """The specialization and label indexes are rebuilt from the store: each
-    lists exactly the nodes that had it when the server stopped."""
+    """The specialization, label and state indexes are rebuilt from the store:
+    each lists exactly the nodes that had it when the server stopped."""
     s = make_server()
     with s.channel() as ch:
         api = Api(ch, pb)
@@ -178,6 +180,7 @@ def test_index_after_restart(make_server, pb):
         api.Register(pb.RegisterRequest(node=api.node(nid(3), POOL, specs=["rare"],
                                                       labels=dict(labels_of(3), rare="yes")),
                                         lease_token=tokens[nid(3)]), timeout=10)
+        api.Drain(pb.DrainRequest(pool=POOL, node_id=nid(77)), timeout=5)
     assert s.stop() == 0
     s.start()
     rare = sorted([nid(i) for i in range(200) if i % 7 == 0] + [nid(3)])
@@ -189,6 +192,10 @@ def test_index_after_restart(make_server, pb):
         assert nid(3) not in api.list_all(POOL, page_size=1000, labels={"rare": "no"})
         (ids, _), seen = scanned(s, lambda: page_all(api, 10, labels={"host": "h0150"}))
         assert ids == [nid(150)] and seen == 1
+        # every node has a fresh grace period; the drained one is still DRAINING
+        (ids, _), seen = scanned(s, lambda: page_all(api, 10, states=[pb.NODE_STATE_DRAINING,
+                                                                       pb.NODE_STATE_DOWN]))
+        assert ids == [nid(77)] and seen == 1
     assert s.stop() == 0
 
 
@@ -423,3 +430,93 @@ def test_label_removal(api, pb):
     api.register("y", "idx2", labels={"rack": "r1"})
     assert api.list_all(POOL, labels={"rack": "r1"}) == ["z"]
     assert api.list_all("idx2", labels={"rack": "r1"}) == ["y"]
+
+
+# ---------------------------------------------------------------- the index of nodes out of HEALTHY
+
+def test_state_paging_many_nodes(server, api, pb):
+    """A listing of states other than HEALTHY reads the pool's nodes out of
+    HEALTHY only: here the drained ones, in exact pages; an un-drained or
+    deregistered node leaves it, and HEALTHY in the filter reads the pool."""
+    pool = "idx-st"
+    api.create_pool(pool, heartbeat_interval_ms=600000)   # nobody lapses during the test
+    n = 400
+    futs = [api.Register.future(pb.RegisterRequest(node=api.node(
+        nid(i), pool, labels={"host": "h%04d" % i})), timeout=30) for i in reversed(range(n))]
+    tokens = {r.node.id: r.lease_token for r in (f.result() for f in futs)}
+    drained = [nid(i) for i in range(n) if i % 10 == 3]
+    for id in drained:
+        assert api.Drain(pb.DrainRequest(pool=pool, node_id=id),
+                         timeout=5).state == pb.NODE_STATE_DRAINING
+
+    def listing(page_size, **kw):
+        return scanned(server, lambda: page_ids(
+            lambda t: api.list(pool, page_size=page_size, page_token=t, **kw), "nodes"))
+
+    (ids, sizes), seen = listing(7, states=[pb.NODE_STATE_DRAINING])
+    assert ids == drained and sizes == [7] * 5 + [5]
+    assert seen <= len(drained) + len(sizes), seen      # not the pool's 400 a page
+    for states in ([pb.NODE_STATE_DOWN], [pb.NODE_STATE_SUSPECT, pb.NODE_STATE_DOWN]):
+        (ids, _), seen = listing(100, states=states)
+        assert ids == [] and seen <= len(drained), (states, seen)
+    (ids, _), seen = listing(1000, states=[pb.NODE_STATE_SUSPECT, pb.NODE_STATE_DOWN,
+                                           pb.NODE_STATE_DRAINING])
+    assert ids == drained and seen == len(drained)
+    # HEALTHY asked for: the pool's index (or a smaller label's)
+    (ids, _), seen = listing(1000, states=[pb.NODE_STATE_HEALTHY])
+    assert ids == [x for x in map(nid, range(n)) if x not in drained] and seen == n
+    (ids, _), seen = listing(1000, states=[pb.NODE_STATE_HEALTHY, pb.NODE_STATE_DRAINING])
+    assert ids == [nid(i) for i in range(n)] and seen == n
+    (ids, _), seen = listing(10, states=[pb.NODE_STATE_DRAINING], labels={"host": "h0013"})
+    assert ids == [nid(13)] and seen == 1
+    # a re-register under the lease ends the drain, a deregister the node: both leave
+    api.register(drained[0], pool, token=tokens[drained[0]], labels={"host": "h0003"})
+    api.Deregister(pb.DeregisterRequest(pool=pool, node_id=drained[1],
+                                        lease_token=tokens[drained[1]]), timeout=5)
+    (ids, _), seen = listing(1000, states=[pb.NODE_STATE_DRAINING])
+    assert ids == drained[2:] and seen == len(drained) - 2
+    assert api.get(drained[0], pool).state == pb.NODE_STATE_HEALTHY
+
+
+def test_state_index_liveness(server, api, pb):
+    """Nodes that stop heartbeating go into the index as they go SUSPECT,
+    then DOWN; one that heartbeats again leaves it.  Every listing by those
+    states is exact and reads only the lapsed nodes."""
+    pool = "idx-live"
+    api.create_pool(pool, heartbeat_interval_ms=100, node_ttl_ms=300)
+    hb = Heartbeater(api, pool)
+    try:
+        tokens = {}
+        for i in range(16):
+            tokens[nid(i)] = api.register(nid(i), pool).lease_token
+            hb.add(nid(i), tokens[nid(i)])
+        lapsed = [nid(i) for i in range(16) if i % 4 == 1]      # 4 of 16: no self-preservation
+        hb.set({k: v for k, v in tokens.items() if k not in lapsed})
+
+        def down():
+            return page_all_pool(api, pool, states=[pb.NODE_STATE_DOWN])
+
+        assert wait_for(lambda: down() == lapsed, 5), down()
+        (ids, _), seen = scanned(server, down_pages(api, pool, pb))
+        assert ids == lapsed and seen <= len(lapsed) + 1, seen
+        assert page_all_pool(api, pool, states=[pb.NODE_STATE_SUSPECT]) == []
+        # two come back: HEALTHY at once, out of the DOWN listing
+        back = lapsed[:2]
+        for id in back:
+            assert api.heartbeat(id, tokens[id], pool=pool).state == pb.NODE_STATE_HEALTHY
+            hb.add(id, tokens[id])
+        assert down() == lapsed[2:]
+        healthy = page_all_pool(api, pool, states=[pb.NODE_STATE_HEALTHY])
+        assert healthy == [x for x in map(nid, range(16)) if x not in lapsed[2:]]
+        assert hb.errors == []
+    finally:
+        hb.stop()
+
+
+def page_all_pool(api, pool, **kw):
+    return page_ids(lambda t: api.list(pool, page_size=3, page_token=t, **kw), "nodes")[0]
+
+
+def down_pages(api, pool, pb):
+    return lambda: page_ids(lambda t: api.list(pool, page_size=4, page_token=t,
+                                               states=[pb.NODE_STATE_DOWN]), "nodes")
