@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""ListNodes latency by specialization and labels in a big pool (issue 3).
+"""ListNodes latency by specialization, labels and state in a big pool (issue 3).
 
 Starts galaxy-poold (each --build in turn, fresh data directory, access log
-off, retention_factor 1000 so that the nodes, which never heartbeat, stay for
-the whole run) and registers through bench/gx_load, into pool mainnet:
+off, pool mainnet with a TTL of ten hours and retention_factor 1000 so that
+the nodes, which never heartbeat, stay HEALTHY for the whole run) and
+registers through bench/gx_load, into pool mainnet:
 
   --nodes common nodes  "n-00000000".."n-…"  specialization "common", label kind=common
   --nodes/100 rare ones "n-00000050r", "n-00000150r", … (spread over the id
@@ -22,6 +23,7 @@ what was asked for; a full paging must list exactly the rare nodes):
   label-absent   labels={kind: nobody}: no node has it
   spec+label     specialization=rare, labels={kind: rare}
   all-first      no filter, page_size=100, first page
+  state-absent   states=[DOWN]: no node is DOWN
 
 For each: client latency p50/p90/max (ms) and the server's CPU per call
 (utime+stime of the process over the query's reps, /proc/PID/stat), plus the
@@ -47,7 +49,8 @@ import register_nodes  # noqa: E402  (compiles pool.proto with protoc)
 LIST = "/galaxy.pool.v1.Discovery/ListNodes"
 REGISTER = "/galaxy.pool.v1.NodeRegistry/Register"
 CONFIG = ('server:\n  log_level: warn\n  access_log: "off"\n'
-          'registry:\n  retention_factor: 1000\n')
+          'registry:\n  retention_factor: 1000\n'
+          'pools:\n  - name: mainnet\n    visibility: public\n    node_ttl_ms: 36000000\n')
 
 
 def body(pb, path, node_id, spec, kind):
@@ -227,10 +230,13 @@ def queries(pb, call, nrare):
     def all_first():
         check_page(req(page_size=100), 100)
 
+    def state_absent():
+        check_page(req(states=[pb.NODE_STATE_DOWN], page_size=100), 0)
+
     return [("rare-first", rare_first, 1), ("rare-pages", rare_pages, nrare // 100),
             ("rare-last", rare_last, 1), ("absent", absent, 1), ("label-rare", label_rare, 1),
             ("label-absent", label_absent, 1), ("spec+label", spec_label, 1),
-            ("all-first", all_first, 1)]
+            ("all-first", all_first, 1), ("state-absent", state_absent, 1)]
 
 
 def run(args, pb, build):

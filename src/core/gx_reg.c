@@ -3261,13 +3261,11 @@ why_set(gx_reg_why_t *why, gx_status_t status, const char *fmt, ...)
     return GX_EINVAL;
 }
 
-/* reserves the key and submits: the op is in flight when this returns 0 */
+/* reserves the key for @p op: other writes of it are refused until the keeper applies it */
 static int
-op_submit(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_len,
-          const gx_store_op_t *sops, size_t n, gx_reg_why_t *why)
+op_reserve(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_len,
+           gx_reg_why_t *why)
 {
-    int rv;
-
     op->kind = kind;
     op->status = 0;
     op->revision = 0;
@@ -3277,15 +3275,41 @@ op_submit(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_
     memcpy(op->key, key, key_len);
     op->key[key_len] = '\0';
     op->key_len = key_len;
-    rv = gx_store_submit(reg->st, sops, n, store_done, op);
-    if (rv != 0) {
-        free(op->key);
-        op->key = NULL;
-        return why_set(why, gx_error_to_status(rv), "store: %s", gx_strerror(rv));
-    }
     op->pending_next = *pending_bucket(reg, op->key, op->key_len);
     *pending_bucket(reg, op->key, op->key_len) = op;
     return 0;
+}
+
+/*
+ * Hands a reserved @p op's writes to the store; if the store refuses them,
+ * takes back what the op reserved (op_apply() of a failed op) and fails.
+ * @p locked: the caller holds the writer lock, else it is taken for that.
+ */
+static int
+op_send(gx_reg_t *reg, gx_reg_op_t *op, const gx_store_op_t *sops, size_t n, int locked,
+        gx_reg_why_t *why)
+{
+    int rv = gx_store_submit(reg->st, sops, n, store_done, op);
+
+    if (rv == 0)
+        return 0;
+    if (!locked)
+        pthread_mutex_lock(&reg->wlock);
+    op->status = rv;
+    op_apply(reg, op);
+    if (!locked)
+        pthread_mutex_unlock(&reg->wlock);
+    return why_set(why, gx_error_to_status(rv), "store: %s", gx_strerror(rv));
+}
+
+/* reserves the key and submits: the op is in flight when this returns 0 */
+static int
+op_submit(gx_reg_t *reg, gx_reg_op_t *op, int kind, const char *key, size_t key_len,
+          const gx_store_op_t *sops, size_t n, gx_reg_why_t *why)
+{
+    int rv = op_reserve(reg, op, kind, key, key_len, why);
+
+    return rv != 0 ? rv : op_send(reg, op, sops, n, 1, why);
 }
 
 static void *
@@ -3373,21 +3397,21 @@ node_put_clear(node_put_t *w)
 }
 
 /*
- * Queues @p w (the op takes its stored form), reserving @p charge bytes of
- * node memory and, for F_NEW, a node, until the keeper applies it (op_apply).
+ * Reserves the key of @p w for @p op (which takes its stored form), @p charge
+ * bytes of node memory and, for F_NEW, a node, until the keeper applies it
+ * (op_apply); node_put_send() then hands the record to the store.
  * @note under the writer lock
  */
 static int
 node_put_queue(gx_reg_t *reg, node_put_t *w, const char *key, size_t key_len, unsigned flags,
                uint32_t charge, gx_reg_op_t *op, gx_reg_why_t *why)
 {
-    gx_store_op_t sop = {GX_STORE_NODES, 0, key, key_len, w->rec, w->len};
     int rv;
 
     op->obj = w->ni;
     op->flags = flags;
     op->charge = charge;
-    rv = op_submit(reg, op, OP_NODE_PUT, key, key_len, &sop, 1, why);
+    rv = op_reserve(reg, op, OP_NODE_PUT, key, key_len, why);
     if (rv != 0) {
         op->obj = NULL;
         return rv;
@@ -3397,6 +3421,16 @@ node_put_queue(gx_reg_t *reg, node_put_t *w, const char *key, size_t key_len, un
     if (flags & F_NEW)
         reg->nodes_pending++;
     return 0;
+}
+
+/* the record of @p w to the store for @p op, queued by node_put_queue() (see op_send()) */
+static int
+node_put_send(gx_reg_t *reg, const node_put_t *w, gx_reg_op_t *op, int locked,
+              gx_reg_why_t *why)
+{
+    gx_store_op_t sop = {GX_STORE_NODES, 0, op->key, op->key_len, w->rec, w->len};
+
+    return op_send(reg, op, &sop, 1, locked, why);
 }
 
 /*
@@ -3449,6 +3483,8 @@ node_put_submit(gx_reg_t *reg, const gx_pb_node_t *pb, const char *token, const 
     if (node_put_make(&w, pb, token) != 0)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     rv = node_put_queue(reg, &w, key, key_len, flags, 0, op, why);
+    if (rv == 0)
+        rv = node_put_send(reg, &w, op, 1, why);
     node_put_clear(&w);
     return rv;
 }
@@ -3559,6 +3595,8 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
     if (node_put_make(&w, pb, fresh) != 0)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     gx_reg_read_begin();
+    /* the lookup's cache misses before the lock, which the other writers wait for */
+    (void)gx_reg_node_find(reg, node->pool, node->id);
     pthread_mutex_lock(&reg->wlock);
     rv = target_find(reg, node->pool, node->id, 0, &t, why);
     if (rv == 0)
@@ -3580,6 +3618,9 @@ gx_reg_node_register_submit(gx_reg_t *reg, gx_call_t *call, const gx_pb_node_t *
         t.p->pending_adds++;
 out:
     pthread_mutex_unlock(&reg->wlock);
+    /* the key is reserved: the store's copy of the record is made without the lock */
+    if (rv == 0)
+        rv = node_put_send(reg, &w, op, 0, why);
     gx_reg_read_end();
     if (rv == 0) {
         /* the answer's node: the record's, behind its version and token (node_record()) */
