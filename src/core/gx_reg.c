@@ -4725,6 +4725,7 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
         rv = GX_ENOMEM;
         goto fail_close;
     }
+    gx_thread_name(reg->keeper, "gx-keeper");
     reg->keeper_running = 1;
     *out = reg;
     return 0;

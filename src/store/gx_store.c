@@ -572,7 +572,7 @@ writer_start(gx_store_t *st, char *err, size_t errlen)
         snprintf(err, errlen, "store writer thread: %s", strerror(rc));
         return rc == ENOMEM || rc == EAGAIN ? GX_ENOMEM : GX_EIO;
     }
-    pthread_setname_np(st->writer, "gx-store");
+    gx_thread_name(st->writer, "gx-store");
     st->writer_running = 1;
     return 0;
 }

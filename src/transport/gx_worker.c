@@ -763,6 +763,7 @@ gx_server_start(gx_server_t *srv)
             gx_server_drain(srv);
             return GX_ENOMEM;
         }
+        gx_thread_name(srv->workers[i].thread, "gx-worker-%u", i);
     }
     return 0;
 }

@@ -89,3 +89,15 @@ gx__log(int level, const char *fmt, ...)
     gx__log_v(level, NULL, fmt, ap);
     va_end(ap);
 }
+
+void
+gx_thread_name(pthread_t t, const char *fmt, ...)
+{
+    char name[16];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    (void)pthread_setname_np(t, name); /* a name is a convenience: no error to report */
+}

@@ -7,6 +7,7 @@
 #ifndef GX_UTIL_GX_LOG_H
 #define GX_UTIL_GX_LOG_H
 
+#include <pthread.h>
 #include <stdarg.h>
 
 #include <galaxy/gx_module.h>
@@ -28,6 +29,9 @@ void gx__log_v(int level, const char *prefix, const char *fmt, va_list ap)
  * @return 1 when the caller may log now.  @note thread: any
  */
 int gx__log_remote_allow(unsigned *suppressed);
+
+/** Names thread @p t (at most 15 bytes) as top -H, ps -L, gdb and perf show it. */
+void gx_thread_name(pthread_t t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** gx_log() for remote-triggered events, rate-limited per thread. */
 #define gx_log_remote(level, fmt, ...)                                               \
