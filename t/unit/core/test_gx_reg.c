@@ -283,6 +283,7 @@ fx_new(void)
 
     fx->p.name = (char *)"t";
     fx->p.reg = &fx->reg;
+    fx->p.unwell.cow = 1; /* as pool_new() makes it */
     fx->reg.labels = cds_lfht_new(16, 16, 0, 0, NULL);
     ck_assert_ptr_nonnull(fx->reg.labels);
     for (size_t i = 0; i < SPEC_NODES; i++) {
@@ -347,6 +348,7 @@ fx_free(spec_fx_t *fx)
     free(fx->p.sv);
     free(fx->p.sdir);
     windex_free(&fx->p.ix);
+    windex_free(&fx->p.unwell);
     ck_assert_int_eq(cds_lfht_destroy(fx->reg.labels, NULL), 0);
     free(fx);
 }
@@ -587,6 +589,79 @@ START_TEST(deep_copy)
 }
 END_TEST
 
+/*
+ * A copy-on-write index of one chunk publishes the chunk itself (PUB_SOLO),
+ * no directory and no array of chunks; readers see the same through it, a
+ * chunk that changes after it was published is copied, and the index goes
+ * to a directory once it has two chunks, and back.  The pool's index (_i 0)
+ * always has a directory.
+ */
+START_TEST(windex_solo)
+{
+    enum { N = CHUNK_MAX + 10 };
+    windex_t x = {.cow = _i};
+    gx_reg_node_t *n = calloc(N, sizeof(*n)), **sorted = calloc(N, sizeof(*sorted));
+    char (*ids)[8] = calloc(N, sizeof(*ids));
+    gx_reg_node_t *const *v;
+    gx_reg_cursor_t c;
+    const chunk_t *was;
+    size_t m;
+
+    rcu_register_thread();
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%05zu", i);
+        n[i].id = ids[i];
+        sorted[i] = &n[i];
+    }
+    ck_assert_int_eq(windex_publish(&x), 0); /* empty */
+    ck_assert_ptr_null(x.pub);
+    ck_assert_int_eq(windex_insert(&x, &n[5]), 0);
+    windex_check(&x, sorted + 5, 1);
+    ck_assert_ptr_eq(pub_solo(x.pub), _i ? x.c[0] : NULL);
+    ck_assert(_i ? x.c == &x.one : x.c != &x.one);
+    was = pub_solo(x.pub);
+    rcu_read_lock();
+    ck_assert_uint_eq(windex_cursor(&x, ids[4], &c), 1);
+    ck_assert(gx_reg_cursor_next(&c, &v, &m));
+    ck_assert_uint_eq(m, 1);
+    ck_assert_ptr_eq(v[0], &n[5]);
+    ck_assert(!gx_reg_cursor_next(&c, &v, &m));
+    windex_cursor(&x, ids[5], &c);
+    ck_assert(!gx_reg_cursor_next(&c, &v, &m));
+    ck_assert_ptr_eq(gx_reg_cursor_nth(&c, 0), &n[5]);
+    rcu_read_unlock();
+    /* a second node: the published chunk is copied, what readers hold stays */
+    ck_assert_int_eq(windex_insert(&x, &n[6]), 0);
+    if (_i) {
+        ck_assert_ptr_ne(x.c[0], was);
+        ck_assert_uint_eq(was->n, 1);
+    }
+    windex_published_ok(&x, 1);
+    windex_check(&x, sorted + 5, 2);
+    /* past one chunk: a directory; removals back to one chunk: solo again */
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(windex_insert(&x, &n[i]), 0);
+    windex_check(&x, sorted, N);
+    ck_assert_uint_gt(x.n, 1);
+    ck_assert_ptr_null(pub_solo(x.pub));
+    for (size_t i = 0; i < N - 3; i++)
+        ck_assert_int_eq(windex_remove(&x, &n[i]), 0);
+    windex_check(&x, sorted + N - 3, 3);
+    ck_assert_uint_eq(x.n, 1);
+    ck_assert(_i ? pub_solo(x.pub) == x.c[0] : pub_solo(x.pub) == NULL);
+    for (size_t i = N - 3; i < N; i++)
+        ck_assert_int_eq(windex_remove(&x, &n[i]), 0);
+    windex_check(&x, sorted, 0);
+    ck_assert(_i ? x.pub == NULL : pub_runs(x.pub) == 0);
+    windex_free(&x);
+    rcu_barrier();
+    rcu_unregister_thread();
+    free(n);
+    free(sorted);
+    free(ids);
+}
+END_TEST
+
 /* _i: 0 the pool's index (copies published), 1 a copy-on-write one (specializations, labels) */
 START_TEST(windex_chunks)
 {
@@ -717,6 +792,7 @@ reg_suite(void)
     tcase_add_test(tc, spec_index);
     tcase_add_test(tc, spec_index_twice);
     tcase_add_loop_test(tc, windex_chunks, 0, 2);
+    tcase_add_loop_test(tc, windex_solo, 0, 2);
     tcase_add_test(tc, deep_copy);
     /* windex_chunks publishes hundreds of times: grace periods, slower under sanitizers */
     tcase_set_timeout(tc, 30);
