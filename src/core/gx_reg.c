@@ -1276,6 +1276,7 @@ static size_t
 cursor_none(gx_reg_cursor_t *c)
 {
     c->dir = NULL;
+    c->run = c->at = 0;
     return 0;
 }
 
