@@ -325,8 +325,8 @@ struct gx_reg_node_s {
     uint64_t revision;
     uint64_t *flaps;   /* GX_REG_FLAP_RING times, allocated at the first flap */
     uint32_t flap_pos;
-    int64_t ckpt_hb;   /* keeper only */
     uint32_t fed_state; /* keeper only: the state the watch feed last saw */
+    int64_t ckpt_hb;   /* keeper only */
     tlink_t tl;         /* keeper only: in a wheel slot or the pool's held list */
     uint64_t due_slot;  /* keeper only: the wheel slot, or HELD */
     uint64_t down_ms;   /* keeper only: when the keeper demoted it to DOWN */
