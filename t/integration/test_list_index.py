@@ -12,6 +12,7 @@ galaxy_list_nodes_scanned_total shows which index a listing read."""
 import importlib
 import random
 import threading
+import time
 
 import grpc
 import pytest
@@ -520,3 +521,69 @@ def page_all_pool(api, pool, **kw):
 def down_pages(api, pool, pb):
     return lambda: page_ids(lambda t: api.list(pool, page_size=4, page_token=t,
                                                states=[pb.NODE_STATE_DOWN]), "nodes")
+
+
+def test_state_index_churn(make_server, pb):
+    """Nodes that keep lapsing and coming back while listings by state page on:
+    every listing is in strict id order with no node twice, the nodes DOWN
+    through the whole run are in every listing of DOWN and SUSPECT exactly
+    once and in no listing of HEALTHY, and once the churn stops the index
+    holds exactly the DOWN nodes.  Bounded: 4 s of churn, a listing at a time."""
+    conf = ("server:\n  log_level: info\nregistry:\n  retention_factor: 1000\n"
+            "  self_preservation_share: 100\n")
+    s = make_server(config=conf)
+    pool = "churn"
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool(pool, heartbeat_interval_ms=100, node_ttl_ms=300)
+        dead = ["d%02d" % i for i in range(20)]
+        flappy = ["f%02d" % i for i in range(40)]
+        tokens = {id: api.register(id, pool).lease_token for id in dead + flappy}
+        lapsed = [pb.NODE_STATE_SUSPECT, pb.NODE_STATE_DOWN]
+        assert wait_for(lambda: set(dead) <= set(page_all_pool(
+            api, pool, states=[pb.NODE_STATE_DOWN])), 5)
+        stop = threading.Event()
+        errors = []
+
+        def churn():
+            rnd = random.Random(3)
+            due = {id: 0.0 for id in flappy}
+            t0 = time.monotonic()
+            while not stop.is_set() and time.monotonic() - t0 < 4:
+                now = time.monotonic() - t0
+                for id in flappy:
+                    if now >= due[id]:
+                        try:
+                            api.heartbeat(id, tokens[id], pool=pool)
+                        except grpc.RpcError as e:
+                            errors.append(e.code())
+                        # mostly on time, sometimes late enough for SUSPECT or DOWN
+                        due[id] = now + rnd.choice([0.05, 0.05, 0.1, 0.4, 0.8])
+                stop.wait(0.02)
+
+        t = threading.Thread(target=churn, daemon=True)
+        t.start()
+        listings, came_and_went = 0, set()
+        try:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and listings < 1000:
+                ids = page_all_pool(api, pool, states=lapsed)
+                assert ids == sorted(set(ids)), ids
+                assert [x for x in ids if x.startswith("d")] == dead, ids
+                assert all(x in tokens for x in ids)
+                came_and_went |= {x for x in ids if x.startswith("f")}
+                up = page_all_pool(api, pool, states=[pb.NODE_STATE_HEALTHY])
+                assert up == sorted(set(up)) and not set(up) & set(dead), up
+                listings += 1
+        finally:
+            stop.set()
+            t.join(10)
+        assert errors == [] and listings >= 5, (errors, listings)
+        assert came_and_went, "no node lapsed during the churn"   # the index did move
+        for id in flappy:
+            assert api.heartbeat(id, tokens[id], pool=pool).state == pb.NODE_STATE_HEALTHY
+        assert page_all_pool(api, pool, states=lapsed) == dead
+        assert page_all_pool(api, pool, states=[pb.NODE_STATE_HEALTHY]) == flappy
+        r, seen = scanned(s, lambda: api.list(pool, page_size=100, states=lapsed))
+        assert [x.id for x in r.nodes] == dead and seen == len(dead)
+    assert s.stop() == 0
