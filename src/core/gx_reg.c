@@ -3066,6 +3066,7 @@ apply_node_put(gx_reg_t *reg, gx_reg_op_t *op)
     }
     if (op->flags & F_NEW)
         uatomic_set(&n->hb_unix_ms, ni->pb->last_heartbeat_unix_ms);
+    n->ckpt_hb = ni->pb->last_heartbeat_unix_ms; /* what the store now holds */
     op->revision = node_feed(n, EV_UPSERT, before);
     if (op->flags & F_REFRESH) /* new, or a fresh lease of life: out of any held list too */
         node_schedule(reg, n);
@@ -4239,14 +4240,35 @@ typedef struct {
     gx_reg_t *reg;
     gx_store_op_t ops[CKPT_BATCH];
     uint8_t *recs[CKPT_BATCH];
+    gx_reg_node_t *nodes[CKPT_BATCH];
+    int64_t hbs[CKPT_BATCH];
     size_t n;
 } ckpt_t;
 
+/*
+ * Writes the batch's records, fire and forget, except those of nodes with a
+ * write in flight (it holds a newer record).  The writer lock orders the
+ * batch with the workers' writes; it is held for this only, not while the
+ * records are made (the keeper, which alone applies writes, is busy here).
+ */
 static void
 ckpt_flush(ckpt_t *c)
 {
-    if (c->n > 0)
-        gx_store_submit(c->reg->st, c->ops, c->n, NULL, NULL);
+    size_t k = 0;
+
+    if (c->n == 0)
+        return;
+    pthread_mutex_lock(&c->reg->wlock);
+    for (size_t i = 0; i < c->n; i++) {
+        gx_reg_node_t *n = c->nodes[i];
+        if (pending_find(c->reg, 0, n->key, n->key_len) != NULL)
+            continue;
+        n->ckpt_hb = c->hbs[i];
+        c->ops[k++] = c->ops[i];
+    }
+    if (k > 0)
+        gx_store_submit(c->reg->st, c->ops, k, NULL, NULL);
+    pthread_mutex_unlock(&c->reg->wlock);
     for (size_t i = 0; i < c->n; i++)
         free(c->recs[i]);
     c->n = 0;
@@ -4256,7 +4278,6 @@ static int
 ckpt_pool(gx_reg_pool_t *p, void *arg)
 {
     ckpt_t *c = arg;
-
     gx_reg_node_t *n;
 
     for (wit_t it = {&p->ix}; (n = wit_next(&it)) != NULL;) {
@@ -4265,7 +4286,7 @@ ckpt_pool(gx_reg_pool_t *p, void *arg)
         gx_pb_node_t pb;
         size_t len;
 
-        if (hb == n->ckpt_hb || pending_find(c->reg, 0, n->key, n->key_len) != NULL)
+        if (hb == n->ckpt_hb)
             continue;
         pb = *ni->pb;
         pb.last_heartbeat_unix_ms = hb;
@@ -4273,15 +4294,15 @@ ckpt_pool(gx_reg_pool_t *p, void *arg)
         if (c->recs[c->n] == NULL)
             continue;
         c->ops[c->n] = (gx_store_op_t){GX_STORE_NODES, 0, n->key, n->key_len, c->recs[c->n], len};
-        c->n++;
-        n->ckpt_hb = hb;
-        if (c->n == CKPT_BATCH)
+        c->nodes[c->n] = n;
+        c->hbs[c->n] = hb;
+        if (++c->n == CKPT_BATCH)
             ckpt_flush(c);
     }
     return 0;
 }
 
-/* last-seen times, fire and forget, under the writer lock (ordered with puts) */
+/* the last-seen times that changed since the last checkpoint, a batch at a time (keeper) */
 static void
 checkpoint(gx_reg_t *reg)
 {
@@ -4291,10 +4312,8 @@ checkpoint(gx_reg_t *reg)
         return;
     c->reg = reg;
     c->n = 0;
-    pthread_mutex_lock(&reg->wlock);
     gx_reg_pool_foreach(reg, ckpt_pool, c);
     ckpt_flush(c);
-    pthread_mutex_unlock(&reg->wlock);
     free(c);
 }
 
