@@ -4426,6 +4426,10 @@ keeper_main(void *arg)
             next = gx_now_ms() + reg->o.tick_ms;
         }
     }
+    /* the workers are gone and the store still takes writes: the last-seen times too */
+    rcu_read_lock();
+    checkpoint(reg);
+    rcu_read_unlock();
     gx_reg_thread_offline();
     return NULL;
 }

@@ -53,3 +53,30 @@ def test_checkpoint_writes_only_what_changed(make_server, pb):
             got = api.get(id, "ck").last_heartbeat_unix_ms
             assert got == seen.get(id, registered[id]), (id, got)
     assert s.stop() == 0
+
+
+def test_clean_stop_writes_last_seen_times(make_server, pb):
+    """A clean stop (SIGTERM) checkpoints what changed since the last
+    checkpoint; a crash (SIGKILL) loses it.  Here no periodic checkpoint
+    comes in time (checkpoint_ms one hour)."""
+    conf = "server:\n  log_level: info\nregistry:\n  checkpoint_ms: 3600000\n"
+    s = make_server(config=conf)
+    got = {}
+    for how in ("term", "kill"):
+        with s.channel() as ch:
+            api = Api(ch, pb)
+            if how == "term":
+                api.create_pool("ck", heartbeat_interval_ms=60000)
+            token = api.register("x-" + how, "ck").lease_token
+            registered = api.get("x-" + how, "ck").last_heartbeat_unix_ms
+            time.sleep(0.05)
+            api.heartbeat("x-" + how, token, pool="ck")
+            beat = api.get("x-" + how, "ck").last_heartbeat_unix_ms
+            assert beat > registered
+        assert (s.stop() if how == "term" else s.kill()) in (0, -9)
+        s.start()
+        with s.channel() as ch:
+            got[how] = (Api(ch, pb).get("x-" + how, "ck").last_heartbeat_unix_ms, registered, beat)
+    assert got["term"][0] == got["term"][2], got      # written at the stop
+    assert got["kill"][0] == got["kill"][1], got      # only the Register's record
+    assert s.stop() == 0
