@@ -392,6 +392,8 @@ struct gx_reg_s {
     int keeper_running;
     pthread_t keeper;
     uint64_t next_ckpt;
+    uint64_t ckpts, ckpt_records; /* keeper writes, metrics read (atomics) */
+    uint64_t ckpt_last_ns;        /* the last checkpoint's scan and submit */
     gx_reg_node_t *grave;
     tlink_t *wheel;    /* keeper only: WHEEL_SLOTS lists of nodes by deadline */
     uint64_t wheel_at; /* keeper only: the last slot the wheel went past */
@@ -4243,6 +4245,7 @@ typedef struct {
     gx_reg_node_t *nodes[CKPT_BATCH];
     int64_t hbs[CKPT_BATCH];
     size_t n;
+    uint64_t written;
 } ckpt_t;
 
 /*
@@ -4266,8 +4269,8 @@ ckpt_flush(ckpt_t *c)
         n->ckpt_hb = c->hbs[i];
         c->ops[k++] = c->ops[i];
     }
-    if (k > 0)
-        gx_store_submit(c->reg->st, c->ops, k, NULL, NULL);
+    if (k > 0 && gx_store_submit(c->reg->st, c->ops, k, NULL, NULL) == 0)
+        c->written += k;
     pthread_mutex_unlock(&c->reg->wlock);
     for (size_t i = 0; i < c->n; i++)
         free(c->recs[i]);
@@ -4307,13 +4310,21 @@ static void
 checkpoint(gx_reg_t *reg)
 {
     ckpt_t *c = malloc(sizeof(*c));
+    uint64_t t0;
 
     if (c == NULL)
         return;
     c->reg = reg;
     c->n = 0;
+    c->written = 0;
+    t0 = gx_now_ns();
     gx_reg_pool_foreach(reg, ckpt_pool, c);
     ckpt_flush(c);
+    if (c->written > 0) {
+        uatomic_add(&reg->ckpt_records, c->written);
+        uatomic_set(&reg->ckpt_last_ns, gx_now_ns() - t0);
+        uatomic_inc(&reg->ckpts);
+    }
     free(c);
 }
 
@@ -4735,6 +4746,19 @@ gx_reg_metrics(gx_reg_t *reg, void *out)
                         "# TYPE galaxy_store_map_bytes gauge\ngalaxy_store_map_bytes %llu\n",
                         (unsigned long long)ss.commits, (unsigned long long)ss.failed,
                         (unsigned long long)ss.no_space, (unsigned long long)ss.map_size);
+    evbuffer_add_printf(out, "# HELP galaxy_checkpoints_total Checkpoints that wrote last-seen "
+                        "times.\n# TYPE galaxy_checkpoints_total counter\n"
+                        "galaxy_checkpoints_total %llu\n"
+                        "# HELP galaxy_checkpoint_records_total Last-seen times written by "
+                        "checkpoints.\n# TYPE galaxy_checkpoint_records_total counter\n"
+                        "galaxy_checkpoint_records_total %llu\n"
+                        "# HELP galaxy_checkpoint_last_seconds Time the last checkpoint took to "
+                        "make and queue its writes.\n"
+                        "# TYPE galaxy_checkpoint_last_seconds gauge\n"
+                        "galaxy_checkpoint_last_seconds %.6f\n",
+                        (unsigned long long)uatomic_read(&reg->ckpts),
+                        (unsigned long long)uatomic_read(&reg->ckpt_records),
+                        (double)uatomic_read(&reg->ckpt_last_ns) / 1e9);
     evbuffer_add_printf(out, "# HELP galaxy_registry_nodes Nodes in all pools (registry.max_nodes "
                         "%u).\n# TYPE galaxy_registry_nodes gauge\ngalaxy_registry_nodes %zu\n",
                         reg->o.max_nodes, uatomic_read(&reg->n_nodes));

@@ -35,6 +35,9 @@ def test_checkpoint_writes_only_what_changed(make_server, pb):
         before = commits(s)
         time.sleep(2.5)
         assert commits(s) == before
+        m = s.metrics()
+        assert m["galaxy_checkpoints_total"] == 0
+        assert m["galaxy_checkpoint_records_total"] == 0
         # heartbeats of three nodes: one checkpoint commit writes them, then nothing more
         beat = sorted(tokens)[:3]
         for id in beat:
@@ -44,6 +47,10 @@ def test_checkpoint_writes_only_what_changed(make_server, pb):
         assert wait_for(lambda: commits(s) == before + 1, 3), commits(s) - before
         time.sleep(1.5)
         assert commits(s) == before + 1
+        m = s.metrics()
+        assert m["galaxy_checkpoints_total"] == 1
+        assert m["galaxy_checkpoint_records_total"] == 3
+        assert 0 < m["galaxy_checkpoint_last_seconds"] < 1
     # a crash right after: the checkpointed times are what a restart finds
     s.kill()
     s.start()
