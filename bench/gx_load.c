@@ -25,11 +25,29 @@
  * not get exactly K responses, or got a malformed one, fails.  -n then counts
  * calls (streams), and the report adds messages/s and per-message latency.
  *
+ * Lease tokens, to register nodes and then heartbeat them: with --tokens-out
+ * FILE (unary calls only) the DATA of every response is kept (per stream, at
+ * most 64 KiB) and the response of a call that ends with grpc-status 0 must be
+ * one uncompressed, well-formed protobuf message with field 2 a non-empty
+ * string of printable characters (RegisterResponse.lease_token); FILE gets a
+ * line "NUMBER TOKEN" for it, NUMBER being the call's counter (--start + k),
+ * in no particular order.  A call whose response is not like that counts as
+ * bad-response-message.  With --tokens FILE, lines "NUMBER TOKEN" are read:
+ * every number a request uses (--start .. --start + -n - 1; with --stream-msgs
+ * every message's) must have exactly one, and every token as many characters
+ * as the token placeholder (--token-placeholder, default 48 '#'); every
+ * occurrence of that placeholder in the template is replaced, per request, by
+ * the request's token.
+ *
  *   cc -O2 -o gx_load bench/gx_load.c $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread
  *   gx_load -n 100000 -c 16 -m 32 --body reg.bin \
  *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/Register
  *   gx_load -n 256 -c 4 -m 64 --stream-msgs 4000 --stream-window 1 -d hb.bin --framed \
  *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/HeartbeatStream
+ *   gx_load -n 100000 -c 16 -m 32 -d reg.bin --tokens-out tokens.txt \
+ *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/Register
+ *   gx_load -n 100000 -c 16 -m 32 -d hb.bin --tokens tokens.txt \
+ *       http://127.0.0.1:50051/galaxy.pool.v1.NodeRegistry/Heartbeat
  */
 #define _GNU_SOURCE
 
@@ -64,6 +82,9 @@
 #define GX_LOAD_OUT_CHUNK   65536
 #define GX_LOAD_MAX_WINDOW  4096
 #define GX_LOAD_MAX_LAT     (1u << 24)   /* latency samples kept per thread */
+#define GX_LOAD_MAX_RESP    65536        /* --tokens-out: response bytes kept per call */
+#define GX_LOAD_TOKBUF      65536        /* --tokens-out: lines buffered per thread */
+#define GX_LOAD_MAX_TOKEN   1024         /* --tokens: longest token placeholder */
 
 /* grpc-status 0..16, then outcomes that carry no valid status */
 enum {
@@ -71,7 +92,7 @@ enum {
     ST_MISSING,        /* stream ended without a grpc-status */
     ST_INVALID,        /* grpc-status not a decimal 0..16 */
     ST_RESET,          /* RST_STREAM or connection lost before the end */
-    ST_BAD_MSG,        /* --stream-msgs: a response message is malformed */
+    ST_BAD_MSG,        /* --stream-msgs, --tokens-out: a response message is malformed */
     ST_MSG_COUNT,      /* --stream-msgs: grpc-status 0 but not one response per request */
     ST_TIMEOUT,        /* still in flight when --timeout expired */
     ST_COUNT
@@ -109,6 +130,14 @@ typedef struct {
     size_t marks[GX_LOAD_MAX_MARKS];
     size_t nmarks;
     size_t mark_len;
+    /* --tokens: the token placeholder's offsets, and the tokens by number - start */
+    size_t tmarks[GX_LOAD_MAX_MARKS];
+    size_t ntmarks;
+    size_t tok_len;
+    char *tokens;
+    /* --tokens-out */
+    FILE *tokens_out;
+    const char *tokens_out_path;
     /* shared by the threads */
     uint64_t issued;               /* atomic: requests taken so far */
     struct timespec t0;
@@ -181,6 +210,10 @@ struct gx_load_thread_s {
     uint64_t nlat;
     uint64_t lat_cap;
     struct timespec t_end;
+    char *tokbuf;                  /* --tokens-out: lines not yet written */
+    size_t tokbuf_len;
+    uint64_t tokens_written;
+    int tokens_failed;             /* a write to the --tokens-out file failed */
 };
 
 static double
@@ -215,6 +248,12 @@ stream_fill_body(const gx_load_t *g, gx_load_stream_t *s, uint64_t number)
 
     memcpy(s->body, g->body, g->body_len);
     s->body_len = g->body_len;
+    if (g->ntmarks > 0) {
+        const char *tok = g->tokens + (number - g->start) * g->tok_len;
+
+        for (size_t i = 0; i < g->ntmarks; i++)
+            memcpy(s->body + g->tmarks[i], tok, g->tok_len);
+    }
     if (g->nmarks == 0)
         return;
     snprintf(digits, sizeof(digits), "%0*llu", (int)g->mark_len, (unsigned long long)number);
@@ -433,6 +472,8 @@ stream_finish(gx_load_thread_t *th, gx_load_stream_t *s, int outcome)
     th->t_end = now;
 }
 
+static int stream_take_token(gx_load_thread_t *th, gx_load_stream_t *s, int32_t stream_id);
+
 static int
 on_stream_close_cb(nghttp2_session *sess, int32_t stream_id, uint32_t error_code,
                    void *user_data)
@@ -448,6 +489,9 @@ on_stream_close_cb(nghttp2_session *sess, int32_t stream_id, uint32_t error_code
     else if (s->grpc_status == 0 && c->th->g->stream_msgs > 0 &&
              (s->recvd != c->th->g->stream_msgs || s->sent != c->th->g->stream_msgs))
         outcome = ST_MSG_COUNT;
+    else if (s->grpc_status == 0 && c->th->g->tokens_out != NULL &&
+             stream_take_token(c->th, s, stream_id) != 0)
+        outcome = ST_BAD_MSG;
     else if (s->grpc_status >= 0)
         outcome = s->grpc_status;
     else if (error_code != NGHTTP2_NO_ERROR)
@@ -516,6 +560,109 @@ pb_well_formed(const uint8_t *p, size_t len)
     return 1;
 }
 
+/* --tokens-out: writes the thread's buffered lines to the file */
+static void
+tokens_flush(gx_load_thread_t *th)
+{
+    if (th->tokbuf_len > 0 &&
+        fwrite(th->tokbuf, 1, th->tokbuf_len, th->g->tokens_out) != th->tokbuf_len)
+        th->tokens_failed = 1;
+    th->tokbuf_len = 0;
+}
+
+/*
+ * --tokens-out, a unary call that ended with grpc-status 0: its response must
+ * be one uncompressed, well-formed message whose field 2 (the last one, as
+ * protobuf has it) is a string of 1..GX_LOAD_MAX_TOKEN printable characters;
+ * buffers the line "NUMBER TOKEN".  @return 0, or -1 if the response is not so
+ */
+static int
+stream_take_token(gx_load_thread_t *th, gx_load_stream_t *s, int32_t stream_id)
+{
+    const gx_load_t *g = th->g;
+    const uint8_t *p, *end, *tok = NULL;
+    size_t len, tlen = 0;
+    uint64_t key, v;
+    int nl;
+
+    if (s->bad)
+        return -1;    /* over GX_LOAD_MAX_RESP or out of memory: already recorded */
+    if (s->rgot < 5 || s->rbuf[0] != 0)
+        goto bad;
+    len = (size_t)s->rbuf[1] << 24 | (size_t)s->rbuf[2] << 16 | (size_t)s->rbuf[3] << 8 |
+          s->rbuf[4];
+    if (len != s->rgot - 5 || !pb_well_formed(s->rbuf + 5, len))
+        goto bad;
+    p = s->rbuf + 5;
+    end = p + len;
+    while (p < end) {    /* well-formed: every read below succeeds */
+        (void)pb_skip_varint(&p, end, &key);
+        switch (key & 7) {
+        case 0: (void)pb_skip_varint(&p, end, &v); v = 0; break;
+        case 1: v = 8; break;
+        case 5: v = 4; break;
+        default: /* 2 */
+            (void)pb_skip_varint(&p, end, &v);
+            if ((key >> 3) == 2) {
+                tok = p;
+                tlen = (size_t)v;
+            }
+            break;
+        }
+        p += v;
+    }
+    if (tok == NULL || tlen == 0 || tlen > GX_LOAD_MAX_TOKEN)
+        goto bad;
+    for (size_t i = 0; i < tlen; i++)
+        if (tok[i] <= ' ' || tok[i] >= 0x7f)
+            goto bad;
+    if (th->tokbuf_len + 24 + tlen > GX_LOAD_TOKBUF)
+        tokens_flush(th);
+    nl = snprintf(th->tokbuf + th->tokbuf_len, 24, "%llu ",
+                  (unsigned long long)(g->start + s->number));
+    th->tokbuf_len += (size_t)nl;
+    memcpy(th->tokbuf + th->tokbuf_len, tok, tlen);
+    th->tokbuf_len += tlen;
+    th->tokbuf[th->tokbuf_len++] = '\n';
+    th->tokens_written++;
+    return 0;
+bad:
+    record_error(th->g, "stream %d: response of %zu bytes is not one message with a lease "
+                 "token (field 2, a printable string)", stream_id, s->rgot);
+    return -1;
+}
+
+/* --tokens-out: keeps a unary call's response DATA, at most GX_LOAD_MAX_RESP bytes */
+static void
+stream_keep_data(gx_load_thread_t *th, gx_load_stream_t *s, int32_t stream_id,
+                 const uint8_t *data, size_t len)
+{
+    if (s == NULL || s->bad || len == 0)
+        return;
+    if (len > GX_LOAD_MAX_RESP - s->rgot) {
+        record_error(th->g, "stream %d: response over %u bytes", stream_id, GX_LOAD_MAX_RESP);
+        s->bad = 1;
+        return;
+    }
+    if (s->rgot + len > s->rcap) {
+        size_t cap = s->rcap ? s->rcap : 256;
+        uint8_t *p;
+
+        while (cap < s->rgot + len)
+            cap *= 2;
+        p = realloc(s->rbuf, cap);
+        if (p == NULL) {
+            record_error(th->g, "stream %d: out of memory for the response", stream_id);
+            s->bad = 1;
+            return;
+        }
+        s->rbuf = p;
+        s->rcap = cap;
+    }
+    memcpy(s->rbuf + s->rgot, data, len);
+    s->rgot += len;
+}
+
 /* one complete response message of a --stream-msgs call */
 static void
 stream_on_response(gx_load_conn_t *c, gx_load_stream_t *s, int32_t stream_id)
@@ -574,7 +721,7 @@ stream_on_prefix(gx_load_stream_t *s)
     return 0;
 }
 
-/* --stream-msgs: splits the response DATA into gRPC messages */
+/* --stream-msgs: splits the response DATA into gRPC messages; --tokens-out: keeps it */
 static int
 on_data_chunk_cb(nghttp2_session *sess, uint8_t flags, int32_t stream_id, const uint8_t *data,
                  size_t len, void *user_data)
@@ -584,8 +731,12 @@ on_data_chunk_cb(nghttp2_session *sess, uint8_t flags, int32_t stream_id, const 
     size_t n;
 
     (void)flags;
-    if (c->th->g->stream_msgs == 0)
+    if (c->th->g->stream_msgs == 0) {
+        if (c->th->g->tokens_out != NULL)
+            stream_keep_data(c->th, nghttp2_session_get_stream_user_data(sess, stream_id),
+                             stream_id, data, len);
         return 0;
+    }
     s = nghttp2_session_get_stream_user_data(sess, stream_id);
     while (s != NULL && len > 0) {
         if (s->rhdr_got < sizeof(s->rhdr)) {
@@ -881,6 +1032,8 @@ thread_main(void *arg)
     }
     if (th->t_end.tv_sec == 0)
         clock_gettime(CLOCK_MONOTONIC, &th->t_end);
+    if (g->tokens_out != NULL)
+        tokens_flush(th);
     return NULL;
 }
 
@@ -895,6 +1048,8 @@ thread_setup(gx_load_t *g, gx_load_thread_t *th, const struct addrinfo *ai)
     if (th->lat_cap > GX_LOAD_MAX_LAT)
         th->lat_cap = GX_LOAD_MAX_LAT;
     th->lat_us = malloc(th->lat_cap * sizeof(*th->lat_us));
+    if (g->tokens_out != NULL && (th->tokbuf = malloc(GX_LOAD_TOKBUF)) == NULL)
+        return -1;
     if (th->ev_timeout == NULL || th->conns == NULL || th->lat_us == NULL)
         return -1;
     for (unsigned i = 0; i < th->nconns; i++) {
@@ -939,6 +1094,7 @@ thread_teardown(gx_load_thread_t *th)
     }
     free(th->conns);
     free(th->lat_us);
+    free(th->tokbuf);
     if (th->ev_timeout != NULL)
         event_free(th->ev_timeout);
     if (th->base != NULL)
@@ -1080,7 +1236,14 @@ usage(void)
             "  --stream-msgs K   bidi streaming: every call sends K request messages, then\n"
             "                    half-closes, and must get K responses (-n counts calls)\n"
             "  --stream-window W requests of a stream awaiting their response (default 1)\n"
-            "  --expect-len N    --stream-msgs: every response message has N bytes\n",
+            "  --expect-len N    --stream-msgs: every response message has N bytes\n"
+            "  --tokens-out FILE unary: write \"NUMBER TOKEN\" per OK call, TOKEN being field 2\n"
+            "                    (a string) of its response; a response without it is an error\n"
+            "  --tokens FILE     read \"NUMBER TOKEN\" lines, one for every request number used\n"
+            "                    (--start .. --start + requests - 1; --stream-msgs: messages),\n"
+            "                    and put each request's token in place of the token placeholder\n"
+            "  --token-placeholder S  with --tokens: the bytes replaced by the token, as long\n"
+            "                    as every token (default 48 '#')\n",
             GX_LOAD_MAX_HEADERS);
     exit(2);
 }
@@ -1116,9 +1279,26 @@ parse_url(gx_load_t *g, char *url)
     return 0;
 }
 
+/* the offsets of @p mark in the template (after the prefix); @return how many */
+static size_t
+find_marks(const gx_load_t *g, const char *mark, size_t mark_len, size_t *marks)
+{
+    size_t n = 0;
+
+    for (size_t i = 5; i + mark_len <= g->body_len && n < GX_LOAD_MAX_MARKS;) {
+        if (memcmp(g->body + i, mark, mark_len) == 0) {
+            marks[n++] = i;
+            i += mark_len;
+        } else {
+            i++;
+        }
+    }
+    return n;
+}
+
 /* reads the template, frames it if needed and finds the placeholders */
 static int
-load_body(gx_load_t *g, const char *file, int framed, const char *mark)
+load_body(gx_load_t *g, const char *file, int framed, const char *mark, const char *tmark)
 {
     FILE *f = fopen(file, "rb");
     uint8_t *buf = malloc(GX_LOAD_MAX_BODY + 5);
@@ -1142,15 +1322,112 @@ load_body(gx_load_t *g, const char *file, int framed, const char *mark)
     g->mark_len = strlen(mark);
     if (g->mark_len == 0 || g->mark_len > 19)
         return -1;
-    for (size_t i = 5; i + g->mark_len <= g->body_len && g->nmarks < GX_LOAD_MAX_MARKS;) {
-        if (memcmp(g->body + i, mark, g->mark_len) == 0) {
-            g->marks[g->nmarks++] = i;
-            i += g->mark_len;
-        } else {
-            i++;
-        }
+    g->nmarks = find_marks(g, mark, g->mark_len, g->marks);
+    if (tmark == NULL)
+        return 0;
+    g->tok_len = strlen(tmark);
+    if (g->tok_len == 0 || g->tok_len > GX_LOAD_MAX_TOKEN)
+        return -1;
+    g->ntmarks = find_marks(g, tmark, g->tok_len, g->tmarks);
+    if (g->ntmarks == 0) {
+        fprintf(stderr, "gx_load: the token placeholder \"%s\" is not in %s\n", tmark, file);
+        return -1;
     }
+    /* the two placeholders must not share a byte */
+    for (size_t i = 0; i < g->nmarks; i++)
+        for (size_t j = 0; j < g->ntmarks; j++)
+            if (g->marks[i] < g->tmarks[j] + g->tok_len &&
+                g->tmarks[j] < g->marks[i] + g->mark_len) {
+                fprintf(stderr, "gx_load: the placeholders overlap in %s\n", file);
+                return -1;
+            }
     return 0;
+}
+
+/*
+ * --tokens: reads "NUMBER TOKEN" lines into g->tokens, indexed by NUMBER -
+ * start, for the @p count numbers the requests use.  A number out of range or
+ * given twice, a token not as long as the placeholder or with a blank inside,
+ * a malformed line, or a number without a token: a message and @return -1
+ */
+static int
+load_tokens(gx_load_t *g, const char *file, uint64_t count)
+{
+    FILE *f = fopen(file, "r");
+    uint8_t *have = calloc(count, 1);
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t len;
+    uint64_t got = 0;
+    int rv = -1;
+
+    g->tokens = malloc(count * g->tok_len);
+    if (f == NULL || have == NULL || g->tokens == NULL) {
+        fprintf(stderr, "gx_load: %s: %s\n", file, f == NULL ? strerror(errno) : "no memory");
+        goto out;
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *p = line, *num_end, *tok;
+        unsigned long long num;
+        size_t tl;
+
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (*p < '0' || *p > '9')
+            goto bad;
+        errno = 0;
+        num = strtoull(p, &num_end, 10);
+        if (errno != 0 || *num_end != ' ')
+            goto bad;
+        tok = num_end + 1;
+        tl = strlen(tok);
+        if (tl != g->tok_len || strpbrk(tok, " \t") != NULL) {
+            fprintf(stderr, "gx_load: %s:%zu: the token has %zu characters or a blank, the token "
+                    "placeholder %zu\n", file, lineno, tl, g->tok_len);
+            goto out;
+        }
+        if (num < g->start || num - g->start >= count) {
+            fprintf(stderr, "gx_load: %s:%zu: number %llu is not one of the requests' "
+                    "(%llu .. %llu)\n", file, lineno, num, (unsigned long long)g->start,
+                    (unsigned long long)(g->start + count - 1));
+            goto out;
+        }
+        if (have[num - g->start]) {
+            fprintf(stderr, "gx_load: %s:%zu: a second token for %llu\n", file, lineno, num);
+            goto out;
+        }
+        have[num - g->start] = 1;
+        memcpy(g->tokens + (num - g->start) * g->tok_len, tok, g->tok_len);
+        got++;
+        continue;
+bad:
+        fprintf(stderr, "gx_load: %s:%zu: not \"NUMBER TOKEN\"\n", file, lineno);
+        goto out;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "gx_load: %s: %s\n", file, strerror(errno));
+        goto out;
+    }
+    if (got != count) {
+        uint64_t i = 0;
+
+        while (have[i])
+            i++;
+        fprintf(stderr, "gx_load: %s has tokens for %llu of the %llu request numbers; none for "
+                "%llu, for one\n", file, (unsigned long long)got, (unsigned long long)count,
+                (unsigned long long)(g->start + i));
+        goto out;
+    }
+    rv = 0;
+out:
+    free(line);
+    free(have);
+    if (f != NULL)
+        fclose(f);
+    return rv;
 }
 
 static uint64_t
@@ -1173,9 +1450,12 @@ parse_args(gx_load_t *g, int argc, char **argv)
         {"stream-msgs", required_argument, NULL, 'K'},
         {"stream-window", required_argument, NULL, 'W'},
         {"expect-len", required_argument, NULL, 'L'},
+        {"tokens-out", required_argument, NULL, 'O'}, {"tokens", required_argument, NULL, 'I'},
+        {"token-placeholder", required_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    const char *body = NULL, *mark = "@@@@@@@@";
+    static char default_tmark[49];
+    const char *body = NULL, *mark = "@@@@@@@@", *tokens = NULL, *tmark = NULL;
     const char *extra[GX_LOAD_MAX_HEADERS];
     size_t nextra = 0;
     int framed = 0, o;
@@ -1200,6 +1480,9 @@ parse_args(gx_load_t *g, int argc, char **argv)
         case 'K': g->stream_msgs = strtoull(optarg, NULL, 10); break;
         case 'W': g->window = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': g->expect_len = strtol(optarg, NULL, 10); break;
+        case 'O': g->tokens_out_path = optarg; break;
+        case 'I': tokens = optarg; break;
+        case 'Q': tmark = optarg; break;
         case 'H':
             if (nextra == GX_LOAD_MAX_HEADERS || strchr(optarg, ':') == NULL)
                 usage();
@@ -1217,8 +1500,20 @@ parse_args(gx_load_t *g, int argc, char **argv)
         usage();
     if (g->threads > g->conns)
         g->threads = g->conns;
-    if (load_body(g, body, framed, mark) != 0)
+    if ((g->tokens_out_path != NULL && g->stream_msgs > 0) || (tmark != NULL && tokens == NULL)) {
+        fprintf(stderr, "gx_load: --tokens-out is for unary calls (no --stream-msgs), "
+                "--token-placeholder needs --tokens\n");
         usage();
+    }
+    if (tokens != NULL && tmark == NULL) {
+        memset(default_tmark, '#', sizeof(default_tmark) - 1);
+        tmark = default_tmark;
+    }
+    if (load_body(g, body, framed, mark, tokens != NULL ? tmark : NULL) != 0)
+        usage();
+    if (tokens != NULL &&
+        load_tokens(g, tokens, g->n * (g->stream_msgs ? g->stream_msgs : 1)) != 0)
+        exit(2);
     if (g->nmarks > 0 && g->mark_len < 19 &&
         g->start + g->n * (g->stream_msgs ? g->stream_msgs : 1) > pow10u(g->mark_len)) {
         fprintf(stderr, "gx_load: --start + -n exceeds %zu digits of the placeholder\n",
@@ -1269,6 +1564,10 @@ main(int argc, char **argv)
     ths = calloc(g.threads, sizeof(*ths));
     if (ths == NULL)
         return 1;
+    if (g.tokens_out_path != NULL && (g.tokens_out = fopen(g.tokens_out_path, "w")) == NULL) {
+        fprintf(stderr, "gx_load: %s: %s\n", g.tokens_out_path, strerror(errno));
+        return 1;
+    }
     pthread_mutex_init(&g.err_lock, NULL);
     pthread_barrier_init(&g.go, NULL, g.threads + 1);
     printf("gx_load: %llu %s to http://%s%s, %u connection(s) x %u stream(s), "
@@ -1279,6 +1578,9 @@ main(int argc, char **argv)
     if (g.stream_msgs > 0)
         printf("gx_load: %llu request messages per stream, at most %u awaiting a response\n",
                (unsigned long long)g.stream_msgs, g.window);
+    if (g.ntmarks > 0)
+        printf("gx_load: %zu token placeholder(s) of %zu bytes, a token per request number\n",
+               g.ntmarks, g.tok_len);
     for (unsigned t = 0; t < g.threads; t++) {
         ths[t].nconns = g.conns / g.threads + (t < g.conns % g.threads);
         if (thread_setup(&g, &ths[t], ai) != 0) {
@@ -1295,10 +1597,25 @@ main(int argc, char **argv)
     for (unsigned t = 0; t < g.threads; t++)
         pthread_join(ths[t].tid, NULL);
     status = report(&g, ths);
+    if (g.tokens_out != NULL) {
+        uint64_t written = 0;
+        int failed = 0;
+
+        for (unsigned t = 0; t < g.threads; t++) {
+            written += ths[t].tokens_written;
+            failed |= ths[t].tokens_failed;
+        }
+        if (fclose(g.tokens_out) != 0 || failed) {
+            fprintf(stderr, "gx_load: writing %s failed\n", g.tokens_out_path);
+            status = 1;
+        }
+        printf("tokens: %llu written to %s\n", (unsigned long long)written, g.tokens_out_path);
+    }
     for (unsigned t = 0; t < g.threads; t++)
         thread_teardown(&ths[t]);
     free(ths);
     free(g.body);
+    free(g.tokens);
     fflush(stdout);
     return status;
 }
