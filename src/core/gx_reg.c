@@ -1498,6 +1498,38 @@ node_record(const gx_pb_node_t *pb, const char *token, size_t *len)
     return buf;
 }
 
+/*
+ * A node's last-seen time lives in its record (as of the record's write) and,
+ * once a checkpoint has written it, under the same key in GX_STORE_SEEN:
+ * 8 bytes, little-endian.  The newer of the two is the node's.
+ */
+#define SEEN_LEN 8
+
+static void
+seen_put(uint8_t *b, int64_t ms)
+{
+    for (int i = 0; i < SEEN_LEN; i++)
+        b[i] = (uint8_t)((uint64_t)ms >> (8 * i));
+}
+
+static int64_t
+seen_get(const uint8_t *b)
+{
+    uint64_t v = 0;
+
+    for (int i = SEEN_LEN - 1; i >= 0; i--)
+        v = v << 8 | b[i];
+    return (int64_t)v;
+}
+
+/* the two deletes that take a node out of the store: its record and its last-seen time */
+static void
+node_del_ops(gx_store_op_t *ops, const void *key, size_t key_len)
+{
+    ops[0] = (gx_store_op_t){GX_STORE_NODES, 1, key, key_len, NULL, 0};
+    ops[1] = (gx_store_op_t){GX_STORE_SEEN, 1, key, key_len, NULL, 0};
+}
+
 /* A protobuf-c allocator carving 8-byte aligned pieces from [p, end); free does nothing. */
 typedef struct {
     uint8_t *p, *end;
@@ -3722,7 +3754,7 @@ int
 gx_reg_node_deregister_submit(gx_reg_t *reg, const char *pool, const char *id,
                               const char *token, gx_reg_op_t *op, gx_reg_why_t *why)
 {
-    gx_store_op_t sop = {GX_STORE_NODES, 1, NULL, 0, NULL, 0};
+    gx_store_op_t sops[2];
     target_t t;
     int rv;
 
@@ -3733,11 +3765,10 @@ gx_reg_node_deregister_submit(gx_reg_t *reg, const char *pool, const char *id,
         rv = why_set(why, GX_STATUS_PERMISSION_DENIED, "lease_token: not the lease of node "
                      "\"%s\"", id);
     if (rv == 0) {
-        sop.key = t.key;
-        sop.key_len = t.key_len;
+        node_del_ops(sops, t.key, t.key_len);
         op->obj = NULL;
         op->flags = 0;
-        rv = op_submit(reg, op, OP_NODE_DEL, t.key, t.key_len, &sop, 1, why);
+        rv = op_submit(reg, op, OP_NODE_DEL, t.key, t.key_len, sops, 2, why);
     }
     pthread_mutex_unlock(&reg->wlock);
     gx_reg_read_end();
@@ -3914,12 +3945,12 @@ pool_delete_locked(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
     if (!force && p->ix.total > 0)
         return why_set(why, GX_STATUS_FAILED_PRECONDITION, "name: pool \"%s\" still has %zu "
                        "nodes (force deletes them)", name, p->ix.total);
-    sops = calloc(p->ix.total + 1, sizeof(*sops));
+    sops = calloc(2 * p->ix.total + 1, sizeof(*sops));
     if (sops == NULL)
         return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     sops[n++] = (gx_store_op_t){GX_STORE_POOLS, 1, name, strlen(name), NULL, 0};
-    for (wit_t it = {&p->ix}; (nd = wit_next(&it)) != NULL;)
-        sops[n++] = (gx_store_op_t){GX_STORE_NODES, 1, nd->key, nd->key_len, NULL, 0};
+    for (wit_t it = {&p->ix}; (nd = wit_next(&it)) != NULL; n += 2)
+        node_del_ops(sops + n, nd->key, nd->key_len);
     op->obj = NULL;
     op->flags = 0;
     rv = op_submit(reg, op, OP_POOL_DEL, name, strlen(name), sops, n, why);
@@ -4095,11 +4126,12 @@ wheel_advance(gx_reg_t *reg, uint64_t now, tlink_t *gone)
 static void
 sweep_remove(gx_reg_t *reg, gx_reg_node_t *n)
 {
-    gx_store_op_t sop = {GX_STORE_NODES, 1, n->key, n->key_len, NULL, 0};
+    gx_store_op_t sops[2];
 
     gx_log(GX_LOG_INFO, "node removed pool=%s node=%s reason=\"down past retention\"",
            n->pool->name, n->id);
-    gx_store_submit(reg->st, &sop, 1, NULL, NULL);
+    node_del_ops(sops, n->key, n->key_len);
+    gx_store_submit(reg->st, sops, 2, NULL, NULL);
     node_remove(reg, n);
 }
 
@@ -4241,7 +4273,7 @@ pools_update(gx_reg_t *reg, uint64_t now)
 typedef struct {
     gx_reg_t *reg;
     gx_store_op_t ops[CKPT_BATCH];
-    uint8_t *recs[CKPT_BATCH];
+    uint8_t seen[CKPT_BATCH][SEEN_LEN];
     gx_reg_node_t *nodes[CKPT_BATCH];
     int64_t hbs[CKPT_BATCH];
     size_t n;
@@ -4249,10 +4281,11 @@ typedef struct {
 } ckpt_t;
 
 /*
- * Writes the batch's records, fire and forget, except those of nodes with a
- * write in flight (it holds a newer record).  The writer lock orders the
- * batch with the workers' writes; it is held for this only, not while the
- * records are made (the keeper, which alone applies writes, is busy here).
+ * Writes the batch's last-seen times, fire and forget, except those of nodes
+ * with a write in flight (a Deregister's delete must come last).  The writer
+ * lock orders the batch with the workers' writes; it is held for this only,
+ * not while the batch is made (the keeper, which alone applies writes, is
+ * busy here).
  */
 static void
 ckpt_flush(ckpt_t *c)
@@ -4272,8 +4305,6 @@ ckpt_flush(ckpt_t *c)
     if (k > 0 && gx_store_submit(c->reg->st, c->ops, k, NULL, NULL) == 0)
         c->written += k;
     pthread_mutex_unlock(&c->reg->wlock);
-    for (size_t i = 0; i < c->n; i++)
-        free(c->recs[i]);
     c->n = 0;
 }
 
@@ -4285,18 +4316,12 @@ ckpt_pool(gx_reg_pool_t *p, void *arg)
 
     for (wit_t it = {&p->ix}; (n = wit_next(&it)) != NULL;) {
         int64_t hb = uatomic_read(&n->hb_unix_ms);
-        ninfo_t *ni = rcu_dereference(n->info);
-        gx_pb_node_t pb;
-        size_t len;
 
         if (hb == n->ckpt_hb)
             continue;
-        pb = *ni->pb;
-        pb.last_heartbeat_unix_ms = hb;
-        c->recs[c->n] = node_record(&pb, ni->token, &len);
-        if (c->recs[c->n] == NULL)
-            continue;
-        c->ops[c->n] = (gx_store_op_t){GX_STORE_NODES, 0, n->key, n->key_len, c->recs[c->n], len};
+        seen_put(c->seen[c->n], hb);
+        c->ops[c->n] = (gx_store_op_t){GX_STORE_SEEN, 0, n->key, n->key_len, c->seen[c->n],
+                                       SEEN_LEN};
         c->nodes[c->n] = n;
         c->hbs[c->n] = hb;
         if (++c->n == CKPT_BATCH)
@@ -4450,7 +4475,9 @@ keeper_main(void *arg)
 typedef struct {
     gx_reg_t *reg;
     size_t pools, nodes, skipped;
-    uint64_t base; /* this start's first revision (epoch_next) */
+    uint64_t base;   /* this start's first revision (epoch_next) */
+    uint8_t *stale;  /* keys of last-seen times without a node: a length byte, the key */
+    size_t stale_len, stale_cap, stale_n;
 } load_t;
 
 static int
@@ -4478,7 +4505,8 @@ load_pool_locked(load_t *l, const void *val, size_t val_len)
 }
 
 static int
-load_node_locked(load_t *l, const void *key, size_t key_len, const void *val, size_t val_len)
+load_node_locked(load_t *l, const void *key, size_t key_len, const void *val, size_t val_len,
+                 const void *seen, size_t seen_len)
 {
     ninfo_t *ni = node_record_parse(val, val_len);
     gx_reg_pool_t *p = ni != NULL ? gx_reg_pool_find(l->reg, ni->pb->pool) : NULL;
@@ -4503,7 +4531,10 @@ load_node_locked(load_t *l, const void *key, size_t key_len, const void *val, si
     node_init_live(n, ni->pb->state == GALAXY__POOL__V1__NODE_STATE__NODE_STATE_DRAINING);
     fed_set(n, n->state);
     node_schedule(l->reg, n);
-    n->hb_unix_ms = n->ckpt_hb = ni->pb->last_heartbeat_unix_ms;
+    n->hb_unix_ms = ni->pb->last_heartbeat_unix_ms;
+    if (seen_len == SEEN_LEN && seen_get(seen) > n->hb_unix_ms)
+        n->hb_unix_ms = seen_get(seen);
+    n->ckpt_hb = n->hb_unix_ms;
     /* the change that made it happened before this start: count it there */
     n->revision = ni->pb->revision > l->base ? ni->pb->revision : l->base;
     if (n->revision > p->revision)
@@ -4529,14 +4560,62 @@ load_pool(const void *key, size_t key_len, const void *val, size_t val_len, void
     return rv;
 }
 
+_Static_assert(KEY_MAX <= 255, "load_stale() keeps a key's length in a byte");
+
+/* a last-seen time whose node is gone (written by a build that kept it on delete) */
 static int
-load_node(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+load_stale(load_t *l, const void *key, size_t key_len)
+{
+    if (key_len > KEY_MAX)
+        return 0;
+    if (l->stale_cap - l->stale_len < 1 + key_len) {
+        size_t cap = l->stale_cap ? 2 * l->stale_cap : 4096;
+        uint8_t *b = realloc(l->stale, cap);
+        if (b == NULL)
+            return GX_ENOMEM;
+        l->stale = b;
+        l->stale_cap = cap;
+    }
+    l->stale[l->stale_len] = (uint8_t)key_len;
+    memcpy(l->stale + l->stale_len + 1, key, key_len);
+    l->stale_len += 1 + key_len;
+    l->stale_n++;
+    return 0;
+}
+
+/* deletes the stale last-seen times load_stale() kept, durably, a batch at a time */
+static int
+load_stale_drop(load_t *l)
+{
+    gx_store_op_t ops[256];
+    size_t at = 0, n = 0;
+    int rv = 0;
+
+    while (rv == 0 && at < l->stale_len) {
+        size_t kl = l->stale[at];
+        ops[n++] = (gx_store_op_t){GX_STORE_SEEN, 1, l->stale + at + 1, kl, NULL, 0};
+        at += 1 + kl;
+        if (n == sizeof(ops) / sizeof(ops[0]) || at == l->stale_len) {
+            rv = gx_store_submit_sync(l->reg->st, ops, n);
+            n = 0;
+        }
+    }
+    free(l->stale);
+    l->stale = NULL;
+    return rv;
+}
+
+static int
+load_node(const void *key, size_t key_len, const void *val, size_t val_len, const void *seen,
+          size_t seen_len, void *arg)
 {
     load_t *l = arg;
     int rv;
 
+    if (val == NULL)
+        return load_stale(l, key, key_len);
     rcu_read_lock();
-    rv = load_node_locked(l, key, key_len, val, val_len);
+    rv = load_node_locked(l, key, key_len, val, val_len, seen, seen_len);
     rcu_read_unlock();
     nodes_table_grow(l->reg);
     return rv;
@@ -4656,7 +4735,7 @@ grace_start_one(gx_reg_pool_t *p, void *arg)
 static int
 recover(gx_reg_t *reg, char *err, size_t errlen)
 {
-    load_t l = {reg, 0, 0, 0, 0};
+    load_t l = {reg, 0, 0, 0, 0, NULL, 0, 0, 0};
     void *v = NULL;
     size_t vl = 0;
     int rv;
@@ -4670,7 +4749,13 @@ recover(gx_reg_t *reg, char *err, size_t errlen)
     if (rv == 0)
         rv = gx_store_scan(reg->st, GX_STORE_POOLS, load_pool, &l);
     if (rv == 0)
-        rv = gx_store_scan(reg->st, GX_STORE_NODES, load_node, &l);
+        rv = gx_store_scan_join(reg->st, GX_STORE_NODES, GX_STORE_SEEN, load_node, &l);
+    if (rv == 0 && l.stale_n > 0) {
+        gx_log(GX_LOG_WARN, "registry: last-seen times of nodes no longer stored removed=%zu",
+               l.stale_n);
+        rv = load_stale_drop(&l);
+    }
+    free(l.stale);
     if (rv != 0) {
         snprintf(err, errlen, "registry: cannot load the store: %s", gx_strerror(rv));
         return rv;

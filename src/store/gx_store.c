@@ -76,7 +76,7 @@
 
 static const char *const table_names[GX_STORE_TABLES] = {
     [GX_STORE_META] = "meta", [GX_STORE_POOLS] = "pools", [GX_STORE_NODES] = "nodes",
-    [GX_STORE_KEYS] = "keys", [GX_STORE_JOBS] = "jobs",
+    [GX_STORE_KEYS] = "keys", [GX_STORE_JOBS] = "jobs", [GX_STORE_SEEN] = "seen",
 };
 
 /* One submitted batch: its operations, then the bytes of their keys and values. */
@@ -936,36 +936,94 @@ gx_store_count(gx_store_t *st, gx_store_table_t table, size_t *out)
     return rc;
 }
 
-int
-gx_store_scan(gx_store_t *st, gx_store_table_t table,
-              int (*fn)(const void *key, size_t key_len, const void *val, size_t val_len,
-                        void *arg),
-              void *arg)
-{
-    MDB_cursor *cur = NULL;
-    MDB_txn *txn = NULL;
-    MDB_cursor_op op = MDB_FIRST;
-    MDB_val k, v;
-    int rc, ret = 0;
+typedef int scan_fn(const void *key, size_t key_len, const void *val, size_t val_len,
+                    void *arg);
+typedef int join_fn(const void *key, size_t key_len, const void *val, size_t val_len,
+                    const void *side_val, size_t side_len, void *arg);
 
-    if (!table_ok(table) || fn == NULL)
-        return GX_EINVAL;
+/* one table's cursor in a scan: at its current record, or at its end */
+typedef struct {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int end;
+} walk_t;
+
+static int
+walk_next(walk_t *w, MDB_cursor_op op)
+{
+    int rc = w->cur != NULL ? mdb_cursor_get(w->cur, &w->k, &w->v, op) : MDB_NOTFOUND;
+
+    w->end = rc != 0;
+    if (rc == 0 && w->v.mv_data == NULL)
+        w->v.mv_data = (void *)""; /* present, if empty: only absence is NULL */
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * gx_store_scan() and, with a side table (not GX_STORE_TABLES), the merge of
+ * gx_store_scan_join(): both cursors move forward only, the one at the
+ * smaller key first, both at once on equal keys.
+ */
+static int
+scan(gx_store_t *st, gx_store_table_t table, gx_store_table_t side, scan_fn *fn,
+     join_fn *join, void *arg)
+{
+    walk_t m = {NULL, {0, NULL}, {0, NULL}, 1}, s = m;
+    MDB_txn *txn = NULL;
+    int rc, c, ret = 0;
+
     rc = read_begin(st, &txn);
     if (rc != 0)
         return rc;
-    rc = mdb_cursor_open(txn, st->dbi[table], &cur);
-    while (rc == 0 && ret == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, op);
-        op = MDB_NEXT;
-        if (rc == 0)
-            ret = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+    rc = mdb_cursor_open(txn, st->dbi[table], &m.cur);
+    if (rc == 0 && side != GX_STORE_TABLES)
+        rc = mdb_cursor_open(txn, st->dbi[side], &s.cur);
+    if (rc == 0)
+        rc = walk_next(&m, MDB_FIRST);
+    if (rc == 0)
+        rc = walk_next(&s, MDB_FIRST);
+    while (rc == 0 && ret == 0 && !(m.end && s.end)) {
+        if (join == NULL) {
+            ret = fn(m.k.mv_data, m.k.mv_size, m.v.mv_data, m.v.mv_size, arg);
+            rc = walk_next(&m, MDB_NEXT);
+            continue;
+        }
+        c = m.end ? 1 : s.end ? -1 : mdb_cmp(txn, st->dbi[table], &m.k, &s.k);
+        if (c <= 0)
+            ret = join(m.k.mv_data, m.k.mv_size, m.v.mv_data, m.v.mv_size,
+                       c == 0 ? s.v.mv_data : NULL, c == 0 ? s.v.mv_size : 0, arg);
+        else
+            ret = join(s.k.mv_data, s.k.mv_size, NULL, 0, s.v.mv_data, s.v.mv_size, arg);
+        if (c <= 0)
+            rc = walk_next(&m, MDB_NEXT);
+        if (c >= 0 && rc == 0)
+            rc = walk_next(&s, MDB_NEXT);
     }
-    if (cur != NULL)
-        mdb_cursor_close(cur);
+    if (s.cur != NULL)
+        mdb_cursor_close(s.cur);
+    if (m.cur != NULL)
+        mdb_cursor_close(m.cur);
     read_end(st, txn);
     if (ret != 0)
         return ret;
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : GX_EIO;
+    return rc == 0 ? 0 : GX_EIO;
+}
+
+int
+gx_store_scan(gx_store_t *st, gx_store_table_t table, scan_fn *fn, void *arg)
+{
+    if (!table_ok(table) || fn == NULL)
+        return GX_EINVAL;
+    return scan(st, table, GX_STORE_TABLES, fn, NULL, arg);
+}
+
+int
+gx_store_scan_join(gx_store_t *st, gx_store_table_t table, gx_store_table_t side, join_fn *fn,
+                   void *arg)
+{
+    if (!table_ok(table) || !table_ok(side) || side == table || fn == NULL)
+        return GX_EINVAL;
+    return scan(st, table, side, NULL, fn, arg);
 }
 
 void

@@ -45,6 +45,7 @@ typedef enum {
     GX_STORE_NODES, /**< "<pool>\0<node id>" → node record */
     GX_STORE_KEYS,  /**< api key id → key record (salted hash, never the secret) */
     GX_STORE_JOBS,  /**< job id → Job */
+    GX_STORE_SEEN,  /**< "<pool>\0<node id>" → last-seen time, 8 bytes little-endian ms */
     GX_STORE_TABLES
 } gx_store_table_t;
 
@@ -145,6 +146,21 @@ int gx_store_scan(gx_store_t *st, gx_store_table_t table,
                   int (*fn)(const void *key, size_t key_len, const void *val, size_t val_len,
                             void *arg),
                   void *arg);
+
+/**
+ * gx_store_scan() of two tables at once, merged by key: @p fn gets every key
+ * either table holds, in key order, with the value of @p table (@p val) and
+ * the value of @p side (@p side_val) under it; the one of a table that lacks
+ * the key is NULL, with length 0.  One read transaction, each table walked
+ * once.  The same rules as gx_store_scan() hold for @p fn.
+ * @return 0, fn's value, GX_EINVAL (tables), GX_EIO
+ * @note thread: any
+ */
+int gx_store_scan_join(gx_store_t *st, gx_store_table_t table, gx_store_table_t side,
+                       int (*fn)(const void *key, size_t key_len, const void *val,
+                                 size_t val_len, const void *side_val, size_t side_len,
+                                 void *arg),
+                       void *arg);
 
 /**
  * The number of records in @p table (LMDB's own count: no scan), e.g. to

@@ -7,6 +7,7 @@ it; the store's commit counter shows what the checkpoints wrote."""
 import importlib
 import time
 
+import grpc
 import pytest
 
 from conftest import wait_for
@@ -18,6 +19,15 @@ CONF = "server:\n  log_level: info\nregistry:\n  checkpoint_ms: 1000\n"
 @pytest.fixture(scope="module")
 def pb(protos):
     return importlib.import_module("galaxy.pool.v1.pool_pb2")
+
+
+def present(api, id, pool):
+    try:
+        api.get(id, pool)
+        return True
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.NOT_FOUND
+        return False
 
 
 def commits(server):
@@ -87,3 +97,40 @@ def test_clean_stop_writes_last_seen_times(make_server, pb):
     assert got["term"][0] == got["term"][2], got      # written at the stop
     assert got["kill"][0] == got["kill"][1], got      # only the Register's record
     assert s.stop() == 0
+
+
+def test_deleted_nodes_take_their_last_seen_time_along(make_server, pb):
+    """A checkpoint writes a node's last-seen time beside its record; every
+    way a node leaves the store (Deregister, DeletePool with force, removal
+    past retention) deletes both, so a restart finds no time without its
+    node (it would say so in the log, and remove them)."""
+    conf = ("server:\n  log_level: info\nregistry:\n  checkpoint_ms: 1000\n"
+            "  retention_factor: 1\n")
+    s = make_server(config=conf)
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool("ck", heartbeat_interval_ms=60000)
+        api.create_pool("doomed", heartbeat_interval_ms=60000)
+        api.create_pool("gone", heartbeat_interval_ms=100, node_ttl_ms=300)
+        nodes = [("ck", "a"), ("ck", "b"), ("doomed", "y1"), ("doomed", "y2"), ("gone", "x")]
+        tokens = {n: api.register(n[1], n[0]).lease_token for n in nodes}
+        time.sleep(0.01)
+        before = s.metrics()["galaxy_checkpoint_records_total"]
+        for (pool, id), token in tokens.items():
+            api.heartbeat(id, token, pool=pool)
+        beat = api.get("a", "ck").last_heartbeat_unix_ms
+        assert wait_for(lambda: s.metrics()["galaxy_checkpoint_records_total"] >= before + 5,
+                        5)
+        api.Deregister(pb.DeregisterRequest(pool="ck", node_id="b",
+                                            lease_token=tokens[("ck", "b")]), timeout=5)
+        api.DeletePool(pb.DeletePoolRequest(name="doomed", force=True), timeout=5)
+        assert wait_for(lambda: not present(api, "x", "gone"), 5)
+    assert s.stop() == 0
+    s.start()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        assert api.get("a", "ck").last_heartbeat_unix_ms == beat
+        assert [n.id for n in api.list("ck").nodes] == ["a"]
+    assert s.stop() == 0
+    assert "registry loaded pools=5 nodes=1 " in s.log()
+    assert "no longer stored" not in s.log()

@@ -1045,6 +1045,92 @@ START_TEST(test_reopen_scan)
 }
 END_TEST
 
+/* gx_store_scan_join(): "key table-value|side-value" per call, "-" for absent */
+typedef struct {
+    char got[8][32];
+    int n, stop_at;
+} join_t;
+
+static void
+join_val(char *p, size_t room, const void *v, size_t len)
+{
+    if (v == NULL)
+        snprintf(p, room, "-");
+    else
+        snprintf(p, room, "'%.*s'", (int)len, (const char *)v);
+}
+
+static int
+join_cb(const void *key, size_t key_len, const void *val, size_t val_len, const void *side,
+        size_t side_len, void *arg)
+{
+    join_t *j = arg;
+    char a[12], b[12];
+
+    ck_assert_int_lt(j->n, 8);
+    join_val(a, sizeof(a), val, val_len);
+    join_val(b, sizeof(b), side, side_len);
+    snprintf(j->got[j->n], sizeof(j->got[0]), "%.*s %s|%s", (int)key_len, (const char *)key, a,
+             b);
+    return ++j->n == j->stop_at ? 42 : 0;
+}
+
+START_TEST(test_scan_join)
+{
+    static const char *want[] = {"a '1'|'x'", "ab '2'|-", "b -|'y'", "c '3'|-",
+                                 "d ''|'z'", "e -|'w'"};
+    gx_store_op_t ops[8];
+    char dir[128];
+    gx_store_t *st;
+    join_t j = {.stop_at = -1};
+
+    test_dir(dir, sizeof(dir), "join");
+    st = store_open(dir);
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_SEEN, join_cb, &j), 0);
+    ck_assert_int_eq(j.n, 0);
+    ops[0] = op_put(GX_STORE_NODES, "c", "3");
+    ops[1] = op_put(GX_STORE_NODES, "ab", "2");
+    ops[2] = op_put(GX_STORE_NODES, "a", "1");
+    ops[3] = op_put(GX_STORE_NODES, "d", "");
+    ops[4] = op_put(GX_STORE_SEEN, "e", "w");
+    ops[5] = op_put(GX_STORE_SEEN, "d", "z");
+    ops[6] = op_put(GX_STORE_SEEN, "b", "y");
+    ops[7] = op_put(GX_STORE_SEEN, "a", "x");
+    ck_assert_int_eq(submit_wait(st, ops, 8), 0);
+
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_SEEN, join_cb, &j), 0);
+    ck_assert_int_eq(j.n, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_str_eq(j.got[i], want[i]);
+    /* the other way round, the roles swap */
+    j = (join_t){.stop_at = -1};
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_SEEN, GX_STORE_NODES, join_cb, &j), 0);
+    ck_assert_int_eq(j.n, 6);
+    ck_assert_str_eq(j.got[1], "ab -|'2'");
+    ck_assert_str_eq(j.got[2], "b 'y'|-");
+    /* fn stops it */
+    j = (join_t){.stop_at = 3};
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_SEEN, join_cb, &j), 42);
+    ck_assert_int_eq(j.n, 3);
+    /* an empty side table: the records alone */
+    j = (join_t){.stop_at = -1};
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_KEYS, join_cb, &j), 0);
+    ck_assert_int_eq(j.n, 4);
+    ck_assert_str_eq(j.got[3], "d ''|-");
+    /* an empty table: the side's records alone */
+    j = (join_t){.stop_at = -1};
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_KEYS, GX_STORE_SEEN, join_cb, &j), 0);
+    ck_assert_int_eq(j.n, 4);
+    ck_assert_str_eq(j.got[0], "a -|'x'");
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_NODES, join_cb, &j),
+                     GX_EINVAL);
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_TABLES, join_cb, &j),
+                     GX_EINVAL);
+    ck_assert_int_eq(gx_store_scan_join(st, GX_STORE_NODES, GX_STORE_SEEN, NULL, &j), GX_EINVAL);
+    gx_store_close(st);
+}
+END_TEST
+
 /* Writes META "schema" directly with LMDB, as another build would have. */
 static void
 schema_poke(const char *dir, const char *version)
@@ -1367,6 +1453,7 @@ store_suite(void)
     tcase_add_test(tc, test_bad_dir);
     tcase_add_test(tc, test_enomem);
     tcase_add_test(tc, test_reopen_scan);
+    tcase_add_test(tc, test_scan_join);
     tcase_add_test(tc, test_schema);
     tcase_add_test(tc, test_stale_reader);
     tcase_add_test(tc, test_crash_durability);
