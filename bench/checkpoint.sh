@@ -136,13 +136,7 @@ fail() {
     failures=$((failures + 1))
 }
 
-if [ -z "$gx_load" ]; then
-    gx_load=$tmp/gx_load
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
-        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
-        { echo "checkpoint.sh: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
-fi
+gx_load_build checkpoint.sh
 $py "$src/bench/make_body.py" --register "$tmp/register.body" >/dev/null
 # the Heartbeat template: node "b-@@@@@@@@" (gx_load's counter) with the token placeholder
 # (gx_load --tokens' default: 48 '#', as long as the server's lease tokens)

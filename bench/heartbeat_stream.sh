@@ -162,13 +162,7 @@ py=/usr/bin/python3
 reg="$py $src/bench/register_nodes.py"
 alog=$tmp/access.log
 
-if [ -z "$gx_load" ]; then
-    gx_load=$tmp/gx_load
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
-        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
-        die "building gx_load failed (bench/deps.sh?)"
-fi
+gx_load_build heartbeat_stream.sh
 start_ref() {
     "$ref" --listen 127.0.0.1:0 -t "$workers" --preload "$nodes" --ready-file "$tmp/ref.ready" \
         2>"$tmp/ref.log" &

@@ -143,13 +143,7 @@ trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
 py=/usr/bin/python3
 
-if [ -z "$gx_load" ]; then
-    gx_load=$tmp/gx_load
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
-        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
-        { echo "jobs.sh: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
-fi
+gx_load_build jobs.sh
 $py "$src/bench/jobs_setup.py" --pool "$pool" --nodes "$nodes" --specs "$specs" \
     --bodies "$tmp/bodies" --bodies-only
 

@@ -32,6 +32,15 @@ cpu() {    # SERVER: utime+stime in ticks (fields 14 and 15; counted after the "
     sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
 }
 
+gx_load_build() {    # SCRIPT: builds bench/gx_load.c into $tmp unless $gx_load is set; exit 1 if it fails
+    [ -z "$gx_load" ] || return 0
+    gx_load=$tmp/gx_load
+    # shellcheck disable=SC2046
+    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
+        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
+        { echo "$1: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
+}
+
 tmp_done() {    # at exit: the files of $tmp into $log_dir when one was given, then $tmp goes
     if [ -n "$log_dir" ]; then
         mkdir -p "$log_dir"

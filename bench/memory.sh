@@ -136,13 +136,7 @@ fail() {
     failures=$((failures + 1))
 }
 
-if [ -z "$gx_load" ]; then
-    gx_load=$tmp/gx_load
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
-        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
-        { echo "memory.sh: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
-fi
+gx_load_build memory.sh
 shape_line=$($py "$src/bench/memory_body.py" --out "$tmp/register.body")
 label_bytes=$(sed -n 's/.*label_bytes=\([0-9]*\).*/\1/p' <<<"$shape_line")
 nlabels=$(sed -n 's/.*labels=\([0-9]*\).*/\1/p' <<<"$shape_line")

@@ -142,13 +142,7 @@ ticks=$(getconf CLK_TCK)
 py=/usr/bin/python3
 export ETCDCTL_API=3
 
-if [ -z "$gx_load" ]; then
-    gx_load=$tmp/gx_load
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -Wextra -o "$gx_load" "$src/bench/gx_load.c" \
-        $(pkg-config --cflags --libs libnghttp2 libevent) -lpthread ||
-        { echo "register.sh: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
-fi
+gx_load_build register.sh
 $py "$src/bench/make_body.py" --register "$tmp/poold.body" --put "$tmp/etcd.body" --pad "$pad"
 
 wait_until() {    # TRIES PID CMD...: CMD every 0.05 s while PID lives, at most TRIES times
