@@ -4882,6 +4882,7 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
 {
     gx_reg_t *reg = calloc(1, sizeof(*reg));
     pthread_mutexattr_t ma;
+    struct call_rcu_data *crd;
     size_t stored = 0;
     int rv = GX_ENOMEM;
 
@@ -4925,6 +4926,10 @@ gx_reg_open(gx_store_t *st, const gx_reg_opts_t *opts, gx_reg_t **out, char *err
     for (size_t i = 0; i < WHEEL_SLOTS; i++)
         tlist_init(&reg->wheel[i]);
     reg->wheel_at = gx_now_ms() / reg->o.tick_ms;
+    /* liburcu starts its call_rcu thread at the first use, named after the caller: start it */
+    crd = get_default_call_rcu_data();
+    if (crd != NULL)
+        gx_thread_name(get_call_rcu_thread(crd), "gx-rcu");
     rv = recover(reg, err, errlen);
     if (rv != 0)
         goto fail_close;

@@ -240,3 +240,17 @@ def test_ready_file_without_tls(make_server):
     s = make_server(tls=False)
     with open(s.ready_path) as f:
         assert [l.partition("=")[0] for l in f.read().splitlines()] == ["h2c", "admin"]
+
+
+# ---------------------------------------------------------------- thread names
+
+@pytest.mark.skipif(bool(os.environ.get("GX_SERVER_WRAP")),
+                    reason="the wrapper (valgrind) runs the threads as its own")
+def test_threads_are_named(make_server):
+    s = make_server(config="server:\n  workers: 3\n")
+    task = "/proc/%d/task" % s.proc.pid
+    names = sorted(open("%s/%s/comm" % (task, t)).read().strip() for t in os.listdir(task))
+    # the main thread and liburcu's hash-table resizer keep the process's name
+    assert names == ["galaxy-poold", "galaxy-poold", "gx-keeper", "gx-rcu", "gx-store",
+                     "gx-worker-0", "gx-worker-1", "gx-worker-2"], names
+    assert s.stop() == 0
