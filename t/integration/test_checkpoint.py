@@ -5,12 +5,15 @@ every registry.checkpoint_ms, and those survive a crash.  A node whose record
 was just written (Register) is not written again until a heartbeat changes
 it; the store's commit counter shows what the checkpoints wrote."""
 import importlib
+import os
+import struct
+import subprocess
 import time
 
 import grpc
 import pytest
 
-from conftest import wait_for
+from conftest import BUILDDIR, wait_for
 from gxapi import Api
 
 CONF = "server:\n  log_level: info\nregistry:\n  checkpoint_ms: 1000\n"
@@ -134,3 +137,41 @@ def test_deleted_nodes_take_their_last_seen_time_along(make_server, pb):
     assert s.stop() == 0
     assert "registry loaded pools=5 nodes=1 " in s.log()
     assert "no longer stored" not in s.log()
+
+
+def store_put(server, table, key, val=None):
+    """Writes (or deletes) one record in the stopped server's store, as
+    another build could have left it (t/integration/store_put)."""
+    args = [os.path.join(BUILDDIR, "t", "integration", "store_put"), server.data_dir, table,
+            key.hex()] + ([val.hex()] if val is not None else [])
+    subprocess.run(args, check=True, timeout=30)
+
+
+def test_restart_merges_records_and_last_seen_times(make_server, pb):
+    """A restart takes each node's newer time, its record's or its seen
+    entry's, and removes seen entries whose node is not stored (durably: the
+    next restart finds none)."""
+    s = make_server(config=CONF)
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool("ck", heartbeat_interval_ms=60000)
+        for id in ("a", "b", "c"):
+            api.register(id, "ck")
+        registered = {id: api.get(id, "ck").last_heartbeat_unix_ms for id in ("a", "b", "c")}
+    assert s.stop() == 0
+    later, older = registered["a"] + 5000, registered["b"] - 5000
+    store_put(s, "seen", b"ck\0a", struct.pack("<q", later))        # newer than the record
+    store_put(s, "seen", b"ck\0b", struct.pack("<q", older))        # older: the record wins
+    store_put(s, "seen", b"ck\0ghost", struct.pack("<q", later))    # no such node
+    store_put(s, "seen", b"zz\0x", struct.pack("<q", later))        # nor such pool
+    store_put(s, "seen", b"ck\0c", b"bad")                          # not 8 bytes: ignored
+    s.start()
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        got = {id: api.get(id, "ck").last_heartbeat_unix_ms for id in ("a", "b", "c")}
+    assert got == {"a": later, "b": registered["b"], "c": registered["c"]}, got
+    assert s.stop() == 0
+    assert s.log().count("last-seen times of nodes no longer stored removed=2") == 1
+    s.start()
+    assert s.stop() == 0
+    assert s.log().count("no longer stored") == 1
