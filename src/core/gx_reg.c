@@ -4282,14 +4282,16 @@ typedef struct {
 
 /*
  * Writes the batch's last-seen times, fire and forget, except those of nodes
- * with a write in flight (a Deregister's delete must come last).  The writer
- * lock orders the batch with the workers' writes; it is held for this only,
- * not while the batch is made (the keeper, which alone applies writes, is
- * busy here).
+ * with a write in flight or in a pool being deleted: a delete must come
+ * last.  The writer lock orders the batch with the workers' writes; it is
+ * held for this only, not while the batch is made (the keeper, which alone
+ * applies writes, is busy here).
  */
 static void
 ckpt_flush(ckpt_t *c)
 {
+    const gx_reg_pool_t *pool = NULL;
+    int pool_going = 0;
     size_t k = 0;
 
     if (c->n == 0)
@@ -4297,7 +4299,13 @@ ckpt_flush(ckpt_t *c)
     pthread_mutex_lock(&c->reg->wlock);
     for (size_t i = 0; i < c->n; i++) {
         gx_reg_node_t *n = c->nodes[i];
-        if (pending_find(c->reg, 0, n->key, n->key_len) != NULL)
+        if (n->pool != pool) {
+            const gx_reg_op_t *op = pending_find(c->reg, 1, n->pool->name,
+                                                 strlen(n->pool->name));
+            pool = n->pool;
+            pool_going = op != NULL && op->kind == OP_POOL_DEL;
+        }
+        if (pool_going || pending_find(c->reg, 0, n->key, n->key_len) != NULL)
             continue;
         n->ckpt_hb = c->hbs[i];
         c->ops[k++] = c->ops[i];
