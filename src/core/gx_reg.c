@@ -3932,10 +3932,13 @@ pool_delete_locked(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
                    gx_reg_why_t *why)
 {
     gx_reg_pool_t *p = gx_reg_pool_find(reg, name);
-    gx_reg_node_t *nd;
-    gx_store_op_t *sops;
-    size_t n = 0;
-    int rv;
+    size_t len = strlen(name);
+    /* the pool, then its nodes' keys "<pool>\0<id>": the prefix is the name with its NUL */
+    gx_store_op_t sops[3] = {
+        {GX_STORE_POOLS, GX_STORE_DEL, name, len, NULL, 0},
+        {GX_STORE_NODES, GX_STORE_DEL_PREFIX, name, len + 1, NULL, 0},
+        {GX_STORE_SEEN, GX_STORE_DEL_PREFIX, name, len + 1, NULL, 0},
+    };
 
     if (p == NULL)
         return why_set(why, GX_STATUS_NOT_FOUND, "name: no pool \"%s\"", name);
@@ -3945,17 +3948,9 @@ pool_delete_locked(gx_reg_t *reg, const char *name, int force, gx_reg_op_t *op,
     if (!force && p->ix.total > 0)
         return why_set(why, GX_STATUS_FAILED_PRECONDITION, "name: pool \"%s\" still has %zu "
                        "nodes (force deletes them)", name, p->ix.total);
-    sops = calloc(2 * p->ix.total + 1, sizeof(*sops));
-    if (sops == NULL)
-        return why_set(why, GX_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    sops[n++] = (gx_store_op_t){GX_STORE_POOLS, 1, name, strlen(name), NULL, 0};
-    for (wit_t it = {&p->ix}; (nd = wit_next(&it)) != NULL; n += 2)
-        node_del_ops(sops + n, nd->key, nd->key_len);
     op->obj = NULL;
     op->flags = 0;
-    rv = op_submit(reg, op, OP_POOL_DEL, name, strlen(name), sops, n, why);
-    free(sops);
-    return rv;
+    return op_submit(reg, op, OP_POOL_DEL, name, len, sops, 3, why);
 }
 
 int

@@ -166,9 +166,10 @@ key_ok(const void *key, size_t key_len)
 static int
 op_ok(const gx_store_op_t *op)
 {
-    if (!table_ok(op->table) || !key_ok(op->key, op->key_len))
+    if (!table_ok(op->table) || !key_ok(op->key, op->key_len) || op->del < GX_STORE_PUT ||
+        op->del > GX_STORE_DEL_PREFIX)
         return 0;
-    if (op->del)
+    if (op->del != GX_STORE_PUT)
         return 1;
     return op->val_len <= GX_STORE_VAL_MAX && (op->val != NULL || op->val_len == 0);
 }
@@ -229,7 +230,7 @@ batch_new(const gx_store_op_t *ops, size_t n, batch_t **out)
         gx_store_op_t *op = &b->ops[i];
 
         op->table = ops[i].table;
-        op->del = ops[i].del != 0;
+        op->del = ops[i].del;
         op->key_len = ops[i].key_len;
         op->val_len = op->del ? 0 : ops[i].val_len;
         p = bytes_copy(p, ops[i].key, op->key_len, &op->key);
@@ -326,6 +327,27 @@ map_adopt(gx_store_t *st)
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                  */
 
+/* deletes every key of @p dbi that starts with @p prefix: each lookup starts afresh */
+static int
+del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+
+    while (rc == 0) {
+        k = *prefix;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || k.mv_size < prefix->mv_size ||
+            memcmp(k.mv_data, prefix->mv_data, prefix->mv_size) != 0)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int
 batch_apply(gx_store_t *st, MDB_txn *txn, const batch_t *b)
 {
@@ -337,7 +359,9 @@ batch_apply(gx_store_t *st, MDB_txn *txn, const batch_t *b)
 
         k.mv_data = (void *)op->key;
         k.mv_size = op->key_len;
-        if (op->del) {
+        if (op->del == GX_STORE_DEL_PREFIX) {
+            rc = del_prefix(txn, st->dbi[op->table], &k);
+        } else if (op->del) {
             rc = mdb_del(txn, st->dbi[op->table], &k, NULL);
             if (rc == MDB_NOTFOUND)
                 rc = 0;

@@ -54,9 +54,14 @@ typedef enum {
 /** The longest value (LMDB's item limit; the map size bounds it further). */
 #define GX_STORE_VAL_MAX 0xffffffffu
 
+/** gx_store_op_t.del */
+#define GX_STORE_PUT 0        /**< put key → value */
+#define GX_STORE_DEL 1        /**< delete key (absent is fine) */
+#define GX_STORE_DEL_PREFIX 2 /**< delete every key that starts with key (none is fine) */
+
 typedef struct {
     gx_store_table_t table;
-    int del; /**< 1: delete key (absent is fine), 0: put key → value */
+    int del; /**< GX_STORE_PUT, GX_STORE_DEL or GX_STORE_DEL_PREFIX */
     const void *key;
     size_t key_len;  /**< 1 .. GX_STORE_KEY_MAX */
     const void *val; /**< may be NULL when val_len is 0; ignored for a delete */

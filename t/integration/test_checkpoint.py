@@ -135,7 +135,7 @@ def test_deleted_nodes_take_their_last_seen_time_along(make_server, pb):
         assert api.get("a", "ck").last_heartbeat_unix_ms == beat
         assert [n.id for n in api.list("ck").nodes] == ["a"]
     assert s.stop() == 0
-    assert "registry loaded pools=5 nodes=1 " in s.log()
+    assert "registry loaded pools=5 nodes=1 skipped=0 " in s.log()
     assert "no longer stored" not in s.log()
 
 

@@ -1131,6 +1131,64 @@ START_TEST(test_scan_join)
 }
 END_TEST
 
+/* GX_STORE_DEL_PREFIX: every key starting with the prefix, in the batch's order */
+START_TEST(test_delete_prefix)
+{
+    static const char *keys[] = {"a", "a\0x", "a\0y", "ab\0z", "b\0x", "a\0", "a\0\0"};
+    static const size_t lens[] = {1, 3, 3, 4, 3, 2, 3};
+    gx_store_op_t ops[9];
+    char dir[128];
+    gx_store_t *st;
+    void *val;
+    size_t len;
+
+    test_dir(dir, sizeof(dir), "prefix");
+    st = store_open(dir);
+    for (int i = 0; i < 7; i++)
+        ops[i] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_PUT, keys[i], lens[i], "v", 1};
+    ops[7] = (gx_store_op_t){GX_STORE_SEEN, GX_STORE_PUT, "a\0x", 3, "s", 1};
+    ck_assert_int_eq(submit_wait(st, ops, 8), 0);
+
+    /* "a\0": its own key, "a\0x", "a\0y", "a\0\0" go; "a", "ab\0z", "b\0x" and the
+     * other table stay; a put after it in the batch stays too */
+    ops[0] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_DEL_PREFIX, "a\0", 2, NULL, 0};
+    ops[1] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_PUT, "a\0new", 5, "n", 1};
+    ck_assert_int_eq(submit_wait(st, ops, 2), 0);
+    ck_assert_uint_eq(table_count(st, GX_STORE_NODES), 4);
+    for (int i = 0; i < 7; i++) {
+        int gone = i == 1 || i == 2 || i == 5 || i == 6;
+        val = NULL;
+        ck_assert_int_eq(gx_store_get(st, GX_STORE_NODES, keys[i], lens[i], &val, &len),
+                         gone ? GX_ENOTFOUND : 0);
+        free(val);
+    }
+    ck_assert_int_eq(gx_store_get(st, GX_STORE_NODES, "a\0new", 5, &val, &len), 0);
+    free(val);
+    ck_assert_uint_eq(table_count(st, GX_STORE_SEEN), 1);
+
+    /* prefixes past the last key and before the first, and one that takes a whole table */
+    ops[0] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_DEL_PREFIX, "zz", 2, NULL, 0};
+    ops[1] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_DEL_PREFIX, "0", 1, NULL, 0};
+    ops[2] = (gx_store_op_t){GX_STORE_SEEN, GX_STORE_DEL_PREFIX, "a", 1, NULL, 0};
+    ck_assert_int_eq(submit_wait(st, ops, 3), 0);
+    ck_assert_uint_eq(table_count(st, GX_STORE_NODES), 4);
+    ck_assert_uint_eq(table_count(st, GX_STORE_SEEN), 0);
+    ops[0] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_DEL_PREFIX, "b", 1, NULL, 0};
+    ops[1] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_DEL_PREFIX, "a", 1, NULL, 0};
+    ck_assert_int_eq(submit_wait(st, ops, 2), 0);
+    ck_assert_uint_eq(table_count(st, GX_STORE_NODES), 0);
+
+    /* an unknown kind of op is refused, and nothing of its batch is done */
+    ops[0] = (gx_store_op_t){GX_STORE_NODES, GX_STORE_PUT, "k", 1, "v", 1};
+    ops[1] = (gx_store_op_t){GX_STORE_NODES, 3, "k", 1, NULL, 0};
+    ck_assert_int_eq(gx_store_submit(st, ops, 2, NULL, NULL), GX_EINVAL);
+    ops[1].del = -1;
+    ck_assert_int_eq(gx_store_submit(st, ops, 2, NULL, NULL), GX_EINVAL);
+    ck_assert_uint_eq(table_count(st, GX_STORE_NODES), 0);
+    gx_store_close(st);
+}
+END_TEST
+
 /* Writes META "schema" directly with LMDB, as another build would have. */
 static void
 schema_poke(const char *dir, const char *version)
@@ -1454,6 +1512,7 @@ store_suite(void)
     tcase_add_test(tc, test_enomem);
     tcase_add_test(tc, test_reopen_scan);
     tcase_add_test(tc, test_scan_join);
+    tcase_add_test(tc, test_delete_prefix);
     tcase_add_test(tc, test_schema);
     tcase_add_test(tc, test_stale_reader);
     tcase_add_test(tc, test_crash_durability);
