@@ -4590,19 +4590,21 @@ load_stale(load_t *l, const void *key, size_t key_len)
 static int
 load_stale_drop(load_t *l)
 {
-    gx_store_op_t ops[256];
+    enum { BATCH = 4096 };
+    gx_store_op_t *ops = malloc(BATCH * sizeof(*ops));
     size_t at = 0, n = 0;
-    int rv = 0;
+    int rv = ops != NULL ? 0 : GX_ENOMEM;
 
     while (rv == 0 && at < l->stale_len) {
         size_t kl = l->stale[at];
-        ops[n++] = (gx_store_op_t){GX_STORE_SEEN, 1, l->stale + at + 1, kl, NULL, 0};
+        ops[n++] = (gx_store_op_t){GX_STORE_SEEN, GX_STORE_DEL, l->stale + at + 1, kl, NULL, 0};
         at += 1 + kl;
-        if (n == sizeof(ops) / sizeof(ops[0]) || at == l->stale_len) {
+        if (n == BATCH || at == l->stale_len) {
             rv = gx_store_submit_sync(l->reg->st, ops, n);
             n = 0;
         }
     }
+    free(ops);
     free(l->stale);
     l->stale = NULL;
     return rv;
