@@ -126,10 +126,6 @@ py=/usr/bin/python3
 rpc=/galaxy.pool.v1.NodeRegistry
 failures=0
 
-say() {    # prints a line and keeps it for --log-dir (output.txt)
-    echo "$*" | tee -a "$tmp/output.txt"
-}
-
 fail() {
     echo "checkpoint.sh: FAILED: $*" >&2
     echo "FAILED: $*" >>"$tmp/output.txt"

@@ -41,6 +41,10 @@ gx_load_build() {    # SCRIPT: builds bench/gx_load.c into $tmp unless $gx_load 
         { echo "$1: building gx_load failed (bench/deps.sh?)" >&2; exit 1; }
 }
 
+say() {    # prints a line and keeps it in $tmp/output.txt (for --log-dir)
+    echo "$*" | tee -a "$tmp/output.txt"
+}
+
 tmp_done() {    # at exit: the files of $tmp into $log_dir when one was given, then $tmp goes
     if [ -n "$log_dir" ]; then
         mkdir -p "$log_dir"

@@ -126,10 +126,6 @@ trap cleanup EXIT
 py=/usr/bin/python3
 failures=0
 
-say() {    # prints a line and keeps it for --log-dir (output.txt)
-    echo "$*" | tee -a "$tmp/output.txt"
-}
-
 fail() {
     echo "memory.sh: FAILED: $*" >&2
     echo "FAILED: $*" >>"$tmp/failures.txt"
