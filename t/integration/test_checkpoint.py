@@ -6,8 +6,10 @@ was just written (Register) is not written again until a heartbeat changes
 it; the store's commit counter shows what the checkpoints wrote."""
 import importlib
 import os
+import random
 import struct
 import subprocess
+import threading
 import time
 
 import grpc
@@ -175,3 +177,66 @@ def test_restart_merges_records_and_last_seen_times(make_server, pb):
     s.start()
     assert s.stop() == 0
     assert s.log().count("no longer stored") == 1
+
+
+def times(api):
+    return {n.id: n.last_heartbeat_unix_ms for n in api.list("ck", page_size=200).nodes}
+
+
+def test_last_seen_times_across_crashes(make_server, pb):
+    """Heartbeats and checkpoints (every second) while the server is killed
+    (SIGKILL) at random moments, four times.  After each restart every node
+    is there, with a last-seen time it really had: no older than a heartbeat
+    acknowledged long enough before the kill for a checkpoint to have written
+    it, nor than what the restart before found, and no newer than its last
+    acknowledged heartbeat."""
+    rng = random.Random()
+    seed = rng.randrange(1 << 32)
+    rng.seed(seed)
+    # a checkpoint comes within checkpoint_ms (1 s) of a heartbeat, and its commit soon after
+    margin = 5.0 if os.environ.get("GX_SERVER_WRAP") else 1.5
+    s = make_server(config=CONF)
+    with s.channel() as ch:
+        api = Api(ch, pb)
+        api.create_pool("ck", heartbeat_interval_ms=60000)
+        tokens = {"n%03d" % i: api.register("n%03d" % i, "ck").lease_token for i in range(100)}
+        found = times(api)
+    acked = dict(found)
+    beats = []      # (sent ms, acknowledged ms, id)
+    for cycle in range(4):
+        stop = threading.Event()
+
+        def beat():
+            with s.channel() as ch:
+                api = Api(ch, pb)
+                ids = sorted(tokens)
+                while not stop.is_set():
+                    id = rng.choice(ids)
+                    sent = int(time.time() * 1000)
+                    try:
+                        api.heartbeat(id, tokens[id], pool="ck")
+                    except grpc.RpcError:
+                        return      # the kill
+                    acked[id] = int(time.time() * 1000)
+                    beats.append((sent, acked[id], id))
+
+        t = threading.Thread(target=beat, daemon=True)
+        t.start()
+        time.sleep(rng.uniform(margin + 0.2, margin + 1.2))
+        killed = int(time.time() * 1000)
+        s.kill()
+        stop.set()
+        t.join(10)
+        floor = dict(found)
+        for sent, ack, id in beats:
+            if ack <= killed - margin * 1000:
+                floor[id] = max(floor[id], sent - 1)
+        s.start()
+        with s.channel() as ch:
+            now = times(Api(ch, pb))
+        assert sorted(now) == sorted(tokens), (seed, cycle)
+        for id, ms in now.items():
+            assert floor[id] <= ms <= acked[id] + 50, (seed, cycle, id, floor[id], ms, acked[id])
+        assert sum(now[id] > found[id] for id in now) > 0, (seed, cycle)   # times moved on
+        found = now
+    assert s.stop() == 0
