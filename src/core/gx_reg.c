@@ -3342,6 +3342,15 @@ pending_find(gx_reg_t *reg, int pool_op, const char *key, size_t key_len)
     return NULL;
 }
 
+/* a DeletePool of @p name in flight (under the writer lock) */
+static int
+pool_deleting(gx_reg_t *reg, const char *name)
+{
+    const gx_reg_op_t *op = pending_find(reg, 1, name, strlen(name));
+
+    return op != NULL && op->kind == OP_POOL_DEL;
+}
+
 /* any node write in flight in pool @p name */
 static int
 pending_in_pool(gx_reg_t *reg, const char *name)
@@ -3613,13 +3622,10 @@ static int
 target_find(gx_reg_t *reg, const char *pool, const char *id, int need_node, target_t *t,
             gx_reg_why_t *why)
 {
-    const gx_reg_op_t *pool_op;
-
     t->p = gx_reg_pool_find(reg, pool);
     if (t->p == NULL)
         return why_set(why, GX_STATUS_NOT_FOUND, "pool: no pool \"%s\"", pool);
-    pool_op = pending_find(reg, 1, pool, strlen(pool));
-    if (pool_op != NULL && pool_op->kind == OP_POOL_DEL)
+    if (pool_deleting(reg, pool))
         return why_set(why, GX_STATUS_ABORTED, "pool: \"%s\" is being deleted", pool);
     t->key_len = node_key(pool, id, t->key);
     t->n = t->key_len > 0 ? node_lookup(reg, t->key, t->key_len) : NULL;
@@ -4295,10 +4301,8 @@ ckpt_flush(ckpt_t *c)
     for (size_t i = 0; i < c->n; i++) {
         gx_reg_node_t *n = c->nodes[i];
         if (n->pool != pool) {
-            const gx_reg_op_t *op = pending_find(c->reg, 1, n->pool->name,
-                                                 strlen(n->pool->name));
             pool = n->pool;
-            pool_going = op != NULL && op->kind == OP_POOL_DEL;
+            pool_going = pool_deleting(c->reg, pool->name);
         }
         if (pool_going || pending_find(c->reg, 0, n->key, n->key_len) != NULL)
             continue;
