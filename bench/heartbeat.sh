@@ -4,9 +4,11 @@
 # gRPC C++ reference server (bench/ref), both holding the same number of nodes,
 # alternating the two servers shape by shape (connections x streams).  For every
 # run: requests/s (h2load's "finished in ..., N req/s"), server CPU time per call
-# (utime+stime from /proc/PID/stat), h2load's own CPU time per call (the client's
-# share: with client and server on the same cores, req/s is about cores divided by
-# the two together), and a status check: h2load counts HTTP 200s,
+# (utime+stime from /proc/PID/stat) and the kernel's part of it (stime: the
+# syscalls, loopback TCP's delivery to the client included), h2load's own CPU
+# time per call (the client's share: with client and server on the same cores,
+# req/s is about cores divided by the two together), and a status check: h2load
+# counts HTTP 200s,
 # which a gRPC error also is, so every run must have exactly as many grpc-status 0
 # responses in the server's own counters (reference: its SIGUSR1 counts;
 # galaxy-poold: galaxy_grpc_calls_total on /metrics) as h2load counted successes,
@@ -294,21 +296,22 @@ alog_count() {
 # run SERVER CONNS STREAMS REQUESTS LABEL -> appends "rps us_per_call" to $tmp/res.SERVER.LABEL
 failures=0
 run() {
-    local s=$1 c=$2 m=$3 req=$4 label=$5 t out rps ndone succ c0 c1 us cus ok0 err0 ok1 err1 i
+    local s=$1 c=$2 m=$3 req=$4 label=$5 t out rps ndone succ u0 s0 u1 s1 us sus cus ok0 err0 ok1
+    local err1 i
     local verdict
     local logged=$req a0=0
     t=$client_threads
     if [ "$t" -gt "$c" ]; then t=$c; fi
     read -r ok0 err0 <<<"$(counts "$s")"
     if [ "$s" = poold ] && [ -f "$alog" ]; then a0=$(alog_count 0); fi
-    c0=$(cpu "$s")
+    read -r u0 s0 <<<"$(cpu_split "$s")"
     # bash's time gives h2load's own CPU (user + system seconds): the client's share
     { TIMEFORMAT='%U %S'
       time timeout "$h2load_timeout" ${cli_pin[@]+"${cli_pin[@]}"} h2load -n "$req" -c "$c" -m "$m" -t "$t" \
           -d "$tmp/$s.body" -H 'content-type: application/grpc' -H 'te: trailers' \
           "http://${addr[$s]}/galaxy.pool.v1.NodeRegistry/Heartbeat" \
           >"$tmp/h2load.$s.$label.txt" 2>&1 || true; } 2>"$tmp/h2load.time"
-    c1=$(cpu "$s")
+    read -r u1 s1 <<<"$(cpu_split "$s")"
     out=$(cat "$tmp/h2load.$s.$label.txt")
     cus=$(awk -v n="$req" '{ printf "%.2f", ($1 + $2) * 1000000 / n }' "$tmp/h2load.time")
     rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
@@ -328,7 +331,8 @@ run() {
         logged=$(( $(alog_count $((a0 + req))) - a0 ))
         : >"$alog"
     fi
-    us=$(echo "($c1 - $c0) * 1000000 / $ticks / $req" | bc -l)
+    us=$(echo "($u1 + $s1 - $u0 - $s0) * 1000000 / $ticks / $req" | bc -l)
+    sus=$(echo "($s1 - $s0) * 1000000 / $ticks / $req" | bc -l)
     verdict=ok
     if [ -z "$rps" ] || [ "${ndone:-0}" != "$req" ] || [ "${succ:-0}" != "$req" ] ||
        [ $((ok1 - ok0)) != "$req" ] || [ $((err1 - err0)) != 0 ] || [ "$logged" != "$req" ]; then
@@ -337,9 +341,9 @@ $((ok1 - ok0)), non-OK: $((err1 - err0)), access-log lines: $logged; see h2load.
         failures=$((failures + 1))
         rps=${rps:-0}
     fi
-    printf '%-5s %4s x %-3s %10.0f req/s %7.2f us CPU/call (h2load %5.2f)  %s\n' \
-        "$s" "$c" "$m" "$rps" "$us" "$cus" "$verdict"
-    echo "$rps $us $cus ${verdict%% *}" >>"$tmp/res.$s.${c}x$m"
+    printf '%-5s %4s x %-3s %10.0f req/s %7.2f us CPU/call (kernel %5.2f; h2load %5.2f)  %s\n' \
+        "$s" "$c" "$m" "$rps" "$us" "$sus" "$cus" "$verdict"
+    echo "$rps $us $cus ${verdict%% *} $sus" >>"$tmp/res.$s.${c}x$m"
 }
 echo "heartbeat: $nodes nodes, node $node, -n $n per shape, $rounds round(s), server threads" \
      "$workers, h2load -t <= $client_threads, $(nproc) cores" \
@@ -370,7 +374,9 @@ ratio() { echo "$1 / $2" | bc -l 2>/dev/null || echo nan; }
 {
     echo
     printf '%-9s' "shape"
-    for s in "${servers[@]}"; do printf ' %12s %10s %9s' "$s req/s" "us/call" "h2load us"; done
+    for s in "${servers[@]}"; do
+        printf ' %12s %8s %9s %9s' "$s req/s" "us/call" "kernel us" "h2load us"
+    done
     if [ "$mode" = both ]; then printf ' %10s' "poold/ref"; fi
     if [ -n "$floor" ] && [ "$mode" != poold ]; then printf ' %10s' "floor/ref"; fi
     if [ -n "$floor" ] && [ "$mode" != ref ]; then printf ' %15s' "poold/floor CPU"; fi
@@ -381,8 +387,8 @@ ratio() { echo "$1 / $2" | bc -l 2>/dev/null || echo nan; }
         for s in "${servers[@]}"; do
             med[$s]=$(median 1 "$tmp/res.$s.$shape")
             cpu_med[$s]=$(median 2 "$tmp/res.$s.$shape")
-            printf ' %12.0f %10.2f %9.2f' "${med[$s]}" "${cpu_med[$s]}" \
-                "$(median 3 "$tmp/res.$s.$shape")"
+            printf ' %12.0f %8.2f %9.2f %9.2f' "${med[$s]}" "${cpu_med[$s]}" \
+                "$(median 5 "$tmp/res.$s.$shape")" "$(median 3 "$tmp/res.$s.$shape")"
         done
         if [ "$mode" = both ]; then printf ' %10.2f' "$(ratio "${med[poold]}" "${med[ref]}")"; fi
         if [ -n "$floor" ] && [ "$mode" != poold ]; then

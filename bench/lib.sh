@@ -32,6 +32,10 @@ cpu() {    # SERVER: utime+stime in ticks (fields 14 and 15; counted after the "
     sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
 }
 
+cpu_split() {    # SERVER: "utime stime" in ticks, the user's and the kernel's share apart
+    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12, $13}'
+}
+
 gx_load_build() {    # SCRIPT: builds bench/gx_load.c into $tmp unless $gx_load is set; exit 1 if it fails
     [ -z "$gx_load" ] || return 0
     gx_load=$tmp/gx_load
