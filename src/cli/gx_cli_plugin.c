@@ -234,7 +234,7 @@ plugin_rows(plugin_t *p)
         plugin_warn(p->path, "plugin without a name, version or commands: skipped");
         return -1;
     }
-    while (d->commands[n].group != NULL && n < 1000)
+    while (n < 1000 && d->commands[n].group != NULL)
         n++;
     p->cmds = calloc(n + 1, sizeof(*p->cmds));
     if (p->cmds == NULL)
