@@ -4,11 +4,17 @@
  * buffer; the buffer goes out with one write(2) when it is nearly full or on
  * the worker's 100 ms tick.  Lines are whole, so buffers of different
  * workers interleave only at line boundaries (O_APPEND for files).
+ *
+ * gx_access_log_reopen() (SIGUSR1, after logrotate has moved the file)
+ * opens the path again and puts the new file under the descriptor number
+ * the workers write to, in one dup3(2): they need no lock and never see a
+ * closed descriptor, and a write in progress ends in the old file.
  */
 #include "config.h"
 
 #include "core/gx_access_log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +37,15 @@ typedef struct {
 
 static int alog_fd = -1;
 static int alog_own_fd;
+static char *alog_path; /* the file's path, when alog_own_fd */
 static alog_worker_t *alog_w;
 static unsigned alog_n;
+
+static int
+file_open(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
 
 int
 gx_access_log_open(const char *where, unsigned workers)
@@ -42,13 +55,16 @@ gx_access_log_open(const char *where, unsigned workers)
     if (strcmp(where, "stderr") == 0) {
         alog_fd = STDERR_FILENO;
     } else {
-        alog_fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        alog_fd = file_open(where);
         if (alog_fd < 0) {
             gx_log(GX_LOG_ERROR, "cannot open access log path=%s reason=\"%s\"", where,
                    strerror(errno));
             return GX_EIO;
         }
         alog_own_fd = 1;
+        alog_path = strdup(where);
+        if (alog_path == NULL)
+            goto nomem;
     }
     alog_w = calloc(workers, sizeof(*alog_w));
     if (alog_w == NULL)
@@ -63,6 +79,26 @@ gx_access_log_open(const char *where, unsigned workers)
 nomem:
     gx_access_log_close();
     return GX_ENOMEM;
+}
+
+int
+gx_access_log_reopen(void)
+{
+    int fd;
+
+    if (!alog_own_fd)
+        return 0;
+    fd = file_open(alog_path);
+    if (fd < 0 || dup3(fd, alog_fd, O_CLOEXEC) < 0) {
+        gx_log(GX_LOG_WARN, "cannot reopen access log path=%s reason=\"%s\": writing on to "
+               "the file open before", alog_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return GX_EIO;
+    }
+    close(fd);
+    gx_log(GX_LOG_INFO, "access log reopened path=%s", alog_path);
+    return 0;
 }
 
 void
@@ -173,4 +209,6 @@ gx_access_log_close(void)
         close(alog_fd);
     alog_fd = -1;
     alog_own_fd = 0;
+    free(alog_path);
+    alog_path = NULL;
 }

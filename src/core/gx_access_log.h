@@ -28,6 +28,15 @@ typedef struct {
  * @note thread: worker @p w only
  */
 void gx_access_log_call(unsigned w, const gx_access_entry_t *e);
+/**
+ * Opens the log's file again, by its path, for logrotate: the lines written
+ * from now on go to the file now at that path (buffered lines included).
+ * Nothing for "stderr" or "off".  On failure the log goes on in the file it
+ * was in, with a warning.
+ * @return 0 or GX_EIO
+ * @note thread: any (main, on SIGUSR1), while the workers write
+ */
+int gx_access_log_reopen(void);
 /** Writes worker @p w's buffer out. @note thread: worker @p w only */
 void gx_access_log_flush(unsigned w);
 /** Flushes everything and closes. @note thread: main, after the workers stopped */

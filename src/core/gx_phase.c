@@ -361,6 +361,12 @@ on_tick(unsigned worker, int final, void *arg)
         gx_reg_thread_offline();
 }
 
+static void
+on_reopen(void *arg)
+{
+    gx_access_log_reopen();
+}
+
 static const gx_dispatch_t dispatch = {
     .on_call = on_call,
     .on_message = on_message,
@@ -371,6 +377,7 @@ static const gx_dispatch_t dispatch = {
     .on_drain = on_drain,
     .on_close = on_close,
     .on_tick = on_tick,
+    .on_reopen = on_reopen,
 };
 
 /* ------------------------------------------------------------------ set-up */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,9 @@ main(int argc, char **argv)
     int rv;
 
     malloc_tune();
+    /* SIGUSR1 reopens the access log once the server runs; before that (the store
+     * loading, say) a logrotate's signal must not kill the process */
+    signal(SIGUSR1, SIG_IGN);
     rv = flags_parse(argc, argv, &flags);
     if (rv >= 0)
         return rv;

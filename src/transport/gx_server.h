@@ -24,9 +24,9 @@
 typedef struct gx_server_s gx_server_t;
 
 /**
- * What the transport tells its user about calls.  Every callback runs on the
- * call's worker, never inside another callback of the same call, and may use
- * the whole call API (include/galaxy/gx_module.h and gx_call.h).
+ * What the transport tells its user about calls.  Every callback of a call
+ * runs on the call's worker, never inside another callback of the same call,
+ * and may use the whole call API (include/galaxy/gx_module.h and gx_call.h).
  */
 typedef struct gx_dispatch_s {
     void *arg;
@@ -48,6 +48,8 @@ typedef struct gx_dispatch_s {
     void (*on_close)(gx_call_t *call, void *arg);
     /** Every 100 ms on each worker, and once more (final = 1) as the worker stops. */
     void (*on_tick)(unsigned worker, int final, void *arg);
+    /** SIGUSR1, on the main thread while workers run: open log files again (logrotate). */
+    void (*on_reopen)(void *arg);
 } gx_dispatch_t;
 
 typedef struct gx_server_conf_s {

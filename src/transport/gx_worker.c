@@ -9,7 +9,8 @@
  * connections from accept to close.  The main thread runs the admin HTTP port
  * and the signal handlers; SIGINT/SIGTERM start the drain: every worker
  * closes its listeners, sends GOAWAY, lets its calls finish and stops when
- * its last connection is gone or when drain_timeout_ms has passed.
+ * its last connection is gone or when drain_timeout_ms has passed.  SIGUSR1
+ * asks the server's user to open its log files again (on_reopen).
  *
  * The only cross-thread paths are a worker's resume queue (a mutex-guarded
  * intrusive list, one per worker, which a thread completing many calls fills
@@ -619,6 +620,16 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
     gx_server_drain(srv);
 }
 
+static void
+reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+    gx_server_t *srv = arg;
+
+    gx_log(GX_LOG_INFO, "signal USR1: reopening log files");
+    if (srv->dispatch.on_reopen != NULL)
+        srv->dispatch.on_reopen(srv->dispatch.arg);
+}
+
 static int
 server_bind(gx_server_t *srv, char *err, size_t errlen)
 {
@@ -743,11 +754,14 @@ gx_server_start(gx_server_t *srv)
 
     srv->sig_int = evsignal_new(srv->main_base, SIGINT, signal_cb, srv);
     srv->sig_term = evsignal_new(srv->main_base, SIGTERM, signal_cb, srv);
+    srv->sig_usr1 = evsignal_new(srv->main_base, SIGUSR1, reopen_cb, srv);
     srv->done_ev = event_new(srv->main_base, -1, 0, done_cb, srv);
-    if (srv->sig_int == NULL || srv->sig_term == NULL || srv->done_ev == NULL)
+    if (srv->sig_int == NULL || srv->sig_term == NULL || srv->sig_usr1 == NULL ||
+        srv->done_ev == NULL)
         return GX_ENOMEM;
     event_add(srv->sig_int, NULL);
     event_add(srv->sig_term, NULL);
+    event_add(srv->sig_usr1, NULL);
     if (srv->adm.len != 0) {
         rv = gx__admin_start(srv, err, sizeof(err));
         if (rv != 0) {
@@ -823,11 +837,14 @@ gx_server_free(gx_server_t *srv)
         event_free(srv->sig_int);
     if (srv->sig_term != NULL)
         event_free(srv->sig_term);
+    if (srv->sig_usr1 != NULL)
+        event_free(srv->sig_usr1);
     if (srv->sig_int != NULL) {
         /* on the way out: a repeated signal must not kill the teardown (libevent
          * has just put the default disposition back) */
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
     }
     if (srv->done_ev != NULL)
         event_free(srv->done_ev);

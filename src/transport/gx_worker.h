@@ -64,7 +64,7 @@ struct gx_server_s {
     SSL_CTX *ssl_ctx;
     struct event_base *main_base;
     struct evhttp *http;
-    struct event *sig_int, *sig_term, *done_ev;
+    struct event *sig_int, *sig_term, *sig_usr1, *done_ev;
     int draining;                 /* atomic */
     unsigned n_conns;             /* atomic, all workers */
     size_t recv_held;             /* atomic: unfinished request bytes, all connections */

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 """grpc.health.v1.Health over h2c and TLS, and the admin HTTP port."""
+import os
+import signal
 import urllib.error
 import urllib.request
 
@@ -107,3 +109,62 @@ def test_access_log_line_per_call(server, health_pb2):
     assert wait_for(lambda: "method=/grpc.health.v1.Health/Check status=OK" in server.log())
     line = [l for l in server.log().splitlines() if "access method=/grpc.health" in l][0]
     assert "duration_us=" in line and "peer=127.0.0.1:" in line
+
+
+def _misses(path):
+    """The access log's NOT_FOUND Health/Check lines in the file at path (0 if there is
+    none): calls of this test only, as the readiness probe's calls are all OK."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        return f.read().count("method=/grpc.health.v1.Health/Check status=NOT_FOUND")
+
+
+def _miss(ch, pb):
+    with pytest.raises(grpc.RpcError) as e:
+        check(ch, pb, "no.such.Service")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_access_log_reopens_on_sigusr1(make_server, health_pb2, tmp_path):
+    """What logrotate does: move the file, then SIGUSR1. Lines from then on go to a
+    new file at the configured path, the earlier ones stay in the moved file. When the
+    path cannot be opened, the log goes on in the file it was in, with a warning, and
+    the next SIGUSR1 that can open it moves there."""
+    path = str(tmp_path / "access.log")
+    s = make_server(config='server:\n  log_level: info\n  access_log: "%s"\n' % path)
+    usr1 = lambda: s.proc.send_signal(signal.SIGUSR1)
+    with s.channel() as ch:
+        _miss(ch, health_pb2)
+        assert wait_for(lambda: _misses(path) == 1)
+        os.rename(path, path + ".1")
+        usr1()
+        assert wait_for(lambda: "access log reopened path=%s" % path in s.log())
+        for _ in range(2):
+            _miss(ch, health_pb2)
+        assert wait_for(lambda: _misses(path) == 2)
+        assert _misses(path + ".1") == 1
+
+        # a directory where the file should be: the open fails, the old file goes on
+        os.rename(path, path + ".2")
+        os.mkdir(path)
+        usr1()
+        assert wait_for(lambda: "cannot reopen access log path=%s" % path in s.log())
+        _miss(ch, health_pb2)
+        assert wait_for(lambda: _misses(path + ".2") == 3)
+
+        os.rmdir(path)
+        usr1()
+        assert wait_for(lambda: s.log().count("access log reopened path=%s" % path) == 2)
+        _miss(ch, health_pb2)
+        assert wait_for(lambda: _misses(path) == 1)
+        assert (_misses(path + ".1"), _misses(path + ".2")) == (1, 3)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o640"
+
+
+def test_sigusr1_with_the_access_log_on_stderr(server, health_pb2):
+    """Nothing to reopen: the server says so in its log and goes on serving."""
+    server.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: "signal USR1: reopening log files" in server.log())
+    with server.channel() as ch:
+        assert check(ch, health_pb2).status == health_pb2.HealthCheckResponse.SERVING
