@@ -75,7 +75,8 @@ usage(FILE *out)
             "      --log-level LEVEL    error, warn, info or debug\n"
             "      --ready-file FILE    write the bound addresses here once listening\n"
             "  -v, --version            print the version and exit\n"
-            "  -h, --help               print this help and exit\n");
+            "  -h, --help               print this help and exit\n"
+            "signals: INT, TERM drain and stop (exit 0); USR1 opens the access log file again\n");
 }
 
 /* @return -1 to go on, else the exit status */
