@@ -76,7 +76,8 @@ usage(FILE *out)
             "      --ready-file FILE    write the bound addresses here once listening\n"
             "  -v, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
-            "signals: INT, TERM drain and stop (exit 0); USR1 opens the access log file again\n");
+            "signals: INT, TERM drain and stop (exit 0); USR1 opens the access log file again;\n"
+            "  HUP reloads the TLS certificate, key and client CA from their files\n");
 }
 
 /* @return -1 to go on, else the exit status */
@@ -450,9 +451,11 @@ main(int argc, char **argv)
     int rv;
 
     malloc_tune();
-    /* SIGUSR1 reopens the access log once the server runs; before that (the store
-     * loading, say) a logrotate's signal must not kill the process */
+    /* SIGUSR1 reopens the access log and SIGHUP reloads the TLS certificate once the
+     * server runs; before that (the store loading, say) a logrotate's or a certificate
+     * renewal's signal must not kill the process */
     signal(SIGUSR1, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     rv = flags_parse(argc, argv, &flags);
     if (rv >= 0)
         return rv;

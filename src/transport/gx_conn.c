@@ -1566,7 +1566,7 @@ gx__conn_accept(gx_worker_t *w, int fd, const struct sockaddr *sa, int tls)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->fd = fd;
     if (tls) {
-        c->ssl = SSL_new(srv->ssl_ctx);
+        c->ssl = gx__tls_ssl_new(srv);
         if (c->ssl == NULL)
             goto fail_conn;
         c->bev = bufferevent_openssl_socket_new(w->base, fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING,

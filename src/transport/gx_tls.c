@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "util/gx_error.h"
+#include "util/gx_log.h"
 
 static int
 alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -79,6 +80,51 @@ gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t e
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     *out = ctx;
+    return 0;
+}
+
+SSL *
+gx__tls_ssl_new(gx_server_t *srv)
+{
+    SSL *ssl;
+
+    pthread_mutex_lock(&srv->ssl_lock);
+    ssl = SSL_new(srv->ssl_ctx);
+    pthread_mutex_unlock(&srv->ssl_lock);
+    return ssl;
+}
+
+/*
+ * Certificates are renewed in place (a new file under the same name): the new
+ * context serves the handshakes from now on, while every open connection keeps
+ * the context it was accepted with (its SSL holds a reference).
+ */
+int
+gx__tls_reload(gx_server_t *srv)
+{
+    SSL_CTX *ctx, *old;
+    char err[256];
+    int rv;
+
+    if (srv->ssl_ctx == NULL) {
+        gx_log(GX_LOG_INFO, "no TLS listener: no certificate to reload");
+        return 0;
+    }
+    rv = gx__tls_ctx_new(&srv->conf, &ctx, err, sizeof(err));
+    if (rv != 0) {
+        gx_stats_inc(TLS_RELOAD_FAILED);
+        gx_log(GX_LOG_WARN, "TLS reload failed: %s: new connections get the certificate loaded "
+               "before", err);
+        return rv;
+    }
+    pthread_mutex_lock(&srv->ssl_lock);
+    old = srv->ssl_ctx;
+    srv->ssl_ctx = ctx;
+    pthread_mutex_unlock(&srv->ssl_lock);
+    SSL_CTX_free(old);
+    gx_stats_inc(TLS_RELOADED);
+    gx_log(GX_LOG_INFO, "TLS reloaded tls_cert=%s tls_key=%s tls_client_ca=%s", srv->conf.tls_cert,
+           srv->conf.tls_key, srv->conf.tls_client_ca ? srv->conf.tls_client_ca : "-");
     return 0;
 }
 

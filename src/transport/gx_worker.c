@@ -10,7 +10,8 @@
  * and the signal handlers; SIGINT/SIGTERM start the drain: every worker
  * closes its listeners, sends GOAWAY, lets its calls finish and stops when
  * its last connection is gone or when drain_timeout_ms has passed.  SIGUSR1
- * asks the server's user to open its log files again (on_reopen).
+ * asks the server's user to open its log files again (on_reopen); SIGHUP
+ * reloads the TLS certificate, key and client CA from their files.
  *
  * The only cross-thread paths are a worker's resume queue (a mutex-guarded
  * intrusive list, one per worker, which a thread completing many calls fills
@@ -630,6 +631,13 @@ reopen_cb(evutil_socket_t sig, short what, void *arg)
         srv->dispatch.on_reopen(srv->dispatch.arg);
 }
 
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+    gx_log(GX_LOG_INFO, "signal HUP: reloading the TLS certificate");
+    gx__tls_reload(arg);
+}
+
 static int
 server_bind(gx_server_t *srv, char *err, size_t errlen)
 {
@@ -704,6 +712,7 @@ gx_server_new(const gx_server_conf_t *conf, const gx_dispatch_t *dispatch,
     if (admin != NULL)
         srv->admin = *admin;
     srv->h2c.fd = srv->tls.fd = srv->adm.fd = -1;
+    pthread_mutex_init(&srv->ssl_lock, NULL);
     srv->n_workers = conf->workers ? conf->workers : (unsigned)(cores > 0 ? cores : 1);
     srv->main_base = event_base_new();
     /* each worker on cache lines of its own (gx_worker_t is aligned to 128 bytes) */
@@ -755,13 +764,15 @@ gx_server_start(gx_server_t *srv)
     srv->sig_int = evsignal_new(srv->main_base, SIGINT, signal_cb, srv);
     srv->sig_term = evsignal_new(srv->main_base, SIGTERM, signal_cb, srv);
     srv->sig_usr1 = evsignal_new(srv->main_base, SIGUSR1, reopen_cb, srv);
+    srv->sig_hup = evsignal_new(srv->main_base, SIGHUP, reload_cb, srv);
     srv->done_ev = event_new(srv->main_base, -1, 0, done_cb, srv);
     if (srv->sig_int == NULL || srv->sig_term == NULL || srv->sig_usr1 == NULL ||
-        srv->done_ev == NULL)
+        srv->sig_hup == NULL || srv->done_ev == NULL)
         return GX_ENOMEM;
     event_add(srv->sig_int, NULL);
     event_add(srv->sig_term, NULL);
     event_add(srv->sig_usr1, NULL);
+    event_add(srv->sig_hup, NULL);
     if (srv->adm.len != 0) {
         rv = gx__admin_start(srv, err, sizeof(err));
         if (rv != 0) {
@@ -839,12 +850,15 @@ gx_server_free(gx_server_t *srv)
         event_free(srv->sig_term);
     if (srv->sig_usr1 != NULL)
         event_free(srv->sig_usr1);
+    if (srv->sig_hup != NULL)
+        event_free(srv->sig_hup);
     if (srv->sig_int != NULL) {
         /* on the way out: a repeated signal must not kill the teardown (libevent
          * has just put the default disposition back) */
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
         signal(SIGUSR1, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
     }
     if (srv->done_ev != NULL)
         event_free(srv->done_ev);
@@ -852,6 +866,7 @@ gx_server_free(gx_server_t *srv)
         event_base_free(srv->main_base);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
+    pthread_mutex_destroy(&srv->ssl_lock);
     conf_free(&srv->conf);
     free(srv);
 }

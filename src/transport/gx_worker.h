@@ -61,10 +61,11 @@ struct gx_server_s {
     unsigned n_workers;
     gx_worker_t *workers;
     gx_listen_addr_t h2c, tls, adm;
-    SSL_CTX *ssl_ctx;
+    SSL_CTX *ssl_ctx;             /* under ssl_lock once workers run (SIGHUP replaces it) */
+    pthread_mutex_t ssl_lock;
     struct event_base *main_base;
     struct evhttp *http;
-    struct event *sig_int, *sig_term, *sig_usr1, *done_ev;
+    struct event *sig_int, *sig_term, *sig_usr1, *sig_hup, *done_ev;
     int draining;                 /* atomic */
     unsigned n_conns;             /* atomic, all workers */
     size_t recv_held;             /* atomic: unfinished request bytes, all connections */
@@ -94,6 +95,14 @@ void gx__accept_pause(struct evconnlistener *lis, struct event *resume, const ch
 /* gx_tls.c */
 /** Builds the server TLS context (TLS 1.2+, ALPN h2, optional client CA). */
 int gx__tls_ctx_new(const gx_server_conf_t *conf, SSL_CTX **out, char *err, size_t errlen);
+/** A connection's SSL on the current context (which it keeps alive). @note thread: any */
+SSL *gx__tls_ssl_new(gx_server_t *srv);
+/**
+ * Builds a new context from the configured files and puts it in place for the
+ * connections accepted from now on; on failure the old one stays, with a
+ * warning.  @return 0, or an error code  @note thread: main
+ */
+int gx__tls_reload(gx_server_t *srv);
 /**
  * The verified client certificate's identity (first URI SAN, else first DNS
  * SAN; never the CN) as a malloc()ed string, or NULL.

@@ -21,6 +21,9 @@
       "Connections closed by first_request_timeout")                                             \
     X(TLS_HANDSHAKE_TIMEOUT, "tls_handshake_timeout_total", "TLS handshakes over the timeout")    \
     X(TLS_HANDSHAKE_FAILED, "tls_handshake_failed_total", "TLS handshakes that failed")          \
+    X(TLS_RELOADED, "tls_reloads_total", "TLS certificate reloads (SIGHUP) that took effect")     \
+    X(TLS_RELOAD_FAILED, "tls_reload_failed_total",                                              \
+      "TLS certificate reloads that failed: the certificate loaded before stays")                \
     X(H2_PROTOCOL_ERROR, "h2_protocol_errors_total", "Connections ended on an HTTP/2 error")     \
     X(H2_FLOOD, "h2_flood_total", "Connections ended by nghttp2 flood protection")               \
     X(H2_RAPID_RESET, "h2_rapid_reset_total", "Connections over the stream reset rate limit")    \

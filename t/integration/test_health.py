@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """grpc.health.v1.Health over h2c and TLS, and the admin HTTP port."""
 import os
+import shutil
 import signal
 import urllib.error
 import urllib.request
@@ -167,4 +168,78 @@ def test_sigusr1_with_the_access_log_on_stderr(server, health_pb2):
     server.proc.send_signal(signal.SIGUSR1)
     assert wait_for(lambda: "signal USR1: reopening log files" in server.log())
     with server.channel() as ch:
+        assert check(ch, health_pb2).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _tls_channel(server, ca_pem):
+    """A channel of its own (no subchannel shared with another), trusting ca_pem."""
+    creds = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    return grpc.secure_channel(server.tls, creds,
+                               options=[("grpc.ssl_target_name_override", "localhost"),
+                                        ("grpc.use_local_subchannel_pool", 1)])
+
+
+def _serves(server, ca_pem, pb):
+    """True if a new TLS connection that trusts ca_pem gets an answer; False if its
+    handshake fails."""
+    with _tls_channel(server, ca_pem) as ch:
+        try:
+            return check(ch, pb, timeout=3).status == pb.HealthCheckResponse.SERVING
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+            return False
+
+
+def test_tls_certificate_reloads_on_sighup(make_server, pki, health_pb2, tmp_path):
+    """A renewed certificate written over the old files, then SIGHUP: connections
+    from then on get the new one, an open connection keeps the one it has. Files
+    that do not load (a key of another certificate, a file that is not PEM) leave
+    the certificate in place, with a warning and a count."""
+    cert, key = str(tmp_path / "tls.crt"), str(tmp_path / "tls.key")
+    shutil.copy(pki.server_cert, cert)
+    shutil.copy(pki.server_key, key)
+    s = make_server(tls=False, args=["--tls-listen", "127.0.0.1:0", "--tls-cert", cert,
+                                     "--tls-key", key])
+    with open(pki.path("rogue-ca.crt"), "rb") as f:
+        other_ca = f.read()
+    new_cert, new_key = pki._leaf("server-renewed", "rogue-ca",
+                                  "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    hup = lambda: s.proc.send_signal(signal.SIGHUP)
+    serving = health_pb2.HealthCheckResponse.SERVING
+
+    open_ch = _tls_channel(s, pki.ca_pem)
+    assert check(open_ch, health_pb2).status == serving
+    assert _serves(s, pki.ca_pem, health_pb2)
+    assert not _serves(s, other_ca, health_pb2)
+
+    shutil.copy(new_cert, cert)
+    shutil.copy(new_key, key)
+    hup()
+    assert wait_for(lambda: "TLS reloaded tls_cert=%s" % cert in s.log())
+    assert _serves(s, other_ca, health_pb2)
+    assert not _serves(s, pki.ca_pem, health_pb2)
+    assert check(open_ch, health_pb2).status == serving
+    open_ch.close()
+
+    for bad in ("other key", "not PEM"):
+        if bad == "other key":
+            shutil.copy(pki.server_key, key)
+        else:
+            with open(key, "w") as f:
+                f.write("not a key\n")
+        n = s.log().count("TLS reload failed")
+        hup()
+        assert wait_for(lambda: s.log().count("TLS reload failed") == n + 1)
+        assert _serves(s, other_ca, health_pb2)
+    assert s.log().count("TLS reload failed: tls_key %s: " % key) == 2
+    m = s.metrics()
+    assert (m["galaxy_tls_reloads_total"], m["galaxy_tls_reload_failed_total"]) == (1, 2)
+
+
+def test_sighup_without_tls(make_server, health_pb2):
+    """No TLS listener: nothing to reload, and the server goes on serving."""
+    s = make_server(tls=False)
+    s.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "no TLS listener: no certificate to reload" in s.log())
+    with s.channel() as ch:
         assert check(ch, health_pb2).status == health_pb2.HealthCheckResponse.SERVING
