@@ -28,12 +28,12 @@ wait_file() {    # FILE PID: up to 20 s for the server to write its ready file
     [ -s "$1" ]
 }
 
-cpu() {    # SERVER: utime+stime in ticks (fields 14 and 15; counted after the ")" of comm)
-    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
+cpu_split() {    # SERVER: "utime stime" in ticks (fields 14 and 15; counted after the ")" of comm)
+    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12, $13}'
 }
 
-cpu_split() {    # SERVER: "utime stime" in ticks, the user's and the kernel's share apart
-    sed 's/^.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12, $13}'
+cpu() {    # SERVER: utime+stime in ticks
+    cpu_split "$1" | awk '{print $1 + $2}'
 }
 
 gx_load_build() {    # SCRIPT: builds bench/gx_load.c into $tmp unless $gx_load is set; exit 1 if it fails
